@@ -1,0 +1,82 @@
+//! Administration: teams, users and memberships. The CLI subcommands and
+//! tests call these, so the rules (valid names, hashing off the executor)
+//! live in one place.
+
+use std::sync::Arc;
+
+use crate::passwords::{self, PasswordError};
+use crate::store::{Store, StoreError};
+
+/// Why an admin operation was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The shortest password `user add` accepts.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// Team slugs: lower-case letters, digits and dashes, as in URLs.
+pub fn check_slug(slug: &str) -> Result<(), AdminError> {
+    let ok = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !slug.starts_with('-')
+        && slug != "local";
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "'{slug}' is not a valid team slug: use lower-case letters, digits and dashes (like 'acme' or 'team-2'); 'local' is reserved"
+        )))
+    }
+}
+
+/// Usernames: 1 to 150 characters, no whitespace or control characters.
+pub fn check_username(username: &str) -> Result<(), AdminError> {
+    let ok = !username.is_empty()
+        && username.chars().count() <= 150
+        && !username
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(())
+    } else {
+        Err(AdminError::Invalid(format!(
+            "'{username}' is not a valid username: use 1 to 150 characters without spaces"
+        )))
+    }
+}
+
+pub async fn add_team(store: &Arc<dyn Store>, slug: &str) -> Result<(), AdminError> {
+    check_slug(slug)?;
+    Ok(store.create_team(slug).await?)
+}
+
+/// Adds a user to an existing team. The password is hashed with argon2id
+/// on a blocking thread.
+pub async fn add_user(
+    store: &Arc<dyn Store>,
+    username: &str,
+    password: &str,
+    team: &str,
+) -> Result<(), AdminError> {
+    check_username(username)?;
+    if password.chars().count() < MIN_PASSWORD_LEN {
+        return Err(AdminError::Invalid(format!(
+            "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
+        )));
+    }
+    let password = password.to_string();
+    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+        .await
+        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))??;
+    Ok(store.create_user(username, &hash, team).await?)
+}

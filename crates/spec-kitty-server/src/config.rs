@@ -1,0 +1,344 @@
+//! Server configuration: flags, then `SPEC_KITTY_SERVER_*` environment
+//! variables (clap reads both), then an optional TOML file, then defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// Where the server keeps its data when nothing says otherwise.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("spec-kitty-server");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/spec-kitty-server"),
+        None => PathBuf::from("spec-kitty-server-data"),
+    }
+}
+
+/// The database and data directory, shared by `serve` and the admin commands.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StorageArgs {
+    /// Directory for the SQLite database and the signing key
+    /// [default: $XDG_DATA_HOME/spec-kitty-server or ~/.local/share/spec-kitty-server]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_DATA_DIR",
+        value_name = "DIR",
+        global = true
+    )]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH [default: sqlite://DATA_DIR/spec-kitty.db]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_DATABASE_URL",
+        value_name = "URL",
+        global = true
+    )]
+    pub database: Option<String>,
+}
+
+/// Flags of `spec-kitty-server serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8000]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// TLS certificate chain (PEM); serve https when given with --tls-key
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_TLS_CERT",
+        value_name = "PEM",
+        requires = "tls_key"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM)
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_TLS_KEY",
+        value_name = "PEM",
+        requires = "tls_cert"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Access-token lifetime in seconds [default: 900]
+    #[arg(long, env = "SPEC_KITTY_SERVER_ACCESS_LIFETIME", value_name = "SECS")]
+    pub access_lifetime: Option<u64>,
+    /// Refresh-token lifetime in seconds [default: 604800]
+    #[arg(long, env = "SPEC_KITTY_SERVER_REFRESH_LIFETIME", value_name = "SECS")]
+    pub refresh_lifetime: Option<u64>,
+    /// Largest request body accepted, as sent (compressed) [default: 16 MiB]
+    #[arg(long, env = "SPEC_KITTY_SERVER_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Largest batch body after decompression [default: 64 MiB]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_MAX_DECOMPRESSED_BYTES",
+        value_name = "BYTES"
+    )]
+    pub max_decompressed_bytes: Option<usize>,
+    /// Failed log-ins per username (or 4x per address) before 429 [default: 5]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_FAILURES", value_name = "N")]
+    pub login_max_failures: Option<u32>,
+    /// Window in seconds over which failed log-ins are counted [default: 900]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_WINDOW", value_name = "SECS")]
+    pub login_window: Option<u64>,
+    /// Log format: text or json [default: text]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Optional TOML file with any of the settings above (flags and
+    /// environment win over it)
+    #[arg(long, env = "SPEC_KITTY_SERVER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// The TOML file: the same settings, all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    access_lifetime: Option<u64>,
+    refresh_lifetime: Option<u64>,
+    max_body_bytes: Option<usize>,
+    max_decompressed_bytes: Option<usize>,
+    login_max_failures: Option<u32>,
+    login_window: Option<u64>,
+    log_format: Option<LogFormat>,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Where data lives, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Storage {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl StorageArgs {
+    pub fn resolve(&self) -> Storage {
+        let data_dir = self.data_dir.clone().unwrap_or_else(default_data_dir);
+        let database_url = self
+            .database
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("spec-kitty.db").display()));
+        Storage {
+            data_dir,
+            database_url,
+        }
+    }
+}
+
+/// Limits on requests and log-ins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_decompressed_bytes: usize,
+    pub login_max_failures: u32,
+    pub login_window: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 16 * 1024 * 1024,
+            max_decompressed_bytes: 64 * 1024 * 1024,
+            login_max_failures: 5,
+            login_window: 900,
+        }
+    }
+}
+
+/// Everything `serve` needs, resolved.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub storage: Storage,
+    pub tls: Option<(PathBuf, PathBuf)>,
+    pub access_lifetime: u64,
+    pub refresh_lifetime: u64,
+    pub limits: Limits,
+    pub log_format: LogFormat,
+}
+
+impl ServerConfig {
+    /// A configuration for tests and benchmarks: loopback on a free port,
+    /// everything under `data_dir`.
+    pub fn for_data_dir(data_dir: &Path) -> ServerConfig {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            storage: StorageArgs {
+                data_dir: Some(data_dir.to_path_buf()),
+                database: None,
+            }
+            .resolve(),
+            tls: None,
+            access_lifetime: spec_kitty_protocol::token::DEFAULT_ACCESS_LIFETIME,
+            refresh_lifetime: spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME,
+            limits: Limits::default(),
+            log_format: LogFormat::Text,
+        }
+    }
+
+    /// Merges flags and environment (already in `args`) over the file over
+    /// the defaults.
+    pub fn resolve(args: &ServeArgs, storage: &StorageArgs) -> Result<ServerConfig, ConfigError> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
+                    path: path.clone(),
+                    message: e.message().to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let defaults = Limits::default();
+        let storage = StorageArgs {
+            data_dir: storage.data_dir.clone().or(file.data_dir),
+            database: storage.database.clone().or(file.database),
+        }
+        .resolve();
+        let tls = match (
+            args.tls_cert.clone().or(file.tls_cert),
+            args.tls_key.clone().or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some((cert, key)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "TLS needs both a certificate and a key (--tls-cert and --tls-key)".into(),
+                ));
+            }
+        };
+        let config = ServerConfig {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
+            storage,
+            tls,
+            access_lifetime: args
+                .access_lifetime
+                .or(file.access_lifetime)
+                .unwrap_or(spec_kitty_protocol::token::DEFAULT_ACCESS_LIFETIME),
+            refresh_lifetime: args
+                .refresh_lifetime
+                .or(file.refresh_lifetime)
+                .unwrap_or(spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME),
+            limits: Limits {
+                max_body_bytes: args
+                    .max_body_bytes
+                    .or(file.max_body_bytes)
+                    .unwrap_or(defaults.max_body_bytes),
+                max_decompressed_bytes: args
+                    .max_decompressed_bytes
+                    .or(file.max_decompressed_bytes)
+                    .unwrap_or(defaults.max_decompressed_bytes),
+                login_max_failures: args
+                    .login_max_failures
+                    .or(file.login_max_failures)
+                    .unwrap_or(defaults.login_max_failures),
+                login_window: args
+                    .login_window
+                    .or(file.login_window)
+                    .unwrap_or(defaults.login_window),
+            },
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        };
+        if config.access_lifetime == 0 || config.refresh_lifetime == 0 {
+            return Err(ConfigError::Invalid(
+                "token lifetimes must be at least 1 second".into(),
+            ));
+        }
+        if config.refresh_lifetime < config.access_lifetime {
+            return Err(ConfigError::Invalid(
+                "the refresh lifetime must not be shorter than the access lifetime".into(),
+            ));
+        }
+        if config.limits.login_max_failures == 0 {
+            return Err(ConfigError::Invalid(
+                "login-max-failures must be at least 1".into(),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_which_wins_over_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9100\"\naccess_lifetime = 60\nrefresh_lifetime = 120\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            access_lifetime: Some(30),
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let storage = StorageArgs {
+            data_dir: Some(dir.path().to_path_buf()),
+            database: None,
+        };
+        let config = ServerConfig::resolve(&args, &storage).expect("resolves");
+        assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.access_lifetime, 30);
+        assert_eq!(config.refresh_lifetime, 120);
+        assert_eq!(config.limits, Limits::default());
+        assert!(config.storage.database_url.ends_with("spec-kitty.db"));
+    }
+
+    #[test]
+    fn unknown_file_keys_and_half_tls_are_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "lisen = \"x\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let err = ServerConfig::resolve(&args, &StorageArgs::default()).expect_err("typo");
+        assert!(err.to_string().contains("lisen"), "{err}");
+        let args = ServeArgs {
+            tls_cert: Some("c.pem".into()),
+            ..ServeArgs::default()
+        };
+        assert!(ServerConfig::resolve(&args, &StorageArgs::default()).is_err());
+    }
+}

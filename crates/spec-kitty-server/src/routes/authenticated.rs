@@ -1,0 +1,50 @@
+//! The `Authorization: Bearer` extractor shared by authenticated routes.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::store::User;
+use crate::tokens::TokenKind;
+
+/// A request whose access token verified and whose user still exists and
+/// is enabled. Team membership is checked by each route, because a removed
+/// member must get 403, not 401.
+pub struct Authenticated {
+    pub user: User,
+    /// The team the token was issued for.
+    pub team: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .ok_or_else(ApiError::token_invalid)?;
+        let claims = state
+            .signer
+            .verify(token, TokenKind::Access)
+            .map_err(|_| ApiError::token_invalid())?;
+        let user = state
+            .store
+            .user_by_id(claims.uid)
+            .await?
+            .filter(|u| !u.disabled && u.username == claims.sub)
+            .ok_or_else(ApiError::token_invalid)?;
+        Ok(Authenticated {
+            user,
+            team: claims.team,
+        })
+    }
+}

@@ -1,0 +1,41 @@
+//! Liveness and the authenticated sync health check.
+
+use axum::Json;
+use serde_json::{Value, json};
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::routes::authenticated::Authenticated;
+use axum::extract::State;
+
+/// `GET /healthz`: the process accepts requests. No authentication, no
+/// database access, so a load balancer's probe costs nothing.
+pub async fn liveness() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// `GET /api/v1/sync/health/`: the token is good and the user may write
+/// for their team.
+pub async fn sync_health(
+    State(state): State<AppState>,
+    auth: Authenticated,
+) -> Result<Json<Value>, ApiError> {
+    let Some(team) = auth.team.clone() else {
+        return Err(ApiError::Forbidden(format!(
+            "User '{}' belongs to no team",
+            auth.user.username
+        )));
+    };
+    if !state.store.is_member(auth.user.id, &team).await? {
+        return Err(ApiError::Forbidden(format!(
+            "Insufficient permissions for team '{team}': user '{}' is not a member",
+            auth.user.username
+        )));
+    }
+    Ok(Json(json!({
+        "status": "ok",
+        "user": auth.user.username,
+        "team_slug": team,
+        "server_version": env!("CARGO_PKG_VERSION"),
+    })))
+}

@@ -1,0 +1,6 @@
+//! Route handlers, one module per part of the contract.
+
+pub mod auth;
+pub mod authenticated;
+pub mod batch;
+pub mod health;

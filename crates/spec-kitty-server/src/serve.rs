@@ -1,0 +1,186 @@
+//! Starting and stopping the HTTP(S) server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum_server::Handle;
+use axum_server::accept::NoDelayAcceptor;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use tokio::task::JoinHandle;
+
+use crate::app::{AppState, router};
+use crate::config::ServerConfig;
+use crate::signing_key::{self, KeyError};
+use crate::store::{self, Store, StoreError};
+use crate::tokens::Signer;
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot load the TLS certificate or key: {0}")]
+    Tls(std::io::Error),
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// A server accepting requests.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub tls: bool,
+    pub store: Arc<dyn Store>,
+    handle: Handle<SocketAddr>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// The base URL clients use.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// A handle that stops the server gracefully from anywhere.
+    pub fn handle(&self) -> Handle<SocketAddr> {
+        self.handle.clone()
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `grace`), and
+    /// waits for the server to end.
+    pub async fn shutdown(self, grace: Duration) {
+        self.handle.graceful_shutdown(Some(grace));
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server ends (after a shutdown from a handle).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Opens the store and starts serving.
+pub async fn start(config: &ServerConfig) -> Result<RunningServer, ServeError> {
+    let store = store::open(&config.storage.database_url).await?;
+    start_with_store(config, store).await
+}
+
+/// Starts serving on an already open store.
+pub async fn start_with_store(
+    config: &ServerConfig,
+    store: Arc<dyn Store>,
+) -> Result<RunningServer, ServeError> {
+    let key = signing_key::load_or_create(&config.storage.data_dir)?;
+    let signer =
+        Signer::new(&key, config.access_lifetime, config.refresh_lifetime).map_err(|_| {
+            KeyError::Corrupt {
+                path: config.storage.data_dir.join(signing_key::KEY_FILE),
+            }
+        })?;
+    let state = AppState {
+        store: Arc::clone(&store),
+        signer: Arc::new(signer),
+        limits: config.limits,
+    };
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let bind_error = |source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    let handle: Handle<SocketAddr> = Handle::new();
+    let server = axum_server::from_tcp(listener).map_err(bind_error)?;
+    let task = match &config.tls {
+        None => tokio::spawn(
+            server
+                .acceptor(NoDelayAcceptor::new())
+                .handle(handle.clone())
+                .serve(app),
+        ),
+        Some((cert, key)) => {
+            // ring is the one crypto provider in this workspace; installing
+            // it twice is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(ServeError::Tls)?;
+            let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
+            tokio::spawn(server.acceptor(acceptor).handle(handle.clone()).serve(app))
+        }
+    };
+    Ok(RunningServer {
+        addr,
+        tls: config.tls.is_some(),
+        store,
+        handle,
+        task,
+    })
+}
+
+/// A server on its own runtime, for synchronous tests and benchmarks:
+/// start it, talk to it over real HTTP, drop it to stop it.
+pub struct BackgroundServer {
+    runtime: Option<tokio::runtime::Runtime>,
+    server: Option<RunningServer>,
+    pub addr: SocketAddr,
+    pub url: String,
+    pub store: Arc<dyn Store>,
+}
+
+impl BackgroundServer {
+    pub fn start(config: &ServerConfig) -> Result<BackgroundServer, ServeError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(ServeError::Runtime)?;
+        let server = runtime.block_on(start(config))?;
+        Ok(BackgroundServer {
+            addr: server.addr,
+            url: server.url(),
+            store: Arc::clone(&server.store),
+            server: Some(server),
+            runtime: Some(runtime),
+        })
+    }
+
+    /// Runs a future (an admin operation, say) on the server's runtime.
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(future),
+            None => tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map(|rt| rt.block_on(future))
+                .unwrap_or_else(|e| panic!("no runtime for block_on: {e}")),
+        }
+    }
+
+    /// Stops the server; connections are then refused.
+    pub fn stop(&mut self) {
+        if let (Some(runtime), Some(server)) = (&self.runtime, self.server.take()) {
+            runtime.block_on(server.shutdown(Duration::from_secs(5)));
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+impl Drop for BackgroundServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,192 @@
+//! Storage behind one trait, so the routes never know which database they
+//! talk to. SQLite is the embedded default; a PostgreSQL backend implements
+//! the same trait.
+//!
+//! Every operation that must be atomic (rotating a refresh token, ingesting
+//! a batch) is one trait method, so each backend can make it one
+//! transaction and no route can interleave reads and writes unsafely.
+
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+/// What can go wrong in a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("cannot open the database at {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error(
+        "the database schema is version {found}, newer than this server understands ({known}); upgrade spec-kitty-server"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("unsupported database URL '{0}': use sqlite://PATH (or a plain path)")]
+    UnsupportedUrl(String),
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A user as the authentication code needs it.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub password_hash: String,
+    pub disabled: bool,
+    /// The user's own team: the one events are written for by default.
+    pub team: Option<String>,
+}
+
+/// A user as `user list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub username: String,
+    pub disabled: bool,
+    pub team: Option<String>,
+    pub member_of: Vec<String>,
+}
+
+/// A team as `team list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TeamSummary {
+    pub slug: String,
+    pub members: Vec<String>,
+    pub projects: i64,
+}
+
+/// A refresh token being issued.
+#[derive(Debug, Clone)]
+pub struct NewRefresh {
+    pub jti: String,
+    pub family: String,
+    pub user_id: i64,
+    pub expires_at: i64,
+}
+
+/// The result of presenting a refresh token for rotation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The old token is now retired and the new one is stored.
+    Rotated,
+    /// The token had already been used: its whole family is now revoked.
+    Reused,
+    /// The family was revoked earlier, or the token expired.
+    Revoked,
+    /// No such token was ever issued by this server.
+    Unknown,
+}
+
+/// Who sends a batch, as the verified access token says.
+#[derive(Debug, Clone)]
+pub struct Sender {
+    pub user_id: i64,
+    pub username: String,
+    /// The team named in the token.
+    pub team: Option<String>,
+}
+
+/// One valid event, ready to store.
+#[derive(Debug, Clone)]
+pub struct IncomingEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub aggregate_id: String,
+    pub project_uuid: String,
+    pub project_slug: Option<String>,
+    /// The team named by the event itself, if any (never `local`).
+    pub team: Option<String>,
+    pub node_id: String,
+    pub lamport: i64,
+    pub timestamp: String,
+    /// The four-lane value of a `WPStatusChanged` event.
+    pub lane: Option<&'static str>,
+    pub body: String,
+}
+
+/// The whole-batch answer of [`Store::ingest`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestOutcome {
+    /// One flag per event, in order: `true` if newly stored, `false` if an
+    /// event with the same id was stored before.
+    Stored(Vec<bool>),
+    /// The sender may not write this batch; nothing of it was stored.
+    Forbidden(String),
+}
+
+/// Where a failed log-in is counted: per username and per client address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureCount {
+    pub count: i64,
+    /// Unix time of the oldest failure inside the window.
+    pub oldest: i64,
+}
+
+/// The storage of the server.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    async fn create_team(&self, slug: &str) -> StoreResult<()>;
+    async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>>;
+    /// Adds a user with `team` as their own team (they become a member).
+    async fn create_user(&self, username: &str, password_hash: &str, team: &str)
+    -> StoreResult<()>;
+    async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
+    async fn disable_user(&self, username: &str) -> StoreResult<()>;
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>>;
+    async fn add_member(&self, team: &str, username: &str) -> StoreResult<()>;
+    async fn remove_member(&self, team: &str, username: &str) -> StoreResult<()>;
+    async fn is_member(&self, user_id: i64, team: &str) -> StoreResult<bool>;
+
+    async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()>;
+    /// Retires `old_jti` and stores `new` in the same family, atomically.
+    /// A token that was already retired revokes its whole family.
+    async fn rotate_refresh(
+        &self,
+        old_jti: &str,
+        new: NewRefresh,
+        now: i64,
+    ) -> StoreResult<RotateOutcome>;
+
+    /// Failed log-ins per key since `since` (unix seconds).
+    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>>;
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        at: i64,
+        prune_before: i64,
+    ) -> StoreResult<()>;
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Stores a batch, all or nothing: permissions are checked for every
+    /// event first, projects are registered to their team on first sight,
+    /// and duplicates are found by the unique `event_id`, so the same event
+    /// arriving on several connections at once is stored once.
+    async fn ingest(
+        &self,
+        sender: &Sender,
+        events: Vec<IncomingEvent>,
+        now: i64,
+    ) -> StoreResult<IngestOutcome>;
+
+    /// How many events are stored (for admin views and tests).
+    async fn event_count(&self) -> StoreResult<i64>;
+}
+
+/// Opens the store named by a database URL, running its migrations.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let path = sqlite::path_from_url(url)?;
+    let store = sqlite::SqliteStore::open(path).await?;
+    Ok(Arc::new(store))
+}

@@ -1,0 +1,1 @@
+//! The spec-kitty client library.
