@@ -253,7 +253,13 @@ fn describe_value(value: Option<&Value>) -> String {
 
 /// A ULID: 26 Crockford base32 characters whose first is at most `7`.
 pub fn is_ulid(text: &str) -> bool {
-    ulid::Ulid::from_string(text).is_ok()
+    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let bytes = text.as_bytes();
+    bytes.len() == 26
+        && matches!(bytes[0], b'0'..=b'7')
+        && bytes
+            .iter()
+            .all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()))
 }
 
 /// A UUID in its hyphenated form (what every client writes).
