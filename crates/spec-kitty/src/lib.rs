@@ -1,1 +1,11 @@
-//! The spec-kitty client library.
+//! The spec-kitty client: configuration, credentials, the token manager,
+//! the HTTP client, the connectivity probe, and the CLI on top of them.
+
+pub mod atomic;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod credentials;
+pub mod http;
+pub mod paths;
+pub mod probe;

@@ -1,0 +1,130 @@
+//! The token manager: a valid access token, refreshed when needed.
+//!
+//! Refresh is single-flight across processes. Under the credentials lock a
+//! process re-reads the file; if another process refreshed meanwhile, it
+//! uses that token. Otherwise it refreshes and writes. A refused refresh
+//! (401) ends the session; a timeout, connection error, 429 or 5xx leaves
+//! the file untouched and is reported as the server problem it is.
+
+use std::time::Duration;
+
+use spec_kitty_protocol::{RefreshRequest, TokenResponse};
+use time::OffsetDateTime;
+
+use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored};
+use crate::http::{Body, Http, HttpError};
+use crate::paths::Home;
+
+/// The refresh endpoint, relative to the server URL.
+pub const REFRESH_PATH: &str = "/api/v1/token/refresh/";
+/// The log-in endpoint.
+pub const LOGIN_PATH: &str = "/api/v1/token/";
+
+/// Why no usable access token could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Not authenticated. Run `spec-kitty auth login` to connect.")]
+    NotAuthenticated,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("Session expired ({reason}). Run `spec-kitty auth login` to re-authenticate.")]
+    SessionExpired { reason: String },
+    #[error("Could not refresh the session: {0}. Your credentials were kept; try again later.")]
+    Network(HttpError),
+    #[error(
+        "Could not refresh the session: the server answered HTTP {status} ({detail}). Your credentials were kept; try again later."
+    )]
+    ServerStatus { status: u16, detail: String },
+}
+
+/// An access token ready to use, with the session it belongs to.
+#[derive(Debug)]
+pub struct Session {
+    pub access: String,
+    pub credentials: Credentials,
+    /// Whether this process refreshed the token.
+    pub refreshed: bool,
+}
+
+/// Reads the stored session, mapping "absent" to [`AuthError::NotAuthenticated`].
+pub fn stored(home: &Home) -> Result<Credentials, AuthError> {
+    match credentials::load(home)? {
+        Stored::Absent => Err(AuthError::NotAuthenticated),
+        Stored::Present(creds) => Ok(creds),
+    }
+}
+
+/// A valid access token: the stored one, or a refreshed one.
+pub fn access_token(home: &Home, http: &Http, timeout: Duration) -> Result<Session, AuthError> {
+    let creds = stored(home)?;
+    if !creds.access_expired(OffsetDateTime::now_utc()) {
+        return Ok(Session {
+            access: creds.access.clone(),
+            credentials: creds,
+            refreshed: false,
+        });
+    }
+    refresh(home, http, &creds.access, timeout)
+}
+
+/// Refreshes because `stale` (the token we hold) expired or was refused,
+/// unless another process already replaced it.
+pub fn refresh(
+    home: &Home,
+    http: &Http,
+    stale: &str,
+    timeout: Duration,
+) -> Result<Session, AuthError> {
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT.max(timeout))?;
+    let mut creds = stored(home)?;
+    let now = OffsetDateTime::now_utc();
+    if creds.access != stale && !creds.access_expired(now) {
+        return Ok(Session {
+            access: creds.access.clone(),
+            credentials: creds,
+            refreshed: false,
+        });
+    }
+    if creds.refresh_expired(now) {
+        return Err(AuthError::SessionExpired {
+            reason: "the refresh token has expired".into(),
+        });
+    }
+    let url = format!("{}{REFRESH_PATH}", creds.server_url);
+    let body = serde_json::to_vec(&RefreshRequest {
+        refresh: creds.refresh.clone(),
+    })
+    .unwrap_or_default();
+    let reply = http
+        .post_within(&url, None, Body::Json(&body), timeout)
+        .map_err(AuthError::Network)?;
+    match reply.status {
+        200 => {
+            let tokens: TokenResponse =
+                serde_json::from_slice(&reply.body).map_err(|e| AuthError::ServerStatus {
+                    status: 200,
+                    detail: format!("unreadable token response: {e}"),
+                })?;
+            creds.apply_refresh(
+                tokens.access,
+                tokens.refresh,
+                tokens.access_lifetime,
+                tokens.refresh_lifetime,
+                tokens.team_slug,
+            );
+            credentials::save(home, &creds, &lock)?;
+            Ok(Session {
+                access: creds.access.clone(),
+                credentials: creds,
+                refreshed: true,
+            })
+        }
+        401 => Err(AuthError::SessionExpired {
+            reason: "the server refused the refresh token".into(),
+        }),
+        status => Err(AuthError::ServerStatus {
+            status,
+            detail: reply.error_text(),
+        }),
+    }
+}

@@ -1,0 +1,396 @@
+//! `spec-kitty auth login|logout|status|token`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::json;
+use spec_kitty_protocol::{LoginRequest, TokenResponse};
+use time::OffsetDateTime;
+
+use super::output::{CliError, CliResult, print_json, validity};
+use crate::auth::{self, AuthError, LOGIN_PATH};
+use crate::config::{self, Config};
+use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored};
+use crate::http::{Body, Http, HttpError};
+use crate::paths::{self, Home};
+use crate::probe::Outcome;
+
+/// Log-in and refresh requests get this long.
+const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Subcommand)]
+pub enum AuthCommand {
+    /// Log in to the sync server and store the session in ~/.spec-kitty/credentials
+    Login {
+        /// Username (asked for on the terminal when missing)
+        #[arg(long)]
+        username: Option<String>,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+        /// Server URL (default: [sync] server_url from ~/.spec-kitty/config.toml)
+        #[arg(long, value_name = "URL")]
+        server: Option<String>,
+        /// Log in again even when a session exists (a corrupt credentials
+        /// file is kept as credentials.corrupt-<time>)
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the stored session
+    Logout,
+    /// Show the stored session, without network; exit 0 only when it is usable
+    #[command(
+        after_help = "Exit codes: 0 usable session, 3 not logged in, 4 session expired, 10 credentials unreadable, 11 credentials invalid"
+    )]
+    Status {
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a valid access token (refreshed if needed) and nothing else
+    Token,
+}
+
+pub fn run(home: &Home, command: AuthCommand) -> CliResult {
+    match command {
+        AuthCommand::Login {
+            username,
+            password_stdin,
+            server,
+            force,
+        } => login(home, username, password_stdin, server, force),
+        AuthCommand::Logout => logout(home),
+        AuthCommand::Status { json } => status(home, json),
+        AuthCommand::Token => token(home),
+    }
+}
+
+/// The exit code and message for a token-manager failure.
+pub fn auth_failure(e: AuthError) -> CliError {
+    let code = match &e {
+        AuthError::NotAuthenticated => Outcome::NotAuthenticated.exit_code(),
+        AuthError::Credentials(CredentialsError::Invalid { .. }) => {
+            Outcome::CredentialsInvalid.exit_code()
+        }
+        AuthError::Credentials(_) => Outcome::CredentialsUnreadable.exit_code(),
+        AuthError::SessionExpired { .. } => Outcome::SessionExpired.exit_code(),
+        AuthError::Network(HttpError::Certificate { .. }) => {
+            Outcome::CertificateUntrusted.exit_code()
+        }
+        AuthError::Network(_) => Outcome::Unreachable.exit_code(),
+        AuthError::ServerStatus { .. } => Outcome::UnexpectedStatus.exit_code(),
+    };
+    CliError::new(code, e.to_string())
+}
+
+fn credentials_failure(e: CredentialsError) -> CliError {
+    auth_failure(AuthError::Credentials(e))
+}
+
+fn read_line(prompt: Option<&str>) -> Result<String, CliError> {
+    if let Some(prompt) = prompt {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::general(format!("cannot read standard input: {e}")))?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+fn login(
+    home: &Home,
+    username: Option<String>,
+    password_stdin: bool,
+    server: Option<String>,
+    force: bool,
+) -> CliResult {
+    let mut config = Config::load(home).map_err(|e| CliError::general(e.to_string()))?;
+    let server_url = match &server {
+        Some(url) => config::normalize_server_url(url).map_err(|e| CliError::general(e.to_string()))?,
+        None => config.server_url().ok_or_else(|| {
+            CliError::general(format!(
+                "no sync server is configured. Set one with `spec-kitty sync server {}`, or pass --server URL",
+                config::EXAMPLE_URL
+            ))
+        })?,
+    };
+
+    let mut previous: Option<Credentials> = None;
+    match credentials::load(home) {
+        Ok(Stored::Absent) => {}
+        Ok(Stored::Present(creds)) => {
+            let usable = !creds.refresh_expired(OffsetDateTime::now_utc());
+            if usable && !force {
+                if let Some(wanted) = &username
+                    && wanted != &creds.username
+                {
+                    return Err(CliError::general(format!(
+                        "already logged in as {} on {}; pass --force to log in as {wanted}",
+                        creds.username, creds.server_url
+                    )));
+                }
+                println!(
+                    "Already logged in as {} on {}. Use --force to log in again.",
+                    creds.username, creds.server_url
+                );
+                return Ok(0);
+            }
+            previous = Some(creds);
+        }
+        Err(CredentialsError::Invalid { path, reason }) => {
+            if !force {
+                return Err(credentials_failure(CredentialsError::Invalid {
+                    path,
+                    reason,
+                }));
+            }
+        }
+        Err(e) => return Err(credentials_failure(e)),
+    }
+
+    let interactive = std::io::stdin().is_terminal();
+    let username = match username {
+        Some(name) => name,
+        None if interactive && !password_stdin => read_line(Some("Username: "))?,
+        None => {
+            return Err(CliError::general(
+                "no terminal to ask for a username: pass --username USER",
+            ));
+        }
+    };
+    if username.trim().is_empty() {
+        return Err(CliError::general("the username is empty"));
+    }
+    let password = if password_stdin {
+        read_line(None)?
+    } else if interactive {
+        rpassword::prompt_password("Password: ")
+            .map_err(|e| CliError::general(format!("cannot read the password: {e}")))?
+    } else {
+        return Err(CliError::general(
+            "no terminal to ask for a password: pipe it in with --password-stdin",
+        ));
+    };
+    if password.is_empty() {
+        return Err(CliError::general("the password is empty"));
+    }
+
+    let http = Http::new(AUTH_TIMEOUT);
+    let body = serde_json::to_vec(&LoginRequest {
+        username: username.clone(),
+        password,
+    })
+    .map_err(|e| CliError::general(e.to_string()))?;
+    let url = format!("{server_url}{LOGIN_PATH}");
+    let reply = http.post(&url, None, Body::Json(&body)).map_err(|e| {
+        let code = match e {
+            HttpError::Certificate { .. } => Outcome::CertificateUntrusted.exit_code(),
+            _ => Outcome::Unreachable.exit_code(),
+        };
+        CliError::new(code, format!("log-in failed: {e}"))
+    })?;
+    let tokens: TokenResponse = match reply.status {
+        200 => serde_json::from_slice(&reply.body).map_err(|e| {
+            CliError::new(
+                Outcome::UnexpectedStatus.exit_code(),
+                format!("the server's log-in answer is not a token response: {e}"),
+            )
+        })?,
+        401 => {
+            return Err(CliError::new(
+                Outcome::AuthenticationFailed.exit_code(),
+                format!("wrong username or password for {server_url}"),
+            ));
+        }
+        429 => {
+            let wait = reply
+                .retry_after
+                .map_or_else(|| "a while".to_string(), |s| format!("{s} seconds"));
+            return Err(CliError::general(format!(
+                "too many failed log-in attempts; the server asks to wait {wait} before trying again"
+            )));
+        }
+        status => {
+            return Err(CliError::new(
+                Outcome::UnexpectedStatus.exit_code(),
+                format!(
+                    "log-in failed: the server answered HTTP {status}: {}",
+                    reply.error_text()
+                ),
+            ));
+        }
+    };
+
+    let refresh = tokens.refresh.ok_or_else(|| {
+        CliError::new(
+            Outcome::UnexpectedStatus.exit_code(),
+            "the server's log-in answer has no refresh token",
+        )
+    })?;
+    let mut creds = Credentials::new(
+        &server_url,
+        &username,
+        tokens.team_slug.clone(),
+        tokens.access,
+        refresh,
+        tokens.access_lifetime,
+        tokens.refresh_lifetime,
+    );
+    if let Some(previous) = &previous {
+        creds.keep_extras_from(previous);
+    }
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(credentials_failure)?;
+    if let Err(CredentialsError::Invalid { .. }) = credentials::load(home) {
+        let backup = home.credentials().with_file_name(format!(
+            "credentials.corrupt-{}",
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::rename(home.credentials(), &backup).map_err(|e| {
+            CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
+        })?;
+        eprintln!(
+            "Kept the corrupt credentials file as {}",
+            paths::display(&backup)
+        );
+    }
+    credentials::save(home, &creds, &lock).map_err(credentials_failure)?;
+    drop(lock);
+    if config.server_url().is_none() {
+        let saved = config
+            .set_server_url(&server_url)
+            .and_then(|_| config.save(home));
+        if let Err(e) = saved {
+            eprintln!("warning: logged in, but could not record the server in config.toml: {e}");
+        }
+    }
+    let team = tokens
+        .team_slug
+        .map(|t| format!(" (team {t})"))
+        .unwrap_or_default();
+    println!("Logged in to {server_url} as {username}{team}.");
+    Ok(0)
+}
+
+fn logout(home: &Home) -> CliResult {
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(credentials_failure)?;
+    let who = match credentials::load(home) {
+        Ok(Stored::Present(creds)) => Some(format!("{} on {}", creds.username, creds.server_url)),
+        _ => None,
+    };
+    let removed = credentials::remove(home, &lock).map_err(credentials_failure)?;
+    if !removed {
+        println!("Not logged in; nothing to remove.");
+        return Ok(0);
+    }
+    match who {
+        Some(who) => println!("Logged out ({who})."),
+        None => println!(
+            "Removed the unusable credentials file {}.",
+            paths::display(&home.credentials())
+        ),
+    }
+    Ok(0)
+}
+
+fn status(home: &Home, as_json: bool) -> CliResult {
+    let path = home.credentials();
+    let now = OffsetDateTime::now_utc();
+    let creds = match credentials::load(home) {
+        Ok(Stored::Present(creds)) => creds,
+        Ok(Stored::Absent) => {
+            let code = Outcome::NotAuthenticated.exit_code();
+            if as_json {
+                print_json(&json!({
+                    "logged_in": false,
+                    "outcome": Outcome::NotAuthenticated,
+                    "credentials_path": path,
+                }))?;
+            } else {
+                println!("Not logged in. Run `spec-kitty auth login` to connect.");
+            }
+            return Ok(code);
+        }
+        Err(e) => {
+            let failure = credentials_failure(e);
+            if as_json {
+                let outcome = if failure.code == Outcome::CredentialsInvalid.exit_code() {
+                    Outcome::CredentialsInvalid
+                } else {
+                    Outcome::CredentialsUnreadable
+                };
+                print_json(&json!({
+                    "logged_in": false,
+                    "outcome": outcome,
+                    "credentials_path": path,
+                    "error": failure.message,
+                }))?;
+                return Ok(failure.code);
+            }
+            return Err(failure);
+        }
+    };
+    let usable = !creds.refresh_expired(now);
+    let outcome = if usable {
+        Outcome::Connected
+    } else {
+        Outcome::SessionExpired
+    };
+    if as_json {
+        let token = |at: Option<OffsetDateTime>, expired: bool| {
+            json!({
+                "valid": !expired,
+                "expires_at": at.map(spec_kitty_protocol::timestamp::format),
+                "expires_in_secs": at.map(|at| (at - now).whole_seconds()),
+            })
+        };
+        print_json(&json!({
+            "logged_in": usable,
+            "outcome": if usable { "logged_in" } else { "session_expired" },
+            "user": creds.username,
+            "team": creds.team_slug,
+            "server": creds.server_url,
+            "credentials_path": path,
+            "access_token": token(creds.access_expires_at, creds.access_expired(now)),
+            "refresh_token": token(creds.refresh_expires_at, creds.refresh_expired(now)),
+        }))?;
+    } else {
+        let team = creds
+            .team_slug
+            .as_deref()
+            .map(|t| format!(" (team {t})"))
+            .unwrap_or_default();
+        println!(
+            "Logged in to {} as {}{team}",
+            creds.server_url, creds.username
+        );
+        let access_note = if creds.access_expired(now) && usable {
+            " (refreshed automatically on next use)"
+        } else {
+            ""
+        };
+        println!(
+            "  Access token:  {}{access_note}",
+            validity(creds.access_expires_at, now)
+        );
+        println!(
+            "  Refresh token: {}",
+            validity(creds.refresh_expires_at, now)
+        );
+        println!("  Credentials:   {}", paths::display(&path));
+        if !usable {
+            println!("Session expired. Run `spec-kitty auth login` to re-authenticate.");
+        }
+    }
+    Ok(outcome.exit_code())
+}
+
+fn token(home: &Home) -> CliResult {
+    let http = Http::new(AUTH_TIMEOUT);
+    let session = auth::access_token(home, &http, AUTH_TIMEOUT).map_err(auth_failure)?;
+    println!("{}", session.access);
+    Ok(0)
+}

@@ -1,0 +1,50 @@
+//! The clap command tree and its dispatch. Library errors become messages
+//! here, at the edge; stdout carries results, stderr diagnostics.
+
+mod auth;
+mod output;
+mod sync;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use output::{CliError, CliResult};
+
+use crate::paths::Home;
+
+/// spec-kitty: spec-driven development with authenticated team sync.
+#[derive(Parser)]
+#[command(name = "spec-kitty", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Log in to a sync server, log out, and inspect the session
+    #[command(subcommand)]
+    Auth(auth::AuthCommand),
+    /// Configure the sync server and check the connection
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    let result = Home::from_env()
+        .map_err(|e| CliError::general(e.to_string()))
+        .and_then(|home| match cli.command {
+            Command::Auth(command) => auth::run(&home, command),
+            Command::Sync(command) => sync::run(&home, command),
+        });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", e.message);
+            ExitCode::from(e.code)
+        }
+    }
+}

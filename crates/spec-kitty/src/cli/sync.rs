@@ -1,0 +1,212 @@
+//! `spec-kitty sync server|status`.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::json;
+use time::OffsetDateTime;
+
+use super::output::{CliError, CliResult, print_json, validity};
+use crate::config::{self, Config};
+use crate::credentials::{self, CredentialsError, Stored};
+use crate::paths::{self, Home};
+use crate::probe::{self, Outcome};
+
+const CHECK_EXIT_CODES: &str = "\
+Exit codes of --check (one per outcome; --json prints the outcome name):
+  0  connected               server reachable, authentication valid
+  3  not_authenticated       no credentials stored
+  4  session_expired         access expired and the refresh was refused
+  5  authentication_failed   the server refused the token after a refresh
+  6  permission_denied       HTTP 403: not (or no longer) a team member
+  7  unreachable             timeout or connection refused
+  8  certificate_untrusted   the server's TLS certificate is not trusted
+  9  unexpected_status       any other HTTP status
+ 10  credentials_unreadable  ~/.spec-kitty/credentials cannot be read
+ 11  credentials_invalid     ~/.spec-kitty/credentials is corrupt";
+
+#[derive(Subcommand)]
+pub enum SyncCommand {
+    /// Show the sync server URL, or set it ([sync] server_url in ~/.spec-kitty/config.toml)
+    Server {
+        /// The server's URL: https, or http to this machine only
+        url: Option<String>,
+    },
+    /// Show sync state from local files; with --check, probe the server too
+    #[command(after_help = CHECK_EXIT_CODES)]
+    Status {
+        /// Probe the server with your real token (refreshing it if needed)
+        #[arg(long)]
+        check: bool,
+        /// Print JSON on stdout and nothing else
+        #[arg(long)]
+        json: bool,
+        /// Bound on the whole check, in seconds
+        #[arg(long, default_value = "5", value_name = "SECS")]
+        timeout: f64,
+    },
+}
+
+pub fn run(home: &Home, command: SyncCommand) -> CliResult {
+    match command {
+        SyncCommand::Server { url } => server(home, url),
+        SyncCommand::Status {
+            check,
+            json,
+            timeout,
+        } => {
+            if check {
+                if !(timeout.is_finite() && timeout > 0.0) {
+                    return Err(CliError::new(
+                        2,
+                        "--timeout must be a positive number of seconds",
+                    ));
+                }
+                status_check(home, json, Duration::from_secs_f64(timeout))
+            } else {
+                status_local(home, json)
+            }
+        }
+    }
+}
+
+fn server(home: &Home, url: Option<String>) -> CliResult {
+    let mut config = Config::load(home).map_err(|e| CliError::general(e.to_string()))?;
+    match url {
+        None => match config.server_url() {
+            Some(url) => {
+                println!("{url}");
+                Ok(0)
+            }
+            None => Err(CliError::general(format!(
+                "no sync server is configured. Set one with: spec-kitty sync server {}",
+                config::EXAMPLE_URL
+            ))),
+        },
+        Some(url) => {
+            let stored = config
+                .set_server_url(&url)
+                .map_err(|e| CliError::new(2, e.to_string()))?;
+            config
+                .save(home)
+                .map_err(|e| CliError::general(e.to_string()))?;
+            println!("Sync server set to {stored}");
+            if let Ok(Stored::Present(creds)) = credentials::load(home)
+                && creds.server_url != stored
+            {
+                eprintln!(
+                    "note: you are logged in to {}; run `spec-kitty auth login --force` to log in to {stored}",
+                    creds.server_url
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn status_local(home: &Home, as_json: bool) -> CliResult {
+    let now = OffsetDateTime::now_utc();
+    let (server_url, config_error) = match Config::load(home) {
+        Ok(config) => (config.server_url(), None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let creds = credentials::load(home);
+    if as_json {
+        let auth = match &creds {
+            Ok(Stored::Absent) => json!({"state": "not_authenticated"}),
+            Ok(Stored::Present(c)) => json!({
+                "state": if c.refresh_expired(now) { "session_expired" } else { "logged_in" },
+                "user": c.username,
+                "team": c.team_slug,
+                "server": c.server_url,
+                "access_token_valid": !c.access_expired(now),
+                "access_expires_at": c.access_expires_at.map(spec_kitty_protocol::timestamp::format),
+                "refresh_token_valid": !c.refresh_expired(now),
+                "refresh_expires_at": c.refresh_expires_at.map(spec_kitty_protocol::timestamp::format),
+            }),
+            Err(e @ CredentialsError::Invalid { .. }) => {
+                json!({"state": "credentials_invalid", "error": e.to_string()})
+            }
+            Err(e) => json!({"state": "credentials_unreadable", "error": e.to_string()}),
+        };
+        print_json(&json!({
+            "server_url": server_url,
+            "config_path": home.config(),
+            "config_error": config_error,
+            "credentials_path": home.credentials(),
+            "auth": auth,
+        }))?;
+        return Ok(0);
+    }
+    match (&server_url, &config_error) {
+        (_, Some(e)) => println!("Sync server:  unknown ({e})"),
+        (Some(url), None) => println!("Sync server:  {url}"),
+        (None, None) => println!(
+            "Sync server:  not configured (set one with `spec-kitty sync server {}`)",
+            config::EXAMPLE_URL
+        ),
+    }
+    println!("Config:       {}", paths::display(&home.config()));
+    match &creds {
+        Ok(Stored::Absent) => println!("Auth:         not logged in (run `spec-kitty auth login`)"),
+        Ok(Stored::Present(c)) => {
+            let team = c
+                .team_slug
+                .as_deref()
+                .map(|t| format!(", team {t}"))
+                .unwrap_or_default();
+            println!("Auth:         {} on {}{team}", c.username, c.server_url);
+            println!("  Access:     {}", validity(c.access_expires_at, now));
+            println!("  Refresh:    {}", validity(c.refresh_expires_at, now));
+            if c.refresh_expired(now) {
+                println!("  Session expired: run `spec-kitty auth login` to re-authenticate.");
+            }
+            if let Some(url) = &server_url
+                && url != &c.server_url
+            {
+                println!(
+                    "  Note: sync uses {} (the server that issued your tokens), not {url}",
+                    c.server_url
+                );
+            }
+        }
+        Err(e) => println!("Auth:         {e}"),
+    }
+    println!("Run `spec-kitty sync status --check` to test the connection.");
+    Ok(0)
+}
+
+fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
+    let report = probe::check(home, timeout);
+    let code = report.outcome.exit_code();
+    if as_json {
+        print_json(&report)?;
+        return Ok(code);
+    }
+    println!("{}: {}", report.headline, report.next_step);
+    if let Some(server) = &report.server {
+        println!("  Server:  {server}");
+    }
+    if let Some(user) = &report.user {
+        let team = report
+            .team
+            .as_deref()
+            .map(|t| format!(" (team {t})"))
+            .unwrap_or_default();
+        println!("  User:    {user}{team}");
+    }
+    if let Some(ms) = report.latency_ms
+        && report.outcome != Outcome::Unreachable
+    {
+        println!("  Latency: {ms} ms");
+    }
+    if report.refreshed {
+        println!("  The access token was refreshed.");
+    }
+    if let Some(detail) = &report.detail
+        && report.outcome != Outcome::Connected
+    {
+        println!("  Detail:  {detail}");
+    }
+    Ok(code)
+}

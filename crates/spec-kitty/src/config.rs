@@ -1,0 +1,218 @@
+//! `~/.spec-kitty/config.toml`: the sync server URL and queue settings.
+//!
+//! Edited with `toml_edit`, so the user's comments, key order and other keys
+//! survive every write.
+
+use std::path::PathBuf;
+
+use toml_edit::{DocumentMut, Item, value};
+
+use crate::paths::{self, Home};
+
+/// The queue size past which `sync` warns, when config.toml says nothing.
+pub const DEFAULT_MAX_QUEUE_SIZE: u64 = 100_000;
+
+/// An example shown whenever a URL is refused or missing.
+pub const EXAMPLE_URL: &str = "https://sync.example.com";
+
+/// Why the configuration could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}; check its permissions (chmod 600 {path})", path = paths::display(path))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid TOML: {reason}; fix or remove the file", path = paths::display(path))]
+    Invalid { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {source}", path = paths::display(path))]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Url(#[from] UrlError),
+}
+
+/// A server URL that spec-kitty will not send tokens to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "'{url}' is not a usable sync server URL: {reason}. Example: {EXAMPLE_URL} (http is allowed only for this machine, like http://127.0.0.1:8000)"
+)]
+pub struct UrlError {
+    pub url: String,
+    pub reason: String,
+}
+
+/// Checks a server URL and returns its canonical form (no trailing slash).
+/// Tokens travel to this URL, so plain http is refused unless the host is
+/// this machine.
+pub fn normalize_server_url(input: &str) -> Result<String, UrlError> {
+    let fail = |reason: &str| UrlError {
+        url: input.to_string(),
+        reason: reason.to_string(),
+    };
+    let trimmed = input.trim();
+    let uri: ureq::http::Uri = trimmed
+        .parse()
+        .map_err(|_| fail("it does not parse as a URL"))?;
+    let scheme = uri
+        .scheme_str()
+        .ok_or_else(|| fail("it has no scheme (https://)"))?;
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| fail("it has no host"))?;
+    if uri.query().is_some() {
+        return Err(fail("it must not have a query string"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "https" => {}
+        "http" if is_loopback_host(host) => {}
+        "http" => {
+            return Err(fail(
+                "plain http would send your tokens unencrypted; use https",
+            ));
+        }
+        _ => return Err(fail("the scheme must be https")),
+    }
+    Ok(trimmed.trim_end_matches('/').to_string())
+}
+
+/// Whether a URL host names this machine.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    bare.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The parsed config file (empty when the file does not exist).
+pub struct Config {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+impl Config {
+    pub fn load(home: &Home) -> Result<Config, ConfigError> {
+        let path = home.config();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => return Err(ConfigError::Unreadable { path, source }),
+        };
+        let doc = text
+            .parse::<DocumentMut>()
+            .map_err(|e| ConfigError::Invalid {
+                path: path.clone(),
+                reason: e.message().to_string(),
+            })?;
+        Ok(Config { path, doc })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// `[sync] server_url`, if set.
+    pub fn server_url(&self) -> Option<String> {
+        self.doc
+            .get("sync")
+            .and_then(|s| s.get("server_url"))
+            .and_then(Item::as_str)
+            .map(|s| s.trim_end_matches('/').to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// `[sync] max_queue_size`, or the default.
+    pub fn max_queue_size(&self) -> u64 {
+        self.doc
+            .get("sync")
+            .and_then(|s| s.get("max_queue_size"))
+            .and_then(Item::as_integer)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(DEFAULT_MAX_QUEUE_SIZE)
+    }
+
+    /// Sets `[sync] server_url` after checking it; returns the stored form.
+    pub fn set_server_url(&mut self, url: &str) -> Result<String, ConfigError> {
+        let url = normalize_server_url(url)?;
+        if !self.doc.contains_table("sync") {
+            self.doc["sync"] = toml_edit::table();
+        }
+        self.doc["sync"]["server_url"] = value(url.clone());
+        Ok(url)
+    }
+
+    /// Replaces the file atomically.
+    pub fn save(&self, home: &Home) -> Result<(), ConfigError> {
+        let write = |source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        };
+        home.ensure()
+            .map_err(|e| write(std::io::Error::other(e.to_string())))?;
+        crate::atomic::write(&self.path, self.doc.to_string().as_bytes(), 0o600).map_err(write)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            normalize_server_url("https://sync.example.com/")
+                .ok()
+                .as_deref(),
+            Some("https://sync.example.com")
+        );
+        assert_eq!(
+            normalize_server_url("http://127.0.0.1:8000")
+                .ok()
+                .as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(
+            normalize_server_url("http://localhost:9/x/")
+                .ok()
+                .as_deref(),
+            Some("http://localhost:9/x")
+        );
+        assert!(normalize_server_url("http://[::1]:8000").is_ok());
+        assert!(normalize_server_url("http://sync.example.com").is_err());
+        assert!(normalize_server_url("ftp://sync.example.com").is_err());
+        assert!(normalize_server_url("sync.example.com").is_err());
+        assert!(normalize_server_url("").is_err());
+        let err = normalize_server_url("http://10.0.0.5").expect_err("refused");
+        assert!(err.to_string().contains(EXAMPLE_URL));
+    }
+
+    #[test]
+    fn keeps_comments_and_other_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().join(".spec-kitty"));
+        home.ensure().expect("dir");
+        std::fs::write(
+            home.config(),
+            "# mine\n[sync]\nmax_queue_size = 5 # small\n[other]\nx = 1\n",
+        )
+        .expect("write");
+        let mut config = Config::load(&home).expect("loads");
+        assert_eq!(config.max_queue_size(), 5);
+        config.set_server_url("https://a.example/").expect("valid");
+        config.save(&home).expect("saves");
+        let text = std::fs::read_to_string(home.config()).expect("read");
+        assert!(
+            text.contains("# mine") && text.contains("# small") && text.contains("[other]"),
+            "{text}"
+        );
+        assert_eq!(
+            Config::load(&home).expect("loads").server_url().as_deref(),
+            Some("https://a.example")
+        );
+    }
+}
