@@ -52,6 +52,11 @@ impl Home {
     }
 
     pub fn queue(&self) -> PathBuf {
+        self.root.join("events.db")
+    }
+
+    /// The Python client's queue, which `sync import --python-queue` empties.
+    pub fn python_queue(&self) -> PathBuf {
         self.root.join("queue.db")
     }
 

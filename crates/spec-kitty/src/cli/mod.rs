@@ -3,7 +3,9 @@
 
 mod auth;
 mod output;
+mod queue_tools;
 mod sync;
+mod sync_now;
 
 use std::process::ExitCode;
 
@@ -26,7 +28,7 @@ enum Command {
     /// Log in to a sync server, log out, and inspect the session
     #[command(subcommand)]
     Auth(auth::AuthCommand),
-    /// Configure the sync server and check the connection
+    /// Configure the sync server, check the connection, and upload queued events
     #[command(subcommand)]
     Sync(sync::SyncCommand),
 }

@@ -1,5 +1,6 @@
 //! `spec-kitty sync server|status`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Subcommand;
@@ -11,6 +12,7 @@ use crate::config::{self, Config};
 use crate::credentials::{self, CredentialsError, Stored};
 use crate::paths::{self, Home};
 use crate::probe::{self, Outcome};
+use crate::queue::{Queue, Stats};
 
 const CHECK_EXIT_CODES: &str = "\
 Exit codes of --check (one per outcome; --json prints the outcome name):
@@ -45,6 +47,54 @@ pub enum SyncCommand {
         #[arg(long, default_value = "5", value_name = "SECS")]
         timeout: f64,
     },
+    /// Upload queued events now, in gzip batches
+    #[command(
+        after_help = "Exits non-zero when any event failed or the drain stopped early (3 not logged in, 4 session expired, 5 authentication failed, 6 permission denied, 7 unreachable, 8 certificate, 9 server error, 1 some events failed), unless --no-strict."
+    )]
+    Now {
+        /// Write every failure to this JSON file
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+        /// Print one JSON object on stdout and nothing else
+        #[arg(long)]
+        json: bool,
+        /// Exit 0 even when events failed
+        #[arg(long)]
+        no_strict: bool,
+    },
+    /// Check every queued event against the contract, field by field
+    Diagnose {
+        /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Queue events from a JSON Lines file (- for stdin), or move the Python client's queue here
+    Import {
+        /// JSON Lines file, one event per line; - reads standard input
+        #[arg(
+            required_unless_present = "python_queue",
+            conflicts_with = "python_queue"
+        )]
+        file: Option<PathBuf>,
+        /// Move the events waiting in the Python client's ~/.spec-kitty/queue.db
+        #[arg(long)]
+        python_queue: bool,
+    },
+    /// Drop queued events for good
+    Discard {
+        /// Event ids to drop
+        #[arg(
+            required_unless_present = "all_rejected",
+            conflicts_with = "all_rejected"
+        )]
+        event_ids: Vec<String>,
+        /// Drop every event the server rejected or that was parked
+        #[arg(long)]
+        all_rejected: bool,
+        /// Do not ask for confirmation
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 pub fn run(home: &Home, command: SyncCommand) -> CliResult {
@@ -67,6 +117,21 @@ pub fn run(home: &Home, command: SyncCommand) -> CliResult {
                 status_local(home, json)
             }
         }
+        SyncCommand::Now {
+            report,
+            json,
+            no_strict,
+        } => super::sync_now::run(home, report, json, !no_strict),
+        SyncCommand::Diagnose { json } => super::queue_tools::diagnose(home, json),
+        SyncCommand::Import { file, python_queue } => match file {
+            Some(file) if !python_queue => super::queue_tools::import_file(home, &file),
+            _ => super::queue_tools::import_python(home),
+        },
+        SyncCommand::Discard {
+            event_ids,
+            all_rejected,
+            yes,
+        } => super::queue_tools::discard(home, event_ids, all_rejected, yes),
     }
 }
 
@@ -106,11 +171,16 @@ fn server(home: &Home, url: Option<String>) -> CliResult {
 
 fn status_local(home: &Home, as_json: bool) -> CliResult {
     let now = OffsetDateTime::now_utc();
-    let (server_url, config_error) = match Config::load(home) {
-        Ok(config) => (config.server_url(), None),
-        Err(e) => (None, Some(e.to_string())),
+    let (server_url, max_queue, config_error) = match Config::load(home) {
+        Ok(config) => (config.server_url(), config.max_queue_size(), None),
+        Err(e) => (None, config::DEFAULT_MAX_QUEUE_SIZE, Some(e.to_string())),
     };
     let creds = credentials::load(home);
+    let queue: Result<Stats, String> = match Queue::open_existing(home) {
+        Ok(Some(queue)) => queue.stats().map_err(|e| e.to_string()),
+        Ok(None) => Ok(Stats::default()),
+        Err(e) => Err(e.to_string()),
+    };
     if as_json {
         let auth = match &creds {
             Ok(Stored::Absent) => json!({"state": "not_authenticated"}),
@@ -135,6 +205,12 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
             "config_error": config_error,
             "credentials_path": home.credentials(),
             "auth": auth,
+            "queue_path": home.queue(),
+            "queue": match &queue {
+                Ok(stats) => json!(stats),
+                Err(e) => json!({"error": e}),
+            },
+            "max_queue_size": max_queue,
         }))?;
         return Ok(0);
     }
@@ -172,6 +248,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         }
         Err(e) => println!("Auth:         {e}"),
     }
+    print_queue(&queue, max_queue, home);
     println!("Run `spec-kitty sync status --check` to test the connection.");
     Ok(0)
 }
@@ -209,4 +286,66 @@ fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
         println!("  Detail:  {detail}");
     }
     Ok(code)
+}
+
+fn print_queue(queue: &Result<Stats, String>, max_queue: u64, home: &Home) {
+    let stats = match queue {
+        Ok(stats) => stats,
+        Err(e) => {
+            println!("Queue:        {e}");
+            return;
+        }
+    };
+    println!(
+        "Queue:        {} event(s) in {}",
+        stats.depth,
+        paths::display(&home.queue())
+    );
+    if stats.depth as u64 > max_queue {
+        println!(
+            "  WARNING: the queue holds more than max_queue_size ({max_queue}) events; nothing is dropped, but run `spec-kitty sync now` soon"
+        );
+    }
+    if let Some(age) = stats.oldest_event_age_secs {
+        println!(
+            "  Oldest:     {} old",
+            super::output::human_duration(Duration::from_secs(age.max(0) as u64))
+        );
+    }
+    if stats.depth > 0 {
+        println!(
+            "  Retries:    0: {}, 1-3: {}, 4+: {}",
+            stats.retries.none, stats.retries.few, stats.retries.many
+        );
+        let top: Vec<String> = stats
+            .top_event_types
+            .iter()
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        println!("  Top types:  {}", top.join(", "));
+    }
+    if stats.rejected > 0 {
+        println!(
+            "  Rejected:   {} (run `spec-kitty sync diagnose`)",
+            stats.rejected
+        );
+    }
+    if !stats.parked.is_empty() {
+        println!(
+            "  Parked:     {} (run `spec-kitty sync diagnose`)",
+            stats.parked.len()
+        );
+        for parked in &stats.parked {
+            println!(
+                "    {} ({}): {}",
+                parked.event_id,
+                parked.event_type,
+                parked.reason.as_deref().unwrap_or("no reason recorded")
+            );
+        }
+    }
+    match &stats.last_sync_at {
+        Some(at) => println!("  Last sync:  {at}"),
+        None => println!("  Last sync:  never"),
+    }
 }

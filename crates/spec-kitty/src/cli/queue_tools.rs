@@ -1,0 +1,220 @@
+//! `sync import`, `sync discard` and `sync diagnose`: getting events into
+//! and out of the queue by hand, and explaining the ones that fail.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+
+use serde_json::{Value, json};
+use spec_kitty_protocol::validate_event;
+
+use super::output::{CliError, CliResult, print_json};
+use crate::paths::{self, Home};
+use crate::python_queue;
+use crate::queue::Queue;
+
+fn open(home: &Home) -> Result<Queue, CliError> {
+    Queue::open(home).map_err(|e| CliError::general(e.to_string()))
+}
+
+/// `sync import FILE|-`: JSON Lines, each line one event.
+pub fn import_file(home: &Home, file: &Path) -> CliResult {
+    let reader: Box<dyn BufRead> = if file == Path::new("-") {
+        Box::new(std::io::stdin().lock())
+    } else {
+        let opened = std::fs::File::open(file)
+            .map_err(|e| CliError::general(format!("cannot read {}: {e}", paths::display(file))))?;
+        Box::new(std::io::BufReader::new(opened))
+    };
+    let mut valid = Vec::new();
+    let mut invalid = Vec::new();
+    for (index, line) in reader.lines().enumerate() {
+        let number = index + 1;
+        let line =
+            line.map_err(|e| CliError::general(format!("cannot read line {number}: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Value>(&line) {
+            Ok(event) => {
+                let errors = validate_event(&event);
+                if errors.is_empty() {
+                    valid.push(event);
+                } else {
+                    invalid.push((number, spec_kitty_protocol::describe_errors(&errors)));
+                }
+            }
+            Err(e) => invalid.push((number, format!("not JSON: {e}"))),
+        }
+    }
+    let mut queue = open(home)?;
+    let added = queue
+        .enqueue_all(&valid)
+        .map_err(|e| CliError::general(e.to_string()))?;
+    println!(
+        "Queued {added} event(s){}.",
+        if added < valid.len() {
+            format!(" ({} were already queued)", valid.len() - added)
+        } else {
+            String::new()
+        }
+    );
+    for (number, reason) in &invalid {
+        eprintln!("line {number}: {reason}");
+    }
+    if invalid.is_empty() {
+        Ok(0)
+    } else {
+        Err(CliError::general(format!(
+            "{} line(s) were not queued (see above); fix them and import those lines again",
+            invalid.len()
+        )))
+    }
+}
+
+/// `sync import --python-queue`.
+pub fn import_python(home: &Home) -> CliResult {
+    let mut queue = open(home)?;
+    let moved =
+        python_queue::import(home, &mut queue).map_err(|e| CliError::general(e.to_string()))?;
+    println!(
+        "Moved {} event(s) from the Python client's queue{}.",
+        moved.moved,
+        if moved.already_queued > 0 {
+            format!(" ({} were already queued here)", moved.already_queued)
+        } else {
+            String::new()
+        }
+    );
+    for (event_id, reason) in &moved.left {
+        eprintln!(
+            "left in {}: {event_id}: {reason}",
+            paths::display(&home.python_queue())
+        );
+    }
+    Ok(if moved.left.is_empty() { 0 } else { 1 })
+}
+
+/// `sync discard EVENT_ID... | --all-rejected [--yes]`.
+pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> CliResult {
+    let mut queue = open(home)?;
+    let ids = if all_rejected {
+        queue
+            .failed_ids()
+            .map_err(|e| CliError::general(e.to_string()))?
+    } else {
+        ids
+    };
+    if ids.is_empty() {
+        println!("Nothing to discard.");
+        return Ok(0);
+    }
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::new(
+                2,
+                format!(
+                    "discarding {} event(s) cannot be undone: pass --yes to confirm",
+                    ids.len()
+                ),
+            ));
+        }
+        eprint!(
+            "Discard {} event(s) for good? They will never reach the server. [y/N] ",
+            ids.len()
+        );
+        let _ = std::io::stderr().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing discarded.");
+            return Ok(1);
+        }
+    }
+    let removed = queue
+        .discard(&ids)
+        .map_err(|e| CliError::general(e.to_string()))?;
+    println!("Discarded {removed} event(s).");
+    if removed < ids.len() {
+        eprintln!(
+            "{} of the given ids were not in the queue.",
+            ids.len() - removed
+        );
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+/// `sync diagnose [--json]`: every queued event through the validator the
+/// server uses.
+pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
+    let Some(queue) = Queue::open_existing(home).map_err(|e| CliError::general(e.to_string()))?
+    else {
+        if as_json {
+            print_json(&json!({"total": 0, "invalid": 0, "events": []}))?;
+        } else {
+            println!("The queue is empty.");
+        }
+        return Ok(0);
+    };
+    let mut total = 0u64;
+    let mut findings = Vec::new();
+    queue
+        .for_each(|event| {
+            total += 1;
+            let errors = match serde_json::from_str::<Value>(&event.body) {
+                Ok(value) => validate_event(&value)
+                    .into_iter()
+                    .map(|e| json!({"path": e.path, "expected": e.expected, "found": e.found}))
+                    .collect(),
+                Err(e) => {
+                    vec![json!({"path": "(event)", "expected": "JSON", "found": e.to_string()})]
+                }
+            };
+            if !errors.is_empty() || event.state != "pending" {
+                findings.push(json!({
+                    "event_id": event.event_id,
+                    "event_type": event.event_type,
+                    "state": event.state,
+                    "retry_count": event.retry_count,
+                    "server_error": event.last_error,
+                    "valid": errors.is_empty(),
+                    "errors": errors,
+                }));
+            }
+        })
+        .map_err(|e| CliError::general(e.to_string()))?;
+    let invalid = findings.iter().filter(|f| f["valid"] == false).count();
+    if as_json {
+        print_json(&json!({"total": total, "invalid": invalid, "events": findings}))?;
+    } else {
+        println!("{total} queued event(s), {invalid} invalid.");
+        for finding in &findings {
+            println!(
+                "{} ({}, {}, tried {} time(s))",
+                finding["event_id"].as_str().unwrap_or_default(),
+                finding["event_type"].as_str().unwrap_or_default(),
+                finding["state"].as_str().unwrap_or_default(),
+                finding["retry_count"]
+            );
+            if let Some(errors) = finding["errors"].as_array() {
+                for error in errors {
+                    println!(
+                        "  {}: expected {}, found {}",
+                        error["path"].as_str().unwrap_or_default(),
+                        error["expected"].as_str().unwrap_or_default(),
+                        error["found"].as_str().unwrap_or_default()
+                    );
+                }
+            }
+            if let Some(server) = finding["server_error"].as_str() {
+                println!("  server said: {server}");
+            }
+        }
+        if !findings.is_empty() {
+            println!(
+                "Drop an event for good with `spec-kitty sync discard EVENT_ID` (or --all-rejected)."
+            );
+        }
+    }
+    Ok(if invalid > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,154 @@
+//! `spec-kitty sync now`: drain the queue and summarize.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::json;
+
+use super::output::{CliError, CliResult, print_json};
+use crate::http::Http;
+use crate::paths::{self, Home};
+use crate::queue::Queue;
+use crate::sync::{Category, Drain, Summary};
+
+/// One batch gets this long on the network.
+const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Queues longer than this get a progress bar on a terminal.
+const PROGRESS_THRESHOLD: i64 = 2000;
+
+pub fn run(home: &Home, report: Option<PathBuf>, as_json: bool, strict: bool) -> CliResult {
+    let mut queue = Queue::open(home).map_err(|e| CliError::general(e.to_string()))?;
+    let total = queue.len().map_err(|e| CliError::general(e.to_string()))?;
+    if total == 0 {
+        if as_json {
+            print_json(&json_summary(&Summary::default()))?;
+        } else {
+            println!("Nothing to sync: the queue is empty.");
+        }
+        return Ok(0);
+    }
+    let http = Http::new(BATCH_TIMEOUT);
+    let summary = match Drain::start(home, &mut queue, &http) {
+        Ok(drain) => {
+            let bar = (!as_json && total > PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
+                .then(|| {
+                    let bar = indicatif::ProgressBar::new(total as u64);
+                    if let Ok(style) = indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+                    ) {
+                        bar.set_style(style);
+                    }
+                    bar
+                });
+            let summary = drain
+                .run(|done| {
+                    if let Some(bar) = &bar {
+                        bar.set_position(done);
+                    }
+                })
+                .map_err(|e| CliError::general(e.to_string()))?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            summary
+        }
+        Err(stop) => Summary {
+            remaining: total,
+            stopped: Some(stop),
+            ..Summary::default()
+        },
+    };
+    if let Some(path) = &report {
+        write_report(path, &summary)?;
+    }
+    if as_json {
+        print_json(&json_summary(&summary))?;
+    } else {
+        print_human(&summary, report.as_deref());
+    }
+    let code = match &summary.stopped {
+        Some(stop) => stop.outcome.exit_code(),
+        None if summary.failed > 0 => 1,
+        None => 0,
+    };
+    Ok(if strict { code } else { 0 })
+}
+
+fn category_counts(summary: &Summary) -> HashMap<&'static str, u64> {
+    let mut counts: HashMap<&'static str, u64> =
+        [("schema", 0), ("auth", 0), ("server", 0), ("unknown", 0)]
+            .into_iter()
+            .collect();
+    for (category, n) in summary.categories() {
+        let key = match category {
+            Category::Schema => "schema",
+            Category::Auth => "auth",
+            Category::Server => "server",
+            Category::Unknown => "unknown",
+        };
+        *counts.entry(key).or_default() += n;
+    }
+    counts
+}
+
+fn json_summary(summary: &Summary) -> serde_json::Value {
+    json!({
+        "synced": summary.synced,
+        "duplicates": summary.duplicates,
+        "failed": summary.failed,
+        "remaining": summary.remaining,
+        "categories": category_counts(summary),
+        "stopped": summary.stopped,
+    })
+}
+
+fn write_report(path: &std::path::Path, summary: &Summary) -> Result<(), CliError> {
+    let report = json!({
+        "synced": summary.synced,
+        "duplicates": summary.duplicates,
+        "failed": summary.failed,
+        "remaining": summary.remaining,
+        "stopped": summary.stopped,
+        "failures": summary.failures,
+    });
+    let text = serde_json::to_vec_pretty(&report).map_err(|e| CliError::general(e.to_string()))?;
+    crate::atomic::write(path, &text, 0o644).map_err(|e| {
+        CliError::general(format!(
+            "cannot write the report {}: {e}",
+            paths::display(path)
+        ))
+    })
+}
+
+fn print_human(summary: &Summary, report: Option<&std::path::Path>) {
+    println!(
+        "Synced: {}, Duplicates: {}, Failed: {}",
+        summary.synced, summary.duplicates, summary.failed
+    );
+    let mut by_category: Vec<(Category, u64)> = summary.categories().into_iter().collect();
+    by_category.sort_by_key(|(c, _)| *c as u8);
+    for (category, count) in by_category {
+        if count > 0 {
+            println!("  {count} failed ({})", category.advice());
+        }
+    }
+    for failure in summary.failures.iter().take(5) {
+        let parked = if failure.parked { " [parked]" } else { "" };
+        println!("  - {}{parked}: {}", failure.event_id, failure.reason);
+    }
+    if summary.failures.len() > 5 {
+        println!("  ... and {} more", summary.failures.len() - 5);
+    }
+    if let Some(stop) = &summary.stopped {
+        println!("Stopped: {}", stop.message);
+    }
+    if summary.remaining > 0 {
+        println!("Remaining in queue: {}", summary.remaining);
+    }
+    if let Some(path) = report {
+        println!("Report written to {}", paths::display(path));
+    }
+}

@@ -1,0 +1,744 @@
+//! The offline queue: an idempotent outbox in SQLite.
+//!
+//! Every event waits here until the server has answered `success` or
+//! `duplicate` for it; only then is it deleted. WAL mode and one
+//! transaction per change make it safe to kill at any instant. Events are
+//! replayed oldest first (timestamp, then queue id). The Lamport clock lives
+//! in the same database, so a tick and the enqueue of its event are one
+//! transaction and concurrent processes never reuse a value.
+//!
+//! The file is `~/.spec-kitty/events.db`: the Python client's queue is
+//! `~/.spec-kitty/queue.db`, and the two must not share a file (see
+//! [`crate::python_queue`] for moving events from one to the other).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use serde::Serialize;
+use serde_json::Value;
+use spec_kitty_protocol::timestamp;
+use time::OffsetDateTime;
+
+use crate::paths::{self, Home};
+
+/// Versioned schema; append, never edit a shipped entry.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        ts_micros INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected', 'parked')),
+        retry_count INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        last_attempt_at INTEGER,
+        queued_at INTEGER NOT NULL
+    );
+    CREATE INDEX events_replay ON events(ts_micros, id);
+    CREATE TABLE meta (
+        key TEXT PRIMARY KEY,
+        value INTEGER NOT NULL
+    );
+"];
+
+/// How long a process waits for another one holding the queue's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the queue could not be used. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("cannot open the event queue {path}: {reason}", path = paths::display(path))]
+    Open { path: PathBuf, reason: String },
+    #[error("the event queue {path} is corrupt ({reason}). It was left as it is; move it aside (mv {path} {path}.bad) to start a new queue, and keep the old file if its events matter", path = paths::display(path))]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("the event queue {path} is locked by another spec-kitty process; try again when it has finished", path = paths::display(path))]
+    Locked { path: PathBuf },
+    #[error("the event queue {path} was written by a newer spec-kitty (schema {found}, this one knows {known}); upgrade spec-kitty", path = paths::display(path))]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error("event queue {path}: {source}", path = paths::display(path))]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("not a queueable event: {0}")]
+    Invalid(String),
+}
+
+/// One queued event.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub id: i64,
+    pub event_id: String,
+    pub event_type: String,
+    pub ts_micros: i64,
+    pub body: String,
+    pub state: String,
+    pub retry_count: i64,
+    pub last_error: Option<String>,
+}
+
+/// Whether an enqueue added a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Enqueued {
+    Added,
+    AlreadyQueued,
+}
+
+/// A position in replay order: (timestamp, queue id).
+pub type Cursor = (i64, i64);
+
+/// Queue health for `sync status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Stats {
+    pub depth: i64,
+    pub oldest_event_at: Option<String>,
+    pub oldest_event_age_secs: Option<i64>,
+    pub retries: RetryBuckets,
+    pub top_event_types: Vec<(String, i64)>,
+    pub rejected: i64,
+    pub parked: Vec<ParkedEvent>,
+    pub last_sync_at: Option<String>,
+}
+
+/// How many events have been tried how often.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RetryBuckets {
+    #[serde(rename = "0")]
+    pub none: i64,
+    #[serde(rename = "1-3")]
+    pub few: i64,
+    #[serde(rename = "4+")]
+    pub many: i64,
+}
+
+/// An event set aside, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParkedEvent {
+    pub event_id: String,
+    pub event_type: String,
+    pub reason: Option<String>,
+}
+
+/// The change a sync makes after one answer, applied in one transaction.
+#[derive(Debug, Default)]
+pub struct Outcomes {
+    pub delivered: Vec<i64>,
+    pub rejected: Vec<(i64, String)>,
+    pub parked: Vec<(i64, String)>,
+}
+
+/// The open queue.
+pub struct Queue {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn now_micros() -> i64 {
+    (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1000) as i64
+}
+
+fn micros_of(at: OffsetDateTime) -> i64 {
+    (at.unix_timestamp_nanos() / 1000) as i64
+}
+
+fn classify(path: &Path, source: rusqlite::Error) -> QueueError {
+    let path = path.to_path_buf();
+    match source.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase) | Some(ErrorCode::DatabaseCorrupt) => QueueError::Corrupt {
+            path,
+            reason: source.to_string(),
+        },
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            QueueError::Locked { path }
+        }
+        Some(ErrorCode::CannotOpen)
+        | Some(ErrorCode::PermissionDenied)
+        | Some(ErrorCode::ReadOnly) => QueueError::Open {
+            path,
+            reason: source.to_string(),
+        },
+        _ => QueueError::Sql { path, source },
+    }
+}
+
+impl Queue {
+    /// Opens the queue, creating it (and `~/.spec-kitty`) if missing.
+    pub fn open(home: &Home) -> Result<Queue, QueueError> {
+        let path = home.queue();
+        home.ensure().map_err(|e| QueueError::Open {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        Queue::open_at(&path, true)
+    }
+
+    /// Opens the queue only if it exists (for commands without side
+    /// effects, like `sync status`).
+    pub fn open_existing(home: &Home) -> Result<Option<Queue>, QueueError> {
+        let path = home.queue();
+        if !path.exists() {
+            return Ok(None);
+        }
+        Queue::open_at(&path, false).map(Some)
+    }
+
+    fn open_at(path: &Path, create: bool) -> Result<Queue, QueueError> {
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let err = |e| classify(path, e);
+        let mut conn = Connection::open_with_flags(path, flags).map_err(err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err)?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(QueueError::TooNew {
+                path: path.to_path_buf(),
+                found: version,
+                known,
+            });
+        }
+        if version < known {
+            let tx = conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(err)?;
+            // Re-read under the write lock: another process may have migrated.
+            let current: i64 = tx
+                .query_row("PRAGMA user_version", [], |r| r.get(0))
+                .map_err(err)?;
+            for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+                tx.execute_batch(sql).map_err(err)?;
+                tx.pragma_update(None, "user_version", index as i64 + 1)
+                    .map_err(err)?;
+            }
+            tx.commit().map_err(err)?;
+        }
+        restrict_mode(path);
+        Ok(Queue {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
+        |e| classify(&self.path, e)
+    }
+
+    /// The number of queued events.
+    pub fn len(&self) -> Result<i64, QueueError> {
+        self.conn
+            .query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+            .map_err(self.err())
+    }
+
+    pub fn is_empty(&self) -> Result<bool, QueueError> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Queues one event (a JSON object with at least `event_id`,
+    /// `event_type` and `timestamp`). Queuing an event id twice keeps the
+    /// first.
+    pub fn enqueue(&mut self, event: &Value) -> Result<Enqueued, QueueError> {
+        let row = Row::of(event)?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))?;
+        let added = insert(&tx, &row).map_err(|e| classify(&self.path, e))?;
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(added)
+    }
+
+    /// Queues many events in one transaction (import).
+    pub fn enqueue_all(&mut self, events: &[Value]) -> Result<usize, QueueError> {
+        let rows = events.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))?;
+        let mut added = 0;
+        for row in &rows {
+            if insert(&tx, row).map_err(|e| classify(&self.path, e))? == Enqueued::Added {
+                added += 1;
+            }
+        }
+        tx.commit().map_err(|e| classify(&self.path, e))?;
+        Ok(added)
+    }
+
+    /// Ticks the Lamport clock and queues the event built from the new
+    /// value, in one transaction. `floor` lets the clock jump forward past
+    /// a value seen elsewhere (it never moves back).
+    pub fn enqueue_with_tick<E>(
+        &mut self,
+        floor: u64,
+        build: impl FnOnce(u64) -> Result<Value, E>,
+    ) -> Result<Result<(u64, Value), E>, QueueError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        let current: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key = 'lamport'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?
+            .unwrap_or(0);
+        let next = (current.max(0) as u64).max(floor) + 1;
+        let event = match build(next) {
+            Ok(event) => event,
+            Err(e) => return Ok(Err(e)),
+        };
+        let row = Row::of(&event)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('lamport', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [next as i64],
+        )
+        .map_err(err)?;
+        insert(&tx, &row).map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(Ok((next, event)))
+    }
+
+    /// The current Lamport clock value (0 when never ticked).
+    pub fn lamport(&self) -> Result<u64, QueueError> {
+        let value: Option<i64> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'lamport'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(self.err())?;
+        Ok(value.unwrap_or(0).max(0) as u64)
+    }
+
+    /// The next events to send after `cursor` in replay order, at most
+    /// `max_events` and about `max_bytes` of JSON (always at least one).
+    /// Parked events are skipped: they wait for `sync diagnose` and
+    /// `sync discard`.
+    pub fn next_batch(
+        &self,
+        cursor: Option<Cursor>,
+        max_events: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<Queued>, QueueError> {
+        let (ts, id) = cursor.unwrap_or((i64::MIN, i64::MIN));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, event_id, event_type, ts_micros, body, state, retry_count, last_error
+                 FROM events
+                 WHERE state != 'parked' AND (ts_micros > ?1 OR (ts_micros = ?1 AND id > ?2))
+                 ORDER BY ts_micros, id LIMIT ?3",
+            )
+            .map_err(self.err())?;
+        let mut rows = stmt
+            .query(params![ts, id, max_events as i64])
+            .map_err(|e| classify(&self.path, e))?;
+        let mut batch = Vec::new();
+        let mut bytes = 0usize;
+        while let Some(row) = rows.next().map_err(|e| classify(&self.path, e))? {
+            let queued = queued_from(row).map_err(|e| classify(&self.path, e))?;
+            if !batch.is_empty() && bytes + queued.body.len() > max_bytes {
+                break;
+            }
+            bytes += queued.body.len() + 1;
+            batch.push(queued);
+        }
+        Ok(batch)
+    }
+
+    /// Every queued event in replay order, parked ones included, one at a
+    /// time (for `sync diagnose` on large queues).
+    pub fn for_each(&self, mut visit: impl FnMut(Queued)) -> Result<(), QueueError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, event_id, event_type, ts_micros, body, state, retry_count, last_error
+                 FROM events ORDER BY ts_micros, id",
+            )
+            .map_err(self.err())?;
+        let mut rows = stmt.query([]).map_err(|e| classify(&self.path, e))?;
+        while let Some(row) = rows.next().map_err(|e| classify(&self.path, e))? {
+            visit(queued_from(row).map_err(|e| classify(&self.path, e))?);
+        }
+        Ok(())
+    }
+
+    /// Applies the answers to one batch: delete the delivered, count a
+    /// retry on the rejected, park the poisoned.
+    pub fn apply(&mut self, outcomes: &Outcomes) -> Result<(), QueueError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, e);
+        let now = now_micros();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err)?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM events WHERE id = ?1")
+                .map_err(err)?;
+            for id in &outcomes.delivered {
+                delete.execute([id]).map_err(err)?;
+            }
+            let mut reject = tx
+                .prepare_cached(
+                    "UPDATE events SET state = 'rejected', retry_count = retry_count + 1,
+                     last_error = ?2, last_attempt_at = ?3 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for (id, reason) in &outcomes.rejected {
+                reject.execute(params![id, reason, now]).map_err(err)?;
+            }
+            let mut park = tx
+                .prepare_cached(
+                    "UPDATE events SET state = 'parked', retry_count = retry_count + 1,
+                     last_error = ?2, last_attempt_at = ?3 WHERE id = ?1",
+                )
+                .map_err(err)?;
+            for (id, reason) in &outcomes.parked {
+                park.execute(params![id, reason, now]).map_err(err)?;
+            }
+        }
+        if !outcomes.delivered.is_empty() {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('last_sync_at', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [now],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    /// Removes the named events; returns how many were queued.
+    pub fn discard(&mut self, event_ids: &[String]) -> Result<usize, QueueError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let mut removed = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached("DELETE FROM events WHERE event_id = ?1")
+                .map_err(err)?;
+            for id in event_ids {
+                removed += stmt.execute([id]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(removed)
+    }
+
+    /// Ids of the events the server rejected or that were parked.
+    pub fn failed_ids(&self) -> Result<Vec<String>, QueueError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT event_id FROM events WHERE state != 'pending' ORDER BY ts_micros, id")
+            .map_err(self.err())?;
+        let ids = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(self.err())?
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(self.err())?;
+        Ok(ids)
+    }
+
+    /// Queue health, read-only.
+    pub fn stats(&self) -> Result<Stats, QueueError> {
+        let err = self.err();
+        let (depth, oldest, none, few, many, rejected): (i64, Option<i64>, i64, i64, i64, i64) =
+            self.conn
+                .query_row(
+                    "SELECT count(*), min(ts_micros),
+                        coalesce(sum(retry_count = 0), 0),
+                        coalesce(sum(retry_count BETWEEN 1 AND 3), 0),
+                        coalesce(sum(retry_count >= 4), 0),
+                        coalesce(sum(state = 'rejected'), 0)
+                 FROM events",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get(5)?,
+                        ))
+                    },
+                )
+                .map_err(&err)?;
+        let mut types = self
+            .conn
+            .prepare(
+                "SELECT event_type, count(*) AS n FROM events GROUP BY event_type
+                 ORDER BY n DESC, event_type LIMIT 5",
+            )
+            .map_err(&err)?;
+        let top_event_types = types
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(&err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&err)?;
+        let mut parked_stmt = self
+            .conn
+            .prepare(
+                "SELECT event_id, event_type, last_error FROM events WHERE state = 'parked'
+                 ORDER BY ts_micros, id LIMIT 20",
+            )
+            .map_err(&err)?;
+        let parked = parked_stmt
+            .query_map([], |r| {
+                Ok(ParkedEvent {
+                    event_id: r.get(0)?,
+                    event_type: r.get(1)?,
+                    reason: r.get(2)?,
+                })
+            })
+            .map_err(&err)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(&err)?;
+        let last_sync: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'last_sync_at'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(&err)?;
+        let now = now_micros();
+        let to_text = |micros: i64| {
+            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+                .map(timestamp::format)
+                .ok()
+        };
+        Ok(Stats {
+            depth,
+            oldest_event_at: oldest.and_then(to_text),
+            oldest_event_age_secs: oldest.map(|o| ((now - o) / 1_000_000).max(0)),
+            retries: RetryBuckets { none, few, many },
+            top_event_types,
+            rejected,
+            parked,
+            last_sync_at: last_sync.and_then(to_text),
+        })
+    }
+}
+
+/// Narrows the queue files to 0600: events name projects and people.
+fn restrict_mode(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        if let Ok(meta) = std::fs::metadata(&file)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+        }
+    }
+}
+
+struct Row {
+    event_id: String,
+    event_type: String,
+    ts_micros: i64,
+    body: String,
+}
+
+impl Row {
+    fn of(event: &Value) -> Result<Row, QueueError> {
+        let text = |key: &str| {
+            event
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| QueueError::Invalid(format!("{key} is missing or not a string")))
+        };
+        let event_id = text("event_id")?.to_string();
+        let event_type = text("event_type")?.to_string();
+        let ts_micros = text("timestamp")
+            .ok()
+            .and_then(|t| timestamp::parse(t).ok())
+            .map_or_else(now_micros, micros_of);
+        Ok(Row {
+            event_id,
+            event_type,
+            ts_micros,
+            body: event.to_string(),
+        })
+    }
+}
+
+fn insert(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Enqueued> {
+    let changed = tx
+        .prepare_cached(
+            "INSERT INTO events (event_id, event_type, ts_micros, body, queued_at)
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(event_id) DO NOTHING",
+        )?
+        .execute(params![
+            row.event_id,
+            row.event_type,
+            row.ts_micros,
+            row.body,
+            now_micros()
+        ])?;
+    Ok(if changed == 1 {
+        Enqueued::Added
+    } else {
+        Enqueued::AlreadyQueued
+    })
+}
+
+fn queued_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
+    Ok(Queued {
+        id: row.get(0)?,
+        event_id: row.get(1)?,
+        event_type: row.get(2)?,
+        ts_micros: row.get(3)?,
+        body: row.get(4)?,
+        state: row.get(5)?,
+        retry_count: row.get(6)?,
+        last_error: row.get(7)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn queue() -> (tempfile::TempDir, Queue) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().join(".spec-kitty"));
+        let q = Queue::open(&home).expect("opens");
+        (dir, q)
+    }
+
+    fn event(id: &str, ts: &str) -> Value {
+        json!({"event_id": id, "event_type": "WPStatusChanged", "timestamp": ts, "payload": {}})
+    }
+
+    #[test]
+    fn replay_is_oldest_first_and_batches_respect_limits() {
+        let (_dir, mut q) = queue();
+        q.enqueue(&event("c", "2026-01-01T00:00:03Z"))
+            .expect("enqueue");
+        q.enqueue(&event("a", "2026-01-01T00:00:01Z"))
+            .expect("enqueue");
+        q.enqueue(&event("b", "2026-01-01T00:00:01Z"))
+            .expect("enqueue");
+        assert_eq!(
+            q.enqueue(&event("a", "2026-01-01T00:00:09Z"))
+                .expect("enqueue"),
+            Enqueued::AlreadyQueued
+        );
+        let all = q.next_batch(None, 10, 1 << 20).expect("batch");
+        let ids: Vec<_> = all.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["a", "b", "c"]);
+        let first = q.next_batch(None, 2, 1 << 20).expect("batch");
+        assert_eq!(first.len(), 2);
+        let last = first.last().expect("two");
+        let rest = q
+            .next_batch(Some((last.ts_micros, last.id)), 2, 1 << 20)
+            .expect("batch");
+        assert_eq!(rest.len(), 1);
+        assert_eq!(
+            q.next_batch(None, 10, 1).expect("batch").len(),
+            1,
+            "at least one"
+        );
+    }
+
+    #[test]
+    fn outcomes_delete_count_retries_and_park() {
+        let (_dir, mut q) = queue();
+        for (id, ts) in [
+            ("a", "2026-01-01T00:00:01Z"),
+            ("b", "2026-01-01T00:00:02Z"),
+            ("c", "2026-01-01T00:00:03Z"),
+        ] {
+            q.enqueue(&event(id, ts)).expect("enqueue");
+        }
+        let batch = q.next_batch(None, 10, 1 << 20).expect("batch");
+        q.apply(&Outcomes {
+            delivered: vec![batch[0].id],
+            rejected: vec![(batch[1].id, "bad lane".into())],
+            parked: vec![(batch[2].id, "poison".into())],
+        })
+        .expect("apply");
+        let left = q.next_batch(None, 10, 1 << 20).expect("batch");
+        assert_eq!(left.len(), 1, "parked events are not resent");
+        assert_eq!(left[0].retry_count, 1);
+        assert_eq!(left[0].last_error.as_deref(), Some("bad lane"));
+        let stats = q.stats().expect("stats");
+        assert_eq!(stats.depth, 2);
+        assert_eq!(stats.parked.len(), 1);
+        assert_eq!(stats.retries.few, 2);
+        assert!(stats.last_sync_at.is_some());
+        assert_eq!(q.failed_ids().expect("ids"), ["b", "c"]);
+        assert_eq!(q.discard(&["b".into(), "zzz".into()]).expect("discard"), 1);
+    }
+
+    #[test]
+    fn lamport_ticks_forward_with_the_enqueue() {
+        let (_dir, mut q) = queue();
+        let (first, _) = q
+            .enqueue_with_tick(0, |t| Ok::<_, ()>(json!({"event_id": "x1", "event_type": "T", "timestamp": "2026-01-01T00:00:00Z", "lamport_clock": t})))
+            .expect("db")
+            .expect("built");
+        let (second, _) = q
+            .enqueue_with_tick(10, |t| Ok::<_, ()>(json!({"event_id": "x2", "event_type": "T", "timestamp": "2026-01-01T00:00:00Z", "lamport_clock": t})))
+            .expect("db")
+            .expect("built");
+        assert_eq!((first, second), (1, 11));
+        let failed = q
+            .enqueue_with_tick(0, |_| Err::<Value, _>("no"))
+            .expect("db");
+        assert!(failed.is_err());
+        assert_eq!(
+            q.lamport().expect("clock"),
+            11,
+            "a failed build does not tick"
+        );
+    }
+
+    #[test]
+    fn corrupt_file_is_reported_and_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let home = Home::at(dir.path().join(".spec-kitty"));
+        home.ensure().expect("dir");
+        std::fs::write(
+            home.queue(),
+            b"this is not a database at all, not even close....",
+        )
+        .expect("write");
+        let err = Queue::open(&home).err().expect("corrupt");
+        assert!(matches!(err, QueueError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains("events.db"), "{err}");
+        assert!(home.queue().exists());
+    }
+}

@@ -1,0 +1,377 @@
+//! `sync now`: drain the queue to the server in gzip batches.
+//!
+//! Rules, each learned from a bug of the original: an event is deleted only
+//! after the server said `success` or `duplicate` for it; a whole-batch
+//! failure (401, 403, 5xx, timeout) changes no event's retry count; `413`
+//! splits the batch; a whole-batch `400` is bisected until the poisoned
+//! events are found and parked, so one bad event never blocks the rest; a
+//! response without results leaves its events queued and never loops (the
+//! drain walks the queue with a cursor, so no batch is sent twice in a run).
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde::Serialize;
+use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
+
+use crate::auth::{self, AuthError};
+use crate::http::{Body, Http, HttpError};
+use crate::paths::Home;
+use crate::probe::{BATCH_PATH, Outcome};
+use crate::queue::{Outcomes, Queue, QueueError, Queued};
+
+/// The most JSON bytes one batch carries before compression.
+pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// What kind of trouble a failure is, and so what the user should do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Category {
+    /// The server refused the event itself: run `sync diagnose`.
+    Schema,
+    /// Log in again, or fix team membership.
+    Auth,
+    /// The server or the network failed: retry later.
+    Server,
+    /// Anything else: see `--report`.
+    Unknown,
+}
+
+impl Category {
+    pub fn advice(self) -> &'static str {
+        match self {
+            Category::Schema => "schema mismatch: run `spec-kitty sync diagnose`",
+            Category::Auth => "authentication: run `spec-kitty auth login`",
+            Category::Server => "server: retry later",
+            Category::Unknown => "unknown: see the --report file",
+        }
+    }
+}
+
+/// One event that did not get through.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub event_id: String,
+    pub event_type: String,
+    pub category: Category,
+    pub reason: String,
+    /// Whether the event was set aside (parked) rather than kept for retry.
+    pub parked: bool,
+    pub retry_count: i64,
+}
+
+/// Why a drain ended before the queue did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stop {
+    pub category: Category,
+    pub outcome: Outcome,
+    pub message: String,
+}
+
+/// The result of a drain.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub synced: u64,
+    pub duplicates: u64,
+    pub failed: u64,
+    pub remaining: i64,
+    pub failures: Vec<Failure>,
+    pub stopped: Option<Stop>,
+}
+
+impl Summary {
+    /// Failure counts per category, the stop included.
+    pub fn categories(&self) -> HashMap<Category, u64> {
+        let mut counts = HashMap::new();
+        for failure in &self.failures {
+            *counts.entry(failure.category).or_default() += 1;
+        }
+        if let Some(stop) = &self.stopped {
+            counts.entry(stop.category).or_default();
+        }
+        counts
+    }
+}
+
+/// A local failure that prevents draining at all.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+fn stop_for_auth(e: AuthError) -> Stop {
+    let (category, outcome) = match &e {
+        AuthError::NotAuthenticated => (Category::Auth, Outcome::NotAuthenticated),
+        AuthError::SessionExpired { .. } => (Category::Auth, Outcome::SessionExpired),
+        AuthError::Credentials(crate::credentials::CredentialsError::Invalid { .. }) => {
+            (Category::Auth, Outcome::CredentialsInvalid)
+        }
+        AuthError::Credentials(_) => (Category::Auth, Outcome::CredentialsUnreadable),
+        AuthError::Network(HttpError::Certificate { .. }) => {
+            (Category::Server, Outcome::CertificateUntrusted)
+        }
+        AuthError::Network(_) => (Category::Server, Outcome::Unreachable),
+        AuthError::ServerStatus { .. } => (Category::Server, Outcome::UnexpectedStatus),
+    };
+    Stop {
+        category,
+        outcome,
+        message: format!("{e} Events kept for later sync."),
+    }
+}
+
+fn stop_for_network(e: HttpError) -> Stop {
+    let outcome = match e {
+        HttpError::Certificate { .. } => Outcome::CertificateUntrusted,
+        _ => Outcome::Unreachable,
+    };
+    Stop {
+        category: Category::Server,
+        outcome,
+        message: format!("Server unreachable ({e}); events kept for later sync."),
+    }
+}
+
+/// Compresses `{"events": [...]}` built from the stored JSON texts.
+fn gzip_batch(events: &[&Queued]) -> std::io::Result<Vec<u8>> {
+    let raw: usize = events.iter().map(|e| e.body.len() + 1).sum();
+    let mut encoder = GzEncoder::new(Vec::with_capacity(raw / 4 + 64), Compression::fast());
+    encoder.write_all(br#"{"events":["#)?;
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            encoder.write_all(b",")?;
+        }
+        encoder.write_all(event.body.as_bytes())?;
+    }
+    encoder.write_all(b"]}")?;
+    encoder.finish()
+}
+
+/// One drain run.
+pub struct Drain<'a> {
+    home: &'a Home,
+    queue: &'a mut Queue,
+    http: &'a Http,
+    url: String,
+    access: String,
+    refreshed: bool,
+    pub summary: Summary,
+}
+
+impl<'a> Drain<'a> {
+    /// Prepares a drain: reads the session (refreshing if needed). Returns
+    /// the stop when there is no usable session; nothing is touched then.
+    pub fn start(home: &'a Home, queue: &'a mut Queue, http: &'a Http) -> Result<Drain<'a>, Stop> {
+        let session = auth::access_token(home, http, http.timeout()).map_err(stop_for_auth)?;
+        Ok(Drain {
+            home,
+            queue,
+            http,
+            url: format!("{}{BATCH_PATH}", session.credentials.server_url),
+            access: session.access,
+            refreshed: session.refreshed,
+            summary: Summary::default(),
+        })
+    }
+
+    /// Sends everything queued; `progress` is called with the number of
+    /// events handled so far.
+    pub fn run(mut self, mut progress: impl FnMut(u64)) -> Result<Summary, DrainError> {
+        let mut cursor = None;
+        let mut handled = 0u64;
+        while self.summary.stopped.is_none() {
+            let batch = self
+                .queue
+                .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
+            let Some(last) = batch.last() else {
+                break;
+            };
+            cursor = Some((last.ts_micros, last.id));
+            let refs: Vec<&Queued> = batch.iter().collect();
+            self.send(&refs)?;
+            handled += batch.len() as u64;
+            progress(handled);
+        }
+        self.summary.remaining = self.queue.len()?;
+        self.summary.failed = self.summary.failures.len() as u64;
+        Ok(self.summary)
+    }
+
+    fn fail(&mut self, event: &Queued, category: Category, reason: String, parked: bool) {
+        self.summary.failures.push(Failure {
+            event_id: event.event_id.clone(),
+            event_type: event.event_type.clone(),
+            category,
+            reason,
+            parked,
+            retry_count: event.retry_count + 1,
+        });
+    }
+
+    /// Sends one batch (or part of one) and applies the answer. Whole-batch
+    /// trouble sets `summary.stopped`.
+    fn send(&mut self, events: &[&Queued]) -> Result<(), DrainError> {
+        if events.is_empty() || self.summary.stopped.is_some() {
+            return Ok(());
+        }
+        let body = match gzip_batch(events) {
+            Ok(body) => body,
+            Err(e) => {
+                self.summary.stopped = Some(Stop {
+                    category: Category::Unknown,
+                    outcome: Outcome::UnexpectedStatus,
+                    message: format!("cannot compress a batch: {e}"),
+                });
+                return Ok(());
+            }
+        };
+        let mut reply = self
+            .http
+            .post(&self.url, Some(&self.access), Body::GzipJson(&body));
+        if matches!(&reply, Ok(r) if r.status == 401) && !self.refreshed {
+            self.refreshed = true;
+            match auth::refresh(self.home, self.http, &self.access, self.http.timeout()) {
+                Ok(session) => {
+                    self.access = session.access;
+                    reply = self
+                        .http
+                        .post(&self.url, Some(&self.access), Body::GzipJson(&body));
+                }
+                Err(e) => {
+                    self.summary.stopped = Some(stop_for_auth(e));
+                    return Ok(());
+                }
+            }
+        }
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(e) => {
+                self.summary.stopped = Some(stop_for_network(e));
+                return Ok(());
+            }
+        };
+        match reply.status {
+            200..=299 => self.apply_results(events, &reply.body),
+            400 | 413 if events.len() > 1 => {
+                // Bisect: the halves either go through or narrow the poison down.
+                let (left, right) = events.split_at(events.len() / 2);
+                self.send(left)?;
+                self.send(right)
+            }
+            400 | 413 => {
+                let event = events[0];
+                let reason = if reply.status == 413 {
+                    "too large for the server (HTTP 413)".to_string()
+                } else {
+                    format!("the server refused it (HTTP 400): {}", reply.error_text())
+                };
+                self.queue.apply(&Outcomes {
+                    parked: vec![(event.id, reason.clone())],
+                    ..Outcomes::default()
+                })?;
+                self.fail(event, Category::Schema, reason, true);
+                Ok(())
+            }
+            401 => {
+                self.summary.stopped = Some(Stop {
+                    category: Category::Auth,
+                    outcome: Outcome::AuthenticationFailed,
+                    message: "Authentication failed: the server refused the token after a refresh. Run `spec-kitty auth login`; events kept for later sync.".into(),
+                });
+                Ok(())
+            }
+            403 => {
+                self.summary.stopped = Some(Stop {
+                    category: Category::Auth,
+                    outcome: Outcome::PermissionDenied,
+                    message: format!(
+                        "Permission denied: {}. Check team membership for this project; events kept for later sync.",
+                        reply.error_text()
+                    ),
+                });
+                Ok(())
+            }
+            status => {
+                self.summary.stopped = Some(Stop {
+                    category: Category::Server,
+                    outcome: Outcome::UnexpectedStatus,
+                    message: format!(
+                        "Server error (HTTP {status}: {}); events kept for later sync.",
+                        reply.error_text()
+                    ),
+                });
+                Ok(())
+            }
+        }
+    }
+
+    fn apply_results(&mut self, events: &[&Queued], body: &[u8]) -> Result<(), DrainError> {
+        let response: BatchResponse = match serde_json::from_slice(body) {
+            Ok(response) => response,
+            Err(e) => {
+                self.summary.stopped = Some(Stop {
+                    category: Category::Server,
+                    outcome: Outcome::UnexpectedStatus,
+                    message: format!(
+                        "The server's answer could not be read ({e}); events kept for later sync."
+                    ),
+                });
+                return Ok(());
+            }
+        };
+        let by_id: HashMap<&str, _> = response
+            .results
+            .iter()
+            .map(|r| (r.event_id.as_str(), r))
+            .collect();
+        let mut outcomes = Outcomes::default();
+        let mut missing = Vec::new();
+        for event in events {
+            match by_id.get(event.event_id.as_str()) {
+                Some(result) => match result.status {
+                    EventStatus::Success => {
+                        outcomes.delivered.push(event.id);
+                        self.summary.synced += 1;
+                    }
+                    EventStatus::Duplicate => {
+                        outcomes.delivered.push(event.id);
+                        self.summary.duplicates += 1;
+                    }
+                    EventStatus::Rejected => {
+                        let reason = result
+                            .error
+                            .clone()
+                            .unwrap_or_else(|| "rejected without a reason".into());
+                        outcomes.rejected.push((event.id, reason.clone()));
+                        self.fail(event, Category::Schema, reason, false);
+                    }
+                },
+                None => missing.push(*event),
+            }
+        }
+        self.queue.apply(&outcomes)?;
+        let answered_none = missing.len() == events.len();
+        for event in missing {
+            self.summary.failures.push(Failure {
+                event_id: event.event_id.clone(),
+                event_type: event.event_type.clone(),
+                category: Category::Server,
+                reason: "the server's answer had no result for this event; kept for later sync"
+                    .into(),
+                parked: false,
+                retry_count: event.retry_count,
+            });
+        }
+        if answered_none {
+            self.summary.stopped = Some(Stop {
+                category: Category::Server,
+                outcome: Outcome::UnexpectedStatus,
+                message: "The server answered without results; events kept for later sync.".into(),
+            });
+        }
+        Ok(())
+    }
+}
