@@ -6,6 +6,7 @@ mod output;
 mod queue_tools;
 mod sync;
 mod sync_now;
+mod tasks;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ enum Command {
     /// Configure the sync server, check the connection, and upload queued events
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Commands for agents and people working on work packages
+    #[command(subcommand)]
+    Agent(tasks::AgentCommand),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -41,6 +45,7 @@ pub fn run() -> ExitCode {
         .and_then(|home| match cli.command {
             Command::Auth(command) => auth::run(&home, command),
             Command::Sync(command) => sync::run(&home, command),
+            Command::Agent(command) => tasks::run(&home, command),
         });
     match result {
         Ok(code) => ExitCode::from(code),

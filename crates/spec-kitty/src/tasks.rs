@@ -1,0 +1,327 @@
+//! Moving work packages between lanes and listing them. A move rewrites
+//! the work-package file and queues a `WPStatusChanged` event; it needs no
+//! network and no log-in.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use spec_kitty_protocol::event::WP_STATUS_CHANGED;
+use spec_kitty_protocol::{Lane, timestamp};
+use time::OffsetDateTime;
+use time::macros::format_description;
+
+use crate::credentials::{self, Stored};
+use crate::git;
+use crate::identity;
+use crate::paths::{self, Home};
+use crate::project::{Project, ProjectError, WorkPackageFile};
+use crate::queue::{Queue, QueueError};
+use crate::wp_file::{HistoryEntry, WpError, WpFile};
+
+/// Why a task command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    #[error(transparent)]
+    Project(#[from] ProjectError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("{path} cannot be changed: {source}", path = paths::display(path))]
+    File { path: PathBuf, source: WpError },
+    #[error("unknown lane '{given}'. Valid lanes: {}", Lane::VALID_NAMES.join(", "))]
+    UnknownLane { given: String },
+    #[error("{wp_id} has lane '{found}' in {path}, which is not a known lane (valid: {}); fix the file", Lane::VALID_NAMES.join(", "), path = paths::display(path))]
+    BadFileLane {
+        wp_id: String,
+        found: String,
+        path: PathBuf,
+    },
+    #[error("{wp_id} is done; moving it back to {to} needs --force and --reason TEXT")]
+    Backwards { wp_id: String, to: String },
+    #[error("--force needs --reason TEXT saying why")]
+    ForceWithoutReason,
+    #[error("{wp_id} is already in {lane}; nothing changed")]
+    AlreadyThere { wp_id: String, lane: String },
+}
+
+/// What `move-task` asks for.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    pub wp: String,
+    pub to: String,
+    pub feature: Option<String>,
+    pub agent: Option<String>,
+    pub note: Option<String>,
+    pub force: bool,
+    pub reason: Option<String>,
+}
+
+/// What a move did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Moved {
+    pub wp_id: String,
+    pub feature: String,
+    pub file: PathBuf,
+    pub from_lane: Option<String>,
+    pub to_lane: String,
+    pub sync_lane: String,
+    pub event_id: String,
+    pub lamport_clock: u64,
+}
+
+/// A work package as `list-tasks` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    pub wp_id: String,
+    pub lane: Option<String>,
+    pub title: Option<String>,
+    pub assignee: Option<String>,
+    pub last_change: Option<String>,
+    pub file: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Reads a lane from a file; `approved` (Python 2.x) is read as for_review.
+fn file_lane(value: &str) -> Option<Lane> {
+    Lane::parse(value)
+        .ok()
+        .or_else(|| (value.trim() == "approved").then_some(Lane::ForReview))
+}
+
+fn file_timestamp(at: OffsetDateTime) -> String {
+    at.format(format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second]Z"
+    ))
+    .unwrap_or_else(|_| timestamp::format(at))
+}
+
+fn read(path: &Path) -> Result<String, TaskError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        TaskError::Project(ProjectError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    })
+}
+
+/// Moves a work package: rewrites its file and queues the event, the
+/// Lamport tick and the enqueue in one transaction. The file is read and
+/// written inside that transaction too, so concurrent moves of the same
+/// package are serialized instead of losing an update.
+pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved, TaskError> {
+    let to = Lane::parse(&request.to).map_err(|_| TaskError::UnknownLane {
+        given: request.to.clone(),
+    })?;
+    if request.force
+        && request
+            .reason
+            .as_deref()
+            .is_none_or(|r| r.trim().is_empty())
+    {
+        return Err(TaskError::ForceWithoutReason);
+    }
+    let project = Project::find(cwd)?;
+    let git = git::info(&project.root);
+    let feature = project.feature(request.feature.as_deref(), git.branch.as_deref())?;
+    let WorkPackageFile { wp_id, path } = feature.work_package(&request.wp)?;
+
+    // Logged out, or a broken credentials file, must not stop local work:
+    // the event just carries no team (the server uses the sender's).
+    let (team, username) = match credentials::load(home) {
+        Ok(Stored::Present(creds)) => (creds.team_slug.clone(), Some(creds.username.clone())),
+        Ok(Stored::Absent) => (None, None),
+        Err(e) => {
+            eprintln!("warning: {e}; the event is queued without a team");
+            (None, None)
+        }
+    };
+    let actor = request
+        .agent
+        .clone()
+        .or(username)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+
+    let mut queue = Queue::open(home)?;
+    let mut original: Option<String> = None;
+    let mut from_lane: Option<Lane> = None;
+    let now = OffsetDateTime::now_utc();
+    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Value, TaskError> {
+        let text = read(&path)?;
+        let wp = WpFile::parse(&text).map_err(|source| TaskError::File {
+            path: path.clone(),
+            source,
+        })?;
+        let current = wp.fields().lane;
+        let from = match &current {
+            Some(value) => Some(file_lane(value).ok_or_else(|| TaskError::BadFileLane {
+                wp_id: wp_id.clone(),
+                found: value.clone(),
+                path: path.clone(),
+            })?),
+            None => None,
+        };
+        if from == Some(to) {
+            return Err(TaskError::AlreadyThere {
+                wp_id: wp_id.clone(),
+                lane: to.as_str().into(),
+            });
+        }
+        if from == Some(Lane::Done) && !request.force {
+            return Err(TaskError::Backwards {
+                wp_id: wp_id.clone(),
+                to: to.as_str().into(),
+            });
+        }
+        let identity = identity::load_or_create(&project)?;
+        let mut action = request
+            .note
+            .clone()
+            .unwrap_or_else(|| format!("Moved to {to}"));
+        if request.force
+            && let Some(reason) = &request.reason
+        {
+            action = format!("{action} (forced: {reason})");
+        }
+        let stamp = file_timestamp(now);
+        let entry = HistoryEntry {
+            timestamp: stamp.clone(),
+            lane: to.as_str().into(),
+            agent: actor.clone(),
+            shell_pid: std::os::unix::process::parent_id().to_string(),
+            action: action.clone(),
+        };
+        let log_line = format!("- {stamp} – {actor} – lane={to} – {action}");
+        let updated =
+            wp.moved(to.as_str(), &entry, &log_line)
+                .map_err(|source| TaskError::File {
+                    path: path.clone(),
+                    source,
+                })?;
+        crate::atomic::write(&path, updated.as_bytes(), file_mode(&path)).map_err(|source| {
+            TaskError::Project(ProjectError::Write {
+                path: path.clone(),
+                source,
+            })
+        })?;
+        original = Some(text);
+        from_lane = from;
+        let mut event = json!({
+            "event_id": ulid::Ulid::new().to_string(),
+            "event_type": WP_STATUS_CHANGED,
+            "aggregate_id": format!("{}/{wp_id}", feature.slug),
+            "aggregate_type": "WorkPackage",
+            "payload": {
+                "feature_slug": feature.slug,
+                "wp_id": wp_id,
+                "from_lane": from.map(|l| l.to_sync().as_str()),
+                "to_lane": to.to_sync().as_str(),
+                "actor": actor,
+                "force": request.force,
+                "reason": request.reason,
+                "execution_mode": null,
+                "review_ref": null,
+                "evidence": null,
+            },
+            "timestamp": timestamp::format(now),
+            "node_id": identity.node_id,
+            "lamport_clock": lamport,
+            "causation_id": null,
+            "correlation_id": ulid::Ulid::new().to_string(),
+            "project_uuid": identity.uuid,
+            "project_slug": identity.slug,
+            "schema_version": spec_kitty_protocol::event::DEFAULT_SCHEMA_VERSION,
+            "data_tier": 0,
+            "git_branch": git.branch,
+            "head_commit_sha": git.commit,
+            "repo_slug": null,
+        });
+        if let (Some(team), Some(obj)) = (&team, event.as_object_mut()) {
+            obj.insert("team_slug".into(), json!(team));
+        }
+        Ok(event)
+    });
+    let (lamport, event) = match result {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return Err(e),
+        Err(e) => {
+            // The file was rewritten but the event could not be queued:
+            // put the file back, so the two never disagree.
+            if let Some(text) = original {
+                let _ = crate::atomic::write(&path, text.as_bytes(), file_mode(&path));
+            }
+            return Err(e.into());
+        }
+    };
+    Ok(Moved {
+        wp_id,
+        feature: feature.slug,
+        file: path,
+        from_lane: from_lane.map(|l| l.as_str().to_string()),
+        to_lane: to.as_str().into(),
+        sync_lane: to.to_sync().as_str().into(),
+        event_id: event["event_id"].as_str().unwrap_or_default().to_string(),
+        lamport_clock: lamport,
+    })
+}
+
+fn file_mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o7777)
+        .unwrap_or(0o644)
+}
+
+/// Lists the work packages of a feature, optionally only those in `lane`.
+pub fn list_tasks(
+    cwd: &Path,
+    feature: Option<&str>,
+    lane: Option<&str>,
+) -> Result<(String, Vec<Listed>), TaskError> {
+    let wanted = lane
+        .map(|l| {
+            Lane::parse(l).map_err(|_| TaskError::UnknownLane {
+                given: l.to_string(),
+            })
+        })
+        .transpose()?;
+    let project = Project::find(cwd)?;
+    let git = git::info(&project.root);
+    let feature = project.feature(feature, git.branch.as_deref())?;
+    let mut listed = Vec::new();
+    for wp in feature.work_packages()? {
+        let text = read(&wp.path)?;
+        let entry = match WpFile::parse(&text) {
+            Ok(file) => {
+                let f = file.fields();
+                Listed {
+                    wp_id: wp.wp_id.clone(),
+                    lane: f.lane,
+                    title: f.title,
+                    assignee: f.assignee,
+                    last_change: f.last_change,
+                    file: wp.path.clone(),
+                    error: None,
+                }
+            }
+            Err(e) => Listed {
+                wp_id: wp.wp_id.clone(),
+                lane: None,
+                title: None,
+                assignee: None,
+                last_change: None,
+                file: wp.path.clone(),
+                error: Some(e.to_string()),
+            },
+        };
+        let keep = match wanted {
+            None => true,
+            Some(w) => entry.lane.as_deref().and_then(file_lane) == Some(w),
+        };
+        if keep {
+            listed.push(entry);
+        }
+    }
+    Ok((feature.slug, listed))
+}
