@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
+use crate::store::postgres::PoolSettings;
+
 /// Where the server keeps its data when nothing says otherwise.
 pub fn default_data_dir() -> PathBuf {
     if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
@@ -84,6 +86,26 @@ pub struct ServeArgs {
     /// Window in seconds over which failed log-ins are counted [default: 900]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_WINDOW", value_name = "SECS")]
     pub login_window: Option<u64>,
+    /// Signing key file (128 hex characters) shared by every instance; by
+    /// default the key lives in the data directory (SQLite) or in the
+    /// database (PostgreSQL)
+    #[arg(long, env = "SPEC_KITTY_SERVER_SIGNING_KEY_FILE", value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// PostgreSQL: connections per instance [default: 10]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_DATABASE_MAX_CONNECTIONS",
+        value_name = "N"
+    )]
+    pub database_max_connections: Option<u32>,
+    /// PostgreSQL: how long start-up retries an unreachable database before
+    /// giving up [default: 30]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_DATABASE_CONNECT_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub database_connect_timeout: Option<u64>,
     /// Log format: text or json [default: text]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -118,6 +140,9 @@ struct FileConfig {
     login_max_failures: Option<u32>,
     login_window: Option<u64>,
     log_format: Option<LogFormat>,
+    signing_key_file: Option<PathBuf>,
+    database_max_connections: Option<u32>,
+    database_connect_timeout: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -185,6 +210,8 @@ pub struct ServerConfig {
     pub refresh_lifetime: u64,
     pub limits: Limits,
     pub log_format: LogFormat,
+    pub signing_key_file: Option<PathBuf>,
+    pub pool: PoolSettings,
 }
 
 impl ServerConfig {
@@ -203,6 +230,8 @@ impl ServerConfig {
             refresh_lifetime: spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME,
             limits: Limits::default(),
             log_format: LogFormat::Text,
+            signing_key_file: None,
+            pool: PoolSettings::default(),
         }
     }
 
@@ -274,6 +303,18 @@ impl ServerConfig {
                     .unwrap_or(defaults.login_window),
             },
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            signing_key_file: args.signing_key_file.clone().or(file.signing_key_file),
+            pool: PoolSettings {
+                max_connections: args
+                    .database_max_connections
+                    .or(file.database_max_connections)
+                    .unwrap_or(PoolSettings::default().max_connections),
+                connect_timeout: std::time::Duration::from_secs(
+                    args.database_connect_timeout
+                        .or(file.database_connect_timeout)
+                        .unwrap_or(PoolSettings::default().connect_timeout.as_secs()),
+                ),
+            },
         };
         if config.access_lifetime == 0 || config.refresh_lifetime == 0 {
             return Err(ConfigError::Invalid(

@@ -134,7 +134,7 @@ async fn serve(args: ServeArgs, storage: StorageArgs) -> Result<(), Failure> {
     let server = spec_kitty_server::start(&config).await?;
     tracing::info!(
         url = %server.url(),
-        database = %config.storage.database_url,
+        database = %store::postgres::redact(&config.storage.database_url),
         data_dir = %config.storage.data_dir.display(),
         backend = server.store.backend(),
         "spec-kitty-server listening"

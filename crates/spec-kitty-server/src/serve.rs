@@ -71,8 +71,23 @@ impl RunningServer {
 
 /// Opens the store and starts serving.
 pub async fn start(config: &ServerConfig) -> Result<RunningServer, ServeError> {
-    let store = store::open(&config.storage.database_url).await?;
+    let store = store::open_with(&config.storage.database_url, config.pool).await?;
     start_with_store(config, store).await
+}
+
+/// The signing key: a key file named in the config (the same file on every
+/// instance), else the key the store shares between instances (PostgreSQL),
+/// else the key file in the data directory (made on first start).
+async fn signing_key(config: &ServerConfig, store: &Arc<dyn Store>) -> Result<Vec<u8>, ServeError> {
+    if let Some(path) = &config.signing_key_file {
+        return Ok(signing_key::load_file(path)?);
+    }
+    let mut candidate = [0u8; 64];
+    getrandom::fill(&mut candidate).map_err(|e| KeyError::Random(e.to_string()))?;
+    match store.shared_signing_key(&candidate).await? {
+        Some(key) => Ok(key),
+        None => Ok(signing_key::load_or_create(&config.storage.data_dir)?),
+    }
 }
 
 /// Starts serving on an already open store.
@@ -80,7 +95,7 @@ pub async fn start_with_store(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
-    let key = signing_key::load_or_create(&config.storage.data_dir)?;
+    let key = signing_key(config, &store).await?;
     let signer =
         Signer::new(&key, config.access_lifetime, config.refresh_lifetime).map_err(|_| {
             KeyError::Corrupt {

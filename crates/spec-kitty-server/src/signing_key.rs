@@ -41,6 +41,18 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Loads a key file that must exist (given by configuration, shared by
+/// every instance).
+pub fn load_file(path: &Path) -> Result<Vec<u8>, KeyError> {
+    let text = fs::read_to_string(path).map_err(|source| KeyError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    decode_hex(&text).ok_or(KeyError::Corrupt {
+        path: path.to_path_buf(),
+    })
+}
+
 /// Loads the key from `dir`, creating it (mode 0600) if absent.
 pub fn load_or_create(dir: &Path) -> Result<Vec<u8>, KeyError> {
     let path = dir.join(KEY_FILE);

@@ -6,6 +6,7 @@
 //! a batch) is one trait method, so each backend can make it one
 //! transaction and no route can interleave reads and writes unsafely.
 
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -17,6 +18,8 @@ use async_trait::async_trait;
 pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Postgres(String),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -27,7 +30,9 @@ pub enum StoreError {
         "the database schema is version {found}, newer than this server understands ({known}); upgrade spec-kitty-server"
     )]
     SchemaTooNew { found: i64, known: i64 },
-    #[error("unsupported database URL '{0}': use sqlite://PATH (or a plain path)")]
+    #[error(
+        "unsupported database URL '{0}': use sqlite://PATH (or a plain path) or postgres://USER@HOST/DB"
+    )]
     UnsupportedUrl(String),
     #[error("storage task failed: {0}")]
     Task(String),
@@ -136,6 +141,14 @@ pub trait Store: Send + Sync + 'static {
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// The signing key every instance on this store shares, stored on
+    /// first call with `candidate`; `None` when the backend keeps no key
+    /// (SQLite: one server, key file in the data directory).
+    async fn shared_signing_key(&self, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        let _ = candidate;
+        Ok(None)
+    }
+
     async fn create_team(&self, slug: &str) -> StoreResult<()>;
     async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>>;
     /// Adds a user with `team` as their own team (they become a member).
@@ -184,9 +197,20 @@ pub trait Store: Send + Sync + 'static {
     async fn event_count(&self) -> StoreResult<i64>;
 }
 
-/// Opens the store named by a database URL, running its migrations.
+/// Opens the store named by a database URL (`postgres://` or
+/// `postgresql://` for PostgreSQL, otherwise SQLite), running its
+/// migrations.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    open_with(url, postgres::PoolSettings::default()).await
+}
+
+/// [`open`] with explicit PostgreSQL pool settings.
+pub async fn open_with(url: &str, settings: postgres::PoolSettings) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(
+            postgres::PostgresStore::open(url, settings).await?,
+        ));
+    }
     let path = sqlite::path_from_url(url)?;
-    let store = sqlite::SqliteStore::open(path).await?;
-    Ok(Arc::new(store))
+    Ok(Arc::new(sqlite::SqliteStore::open(path).await?))
 }
