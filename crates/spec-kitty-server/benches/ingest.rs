@@ -1,0 +1,457 @@
+//! Ingest throughput of the real server, next to a raw SQLite baseline.
+//!
+//! `cargo bench -p spec-kitty-server --bench ingest`
+//!
+//! 1. Builds 100,000 valid `WPStatusChanged` events (distinct ULIDs, a few
+//!    projects) and pre-compresses them into 1000-event gzip batches.
+//! 2. Raw baseline: the same rows inserted straight into a fresh database
+//!    with the server's own schema and `INSERT_EVENT_SQL`, 1000 per
+//!    transaction.
+//! 3. The server over HTTP on 127.0.0.1: every batch from one sender, then
+//!    on a fresh server and database four concurrent senders with 25,000
+//!    events each.
+//!
+//! Run without `--bench` (as `cargo test --benches` does) it is a quick
+//! smoke run over 4,000 events.
+
+use std::error::Error;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use rusqlite::{TransactionBehavior, params};
+use serde_json::{Value, json};
+use spec_kitty_server::config::ServerConfig;
+use spec_kitty_server::store::sqlite::{self, INSERT_EVENT_SQL};
+use spec_kitty_server::{BackgroundServer, admin};
+
+type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+const BATCH: usize = 1000;
+const PROJECTS: usize = 5;
+const SENDERS: usize = 4;
+const PASSWORD: &str = "bench-password-123";
+const LANES: [&str; 4] = ["planned", "doing", "for_review", "done"];
+
+/// One event, as JSON and as the row the server would store.
+struct Prepared {
+    event_id: String,
+    aggregate_id: String,
+    project: usize,
+    node_id: String,
+    lamport: i64,
+    timestamp: String,
+    lane: &'static str,
+    body: String,
+}
+
+fn build_events(count: usize) -> BoxResult<Vec<Prepared>> {
+    let projects: Vec<(String, String)> = (0..PROJECTS)
+        .map(|i| {
+            (
+                uuid::Uuid::new_v4().to_string(),
+                format!("project-{}", i + 1),
+            )
+        })
+        .collect();
+    let nodes: Vec<String> = (0..SENDERS)
+        .map(|i| format!("3f2a9c1b7d{:02x}", i))
+        .collect();
+    let start = time::macros::datetime!(2026-02-12 10:00:00 UTC);
+    let format = time::format_description::well_known::Rfc3339;
+    let mut events = Vec::with_capacity(count);
+    for i in 0..count {
+        let (project_uuid, project_slug) = &projects[i % PROJECTS];
+        let feature = format!("{:03}-feature-{}", 30 + (i / 997) % 40, (i / 997) % 40);
+        let wp = format!("WP{:02}", 1 + (i / 4) % 24);
+        let to = LANES[i % 4];
+        let from = if i % 4 == 0 {
+            Value::Null
+        } else {
+            json!(LANES[(i % 4) - 1])
+        };
+        let node_id = nodes[i % SENDERS].clone();
+        let timestamp = (start + Duration::from_millis(i as u64 * 250)).format(&format)?;
+        let event_id = ulid::Ulid::new().to_string();
+        let aggregate_id = format!("{feature}/{wp}");
+        let event = json!({
+            "event_id": event_id,
+            "event_type": "WPStatusChanged",
+            "aggregate_id": aggregate_id,
+            "aggregate_type": "WorkPackage",
+            "payload": {
+                "feature_slug": feature,
+                "wp_id": wp,
+                "from_lane": from,
+                "to_lane": to,
+                "actor": format!("user-{}", i % SENDERS),
+                "force": false,
+                "reason": null,
+                "execution_mode": "worktree",
+                "review_ref": null,
+                "evidence": null
+            },
+            "timestamp": timestamp,
+            "node_id": node_id,
+            "lamport_clock": i,
+            "causation_id": null,
+            "correlation_id": ulid::Ulid::new().to_string(),
+            "project_uuid": project_uuid,
+            "project_slug": project_slug,
+            "schema_version": "1.0.0",
+            "data_tier": 0,
+            "git_branch": "main",
+            "head_commit_sha": null,
+            "repo_slug": null
+        });
+        events.push(Prepared {
+            event_id,
+            aggregate_id,
+            project: i % PROJECTS,
+            node_id,
+            lamport: i as i64,
+            timestamp,
+            lane: to,
+            body: event.to_string(),
+        });
+    }
+    Ok(events)
+}
+
+/// `{"events": [...]}` of the given events, gzip-compressed.
+fn gzip_batch(events: &[Prepared]) -> BoxResult<Vec<u8>> {
+    let mut json = Vec::with_capacity(events.len() * 600);
+    json.extend_from_slice(b"{\"events\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(event.body.as_bytes());
+    }
+    json.extend_from_slice(b"]}");
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(&json)?;
+    Ok(encoder.finish()?)
+}
+
+/// The same rows straight into SQLite, 1000 per transaction.
+fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
+    let path = dir.join("raw.db");
+    let mut conn = sqlite::connect(&path)?;
+    sqlite::migrate(&mut conn)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let started = Instant::now();
+    for chunk in events.chunks(BATCH) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
+            for e in chunk {
+                insert.execute(params![
+                    e.event_id,
+                    "WPStatusChanged",
+                    e.aggregate_id,
+                    e.project as i64 + 1,
+                    1_i64,
+                    1_i64,
+                    e.node_id,
+                    e.lamport,
+                    e.timestamp,
+                    e.lane,
+                    e.body,
+                    now,
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
+    if stored != events.len() as i64 {
+        return Err(format!("raw baseline stored {stored} of {} rows", events.len()).into());
+    }
+    Ok(events.len() as f64 / elapsed)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+fn login(agent: &ureq::Agent, base: &str, username: &str) -> BoxResult<String> {
+    let body = json!({"username": username, "password": PASSWORD}).to_string();
+    let mut response = agent
+        .post(format!("{base}/api/v1/token/"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())?;
+    let text = response.body_mut().read_to_string()?;
+    if response.status() != 200 {
+        return Err(format!("log-in answered {}: {text}", response.status()).into());
+    }
+    let value: Value = serde_json::from_str(&text)?;
+    value["access"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "log-in answer without an access token".into())
+}
+
+/// Posts the batches in order; returns how many events came back `success`.
+fn send_all(agent: &ureq::Agent, base: &str, token: &str, batches: &[Vec<u8>]) -> BoxResult<usize> {
+    let url = format!("{base}/api/v1/events/batch/");
+    let mut successes = 0;
+    for batch in batches {
+        let mut response = agent
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .send(batch.as_slice())?;
+        let text = response.body_mut().read_to_string()?;
+        if response.status() != 200 {
+            return Err(format!("batch answered {}: {text}", response.status()).into());
+        }
+        // Counting is cheap next to the request; a substring count avoids
+        // timing a second JSON parse.
+        successes += text.matches("\"status\":\"success\"").count();
+    }
+    Ok(successes)
+}
+
+/// A fresh server with team `acme` and `users` users; returns their tokens.
+fn fresh_server(dir: &Path, users: usize) -> BoxResult<(BackgroundServer, Vec<String>)> {
+    let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir))?;
+    server.block_on(admin::add_team(&server.store, "acme"))?;
+    let client = agent();
+    let mut tokens = Vec::with_capacity(users);
+    for i in 0..users {
+        let username = format!("user-{i}");
+        server.block_on(admin::add_user(&server.store, &username, PASSWORD, "acme"))?;
+        tokens.push(login(&client, &server.url, &username)?);
+    }
+    Ok((server, tokens))
+}
+
+fn check_stored(server: &BackgroundServer, expected: usize) -> BoxResult<()> {
+    let stored = server.block_on(server.store.event_count())?;
+    if stored != expected as i64 {
+        return Err(format!("the server stored {stored} of {expected} events").into());
+    }
+    Ok(())
+}
+
+fn one_sender(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
+    let (server, tokens) = fresh_server(dir, 1)?;
+    let token = tokens.first().ok_or("no token")?;
+    let client = agent();
+    let started = Instant::now();
+    let successes = send_all(&client, &server.url, token, batches)?;
+    let elapsed = started.elapsed().as_secs_f64();
+    if successes != events {
+        return Err(format!("{successes} of {events} events answered success").into());
+    }
+    check_stored(&server, events)?;
+    Ok(events as f64 / elapsed)
+}
+
+fn concurrent_senders(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
+    let (server, tokens) = fresh_server(dir, SENDERS)?;
+    let batches = Arc::new(batches.to_vec());
+    let per_sender = batches.len() / SENDERS;
+    let barrier = Arc::new(Barrier::new(SENDERS + 1));
+    let handles: Vec<_> = tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| {
+            let (batches, barrier, base) = (
+                Arc::clone(&batches),
+                Arc::clone(&barrier),
+                server.url.clone(),
+            );
+            std::thread::spawn(move || -> BoxResult<usize> {
+                let client = agent();
+                let mine = &batches[i * per_sender..(i + 1) * per_sender];
+                barrier.wait();
+                send_all(&client, &base, &token, mine)
+            })
+        })
+        .collect();
+    barrier.wait();
+    let started = Instant::now();
+    let mut successes = 0;
+    for handle in handles {
+        successes += handle.join().map_err(|_| "a sender thread panicked")??;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    if successes != events {
+        return Err(format!("{successes} of {events} events answered success").into());
+    }
+    check_stored(&server, events)?;
+    Ok(events as f64 / elapsed)
+}
+
+/// Where one batch's time goes, stage by stage, on one thread and without
+/// HTTP: the same work the batch route does, timed per stage.
+fn breakdown(
+    dir: &Path,
+    batches: &[Vec<u8>],
+    events: usize,
+) -> BoxResult<Vec<(&'static str, f64)>> {
+    use std::io::Read;
+
+    use spec_kitty_protocol::{BatchRequest, validate_event};
+    use spec_kitty_server::store::{IncomingEvent, Sender};
+
+    let (server, _) = fresh_server(dir, 1)?;
+    let user = server
+        .block_on(server.store.find_user("user-0"))?
+        .ok_or("bench user missing")?;
+    let sender = Sender {
+        user_id: user.id,
+        username: user.username,
+        team: user.team,
+    };
+    let mut totals = [0.0_f64; 5];
+    for raw in batches {
+        let t = Instant::now();
+        let mut json = Vec::with_capacity(raw.len() * 20);
+        flate2::read::GzDecoder::new(raw.as_slice()).read_to_end(&mut json)?;
+        totals[0] += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let batch: BatchRequest = serde_json::from_slice(&json)?;
+        totals[1] += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let invalid = batch
+            .events
+            .iter()
+            .filter(|e| !validate_event(e).is_empty())
+            .count();
+        totals[2] += t.elapsed().as_secs_f64();
+        if invalid > 0 {
+            return Err(format!("{invalid} bench events are invalid").into());
+        }
+
+        let t = Instant::now();
+        let field = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+        let incoming: Vec<IncomingEvent> = batch
+            .events
+            .iter()
+            .map(|e| IncomingEvent {
+                event_id: field(e, "event_id").unwrap_or_default(),
+                event_type: field(e, "event_type").unwrap_or_default(),
+                aggregate_id: field(e, "aggregate_id").unwrap_or_default(),
+                project_uuid: field(e, "project_uuid").unwrap_or_default(),
+                project_slug: field(e, "project_slug"),
+                team: None,
+                node_id: field(e, "node_id").unwrap_or_default(),
+                lamport: e["lamport_clock"].as_i64().unwrap_or_default(),
+                timestamp: field(e, "timestamp").unwrap_or_default(),
+                lane: Some("doing"),
+                body: e.to_string(),
+            })
+            .collect();
+        totals[3] += t.elapsed().as_secs_f64();
+
+        let t = Instant::now();
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        server.block_on(server.store.ingest(&sender, incoming, now))?;
+        totals[4] += t.elapsed().as_secs_f64();
+    }
+    check_stored(&server, events)?;
+    let names = [
+        "gunzip",
+        "JSON parse into Values",
+        "validate_event",
+        "fields + re-serialize body",
+        "store.ingest (one write tx)",
+    ];
+    Ok(names
+        .into_iter()
+        .zip(totals)
+        .map(|(name, secs)| (name, secs * 1000.0 / batches.len() as f64))
+        .collect())
+}
+
+fn run() -> BoxResult<()> {
+    let full = std::env::args().any(|a| a == "--bench");
+    let count = if full { 100_000 } else { 4_000 };
+
+    let events = build_events(count)?;
+    let json_bytes: usize = events.iter().map(|e| e.body.len()).sum();
+    let batches = events
+        .chunks(BATCH)
+        .map(gzip_batch)
+        .collect::<BoxResult<Vec<_>>>()?;
+    let gzip_bytes: usize = batches.iter().map(Vec::len).sum();
+    println!(
+        "ingest: {count} WPStatusChanged events, {} bytes of JSON each on average, {} gzip batches of {BATCH} ({} KiB each on average){}",
+        json_bytes / count,
+        batches.len(),
+        gzip_bytes / batches.len() / 1024,
+        if full {
+            ""
+        } else {
+            " [smoke run: pass --bench for the full run]"
+        }
+    );
+
+    let raw_dir = tempfile::tempdir()?;
+    let raw = raw_baseline(raw_dir.path(), &events)?;
+    let one_dir = tempfile::tempdir()?;
+    let one = one_sender(one_dir.path(), &batches, count)?;
+    let four_dir = tempfile::tempdir()?;
+    let four = concurrent_senders(four_dir.path(), &batches, count)?;
+
+    println!();
+    println!("| path                                  |   events/s | % of raw |");
+    println!("|---------------------------------------|-----------:|---------:|");
+    let row = |name: &str, rate: f64| {
+        println!(
+            "| {name:<37} | {rate:>10.0} | {:>7.1}% |",
+            rate / raw * 100.0
+        );
+    };
+    row("raw SQLite INSERT, 1000 rows per tx", raw);
+    row("HTTP ingest, 1 sender", one);
+    row(&format!("HTTP ingest, {SENDERS} concurrent senders"), four);
+
+    let stages_dir = tempfile::tempdir()?;
+    let stages = breakdown(stages_dir.path(), &batches, count)?;
+    let per_batch = |rate: f64| BATCH as f64 / rate * 1000.0;
+    println!();
+    println!("where a {BATCH}-event batch's time goes (one thread, no HTTP):");
+    println!("| stage                                 | ms/batch |");
+    println!("|---------------------------------------|---------:|");
+    for (name, ms) in &stages {
+        println!("| {name:<37} | {ms:>8.2} |");
+    }
+    let in_process: f64 = stages.iter().map(|(_, ms)| ms).sum();
+    println!("| {:<37} | {in_process:>8.2} |", "sum of the stages");
+    println!(
+        "| {:<37} | {:>8.2} |",
+        "raw SQLite INSERT (baseline)",
+        per_batch(raw)
+    );
+    println!(
+        "| {:<37} | {:>8.2} |",
+        "HTTP ingest, 1 sender (wall clock)",
+        per_batch(one)
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ingest benchmark failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
