@@ -184,6 +184,9 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         {
             action = format!("{action} (forced: {reason})");
         }
+        // One Activity Log line each: no line breaks from --note or --agent.
+        let action = one_line(&action);
+        let actor = one_line(&actor);
         let stamp = file_timestamp(now);
         let entry = HistoryEntry {
             timestamp: stamp.clone(),
@@ -264,6 +267,13 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         event_id: event["event_id"].as_str().unwrap_or_default().to_string(),
         lamport_clock: lamport,
     })
+}
+
+/// The text with line breaks and other control characters as spaces.
+fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn file_mode(path: &Path) -> u32 {

@@ -237,8 +237,11 @@ impl<'a> WpFile<'a> {
                     if item && dash_indent.is_none() {
                         dash_indent = Some(lead);
                         let after_dash = &l.trim_start()[1..];
-                        key_indent =
-                            Some(lead + 1 + (after_dash.len() - after_dash.trim_start().len()));
+                        // A bare `-` line says nothing about the key column.
+                        if !after_dash.trim().is_empty() {
+                            key_indent =
+                                Some(lead + 1 + (after_dash.len() - after_dash.trim_start().len()));
+                        }
                     }
                     last = index;
                 }
@@ -246,10 +249,14 @@ impl<'a> WpFile<'a> {
                 let keys = key_indent.unwrap_or(dash + 2);
                 let block = history_block(entry, dash, keys, nl);
                 if inline_empty {
-                    out[at] = format!(
-                        "{}history:{nl}",
-                        &text[..text.len() - text.trim_start().len()]
-                    );
+                    // `history: []  # note` becomes `history:  # note`.
+                    let rest = &after["[]".len()..];
+                    let kept = if rest.trim_start().starts_with('#') {
+                        rest
+                    } else {
+                        ""
+                    };
+                    out[at] = format!("history:{kept}{nl}");
                     (at, block)
                 } else {
                     (last, block)
@@ -277,9 +284,25 @@ impl<'a> WpFile<'a> {
                             || bare(self.lines[i]).starts_with("## ")
                     })
                     .unwrap_or(self.lines.len());
-                let last = (h + 1..section_end)
+                // After the last entry (and its indented continuation
+                // lines), not after a rule or note that follows the list.
+                let last_entry = (h + 1..section_end)
                     .rev()
-                    .find(|&i| !bare(self.lines[i]).trim().is_empty());
+                    .find(|&i| bare(self.lines[i]).starts_with("- "))
+                    .map(|entry| {
+                        (entry + 1..section_end)
+                            .take_while(|&i| {
+                                let l = bare(self.lines[i]);
+                                l.starts_with([' ', '\t']) && !l.trim().is_empty()
+                            })
+                            .last()
+                            .unwrap_or(entry)
+                    });
+                let last = last_entry.or_else(|| {
+                    (h + 1..section_end)
+                        .rev()
+                        .find(|&i| !bare(self.lines[i]).trim().is_empty())
+                });
                 match last {
                     Some(last) => {
                         if !out[last].ends_with('\n') {
@@ -309,9 +332,12 @@ impl<'a> WpFile<'a> {
 
 fn history_block(entry: &HistoryEntry, dash: usize, keys: usize, nl: &str) -> String {
     let d = " ".repeat(dash);
-    let k = " ".repeat(keys);
+    // The first key sits after the dash in the same column as the others,
+    // or the entry is not one YAML mapping (`-   timestamp:` lists).
+    let p = " ".repeat(keys.saturating_sub(dash + 1).max(1));
+    let k = " ".repeat(dash + 1 + p.len());
     format!(
-        "{d}- timestamp: {}{nl}{k}lane: {}{nl}{k}agent: {}{nl}{k}shell_pid: {}{nl}{k}action: {}{nl}",
+        "{d}-{p}timestamp: {}{nl}{k}lane: {}{nl}{k}agent: {}{nl}{k}shell_pid: {}{nl}{k}action: {}{nl}",
         quote(&entry.timestamp),
         quote(&entry.lane),
         quote(&entry.agent),
