@@ -16,6 +16,21 @@ fn open(home: &Home) -> Result<Queue, CliError> {
     Queue::open(home).map_err(|e| CliError::general(e.to_string()))
 }
 
+/// Warns on stderr when the queue holds more than `max_queue_size` events
+/// (`[sync]` in config.toml). Nothing is ever dropped.
+fn warn_if_over_limit(home: &Home, queue: &Queue) {
+    let max = crate::config::Config::load(home)
+        .map(|c| c.max_queue_size())
+        .unwrap_or(crate::config::DEFAULT_MAX_QUEUE_SIZE);
+    if let Ok(depth) = queue.len()
+        && depth as u64 > max
+    {
+        eprintln!(
+            "WARNING: the queue holds {depth} events, more than max_queue_size ({max}); nothing is dropped, but run `spec-kitty sync now` soon"
+        );
+    }
+}
+
 /// `sync import FILE|-`: JSON Lines, each line one event.
 pub fn import_file(home: &Home, file: &Path) -> CliResult {
     let reader: Box<dyn BufRead> = if file == Path::new("-") {
@@ -50,6 +65,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
     let added = queue
         .enqueue_all(&valid)
         .map_err(|e| CliError::general(e.to_string()))?;
+    warn_if_over_limit(home, &queue);
     println!(
         "Queued {added} event(s){}.",
         if added < valid.len() {
@@ -76,6 +92,7 @@ pub fn import_python(home: &Home) -> CliResult {
     let mut queue = open(home)?;
     let moved =
         python_queue::import(home, &mut queue).map_err(|e| CliError::general(e.to_string()))?;
+    warn_if_over_limit(home, &queue);
     println!(
         "Moved {} event(s) from the Python client's queue{}.",
         moved.moved,
