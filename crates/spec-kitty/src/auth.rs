@@ -28,7 +28,12 @@ pub enum AuthError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     #[error("Session expired ({reason}). Run `spec-kitty auth login` to re-authenticate.")]
-    SessionExpired { reason: String },
+    SessionExpired {
+        reason: String,
+        /// The status of the refused refresh; `None` when no request was
+        /// made (the refresh token had expired by the file's own dates).
+        http_status: Option<u16>,
+    },
     #[error("Could not refresh the session: {0}. Your credentials were kept; try again later.")]
     Network(HttpError),
     #[error(
@@ -88,6 +93,7 @@ pub fn refresh(
     if creds.refresh_expired(now) {
         return Err(AuthError::SessionExpired {
             reason: "the refresh token has expired".into(),
+            http_status: None,
         });
     }
     let url = format!("{}{REFRESH_PATH}", creds.server_url);
@@ -121,6 +127,7 @@ pub fn refresh(
         }
         401 => Err(AuthError::SessionExpired {
             reason: "the server refused the refresh token".into(),
+            http_status: Some(401),
         }),
         status => Err(AuthError::ServerStatus {
             status,

@@ -158,7 +158,7 @@ fn auth_outcome(e: &AuthError) -> (Outcome, Option<u16>) {
             (Outcome::CredentialsInvalid, None)
         }
         AuthError::Credentials(_) => (Outcome::CredentialsUnreadable, None),
-        AuthError::SessionExpired { .. } => (Outcome::SessionExpired, Some(401)),
+        AuthError::SessionExpired { http_status, .. } => (Outcome::SessionExpired, *http_status),
         AuthError::Network(e) => (network_outcome(e), None),
         AuthError::ServerStatus { status, .. } => (Outcome::UnexpectedStatus, Some(*status)),
     }
