@@ -20,7 +20,10 @@ struct Pair {
 
 fn pair() -> Option<Pair> {
     let Some(db) = pg_support::TempDb::create() else {
-        eprintln!("skipped: set {} to run the PostgreSQL tests", pg_support::ENV);
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL tests",
+            pg_support::ENV
+        );
         return None;
     };
     let start = |dir: &tempfile::TempDir| {
@@ -28,12 +31,21 @@ fn pair() -> Option<Pair> {
         config.storage.database_url = db.url.clone();
         BackgroundServer::start(&config).expect("instance starts")
     };
-    let (da, dbb) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (da, dbb) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let a = start(&da);
     let b = start(&dbb);
     a.block_on(admin::add_team(&a.store, "acme")).expect("team");
-    a.block_on(admin::add_user(&a.store, "alice", "password123", "acme")).expect("user");
-    Some(Pair { a, b, _dirs: (da, dbb), _db: db })
+    a.block_on(admin::add_user(&a.store, "alice", "password123", "acme"))
+        .expect("user");
+    Some(Pair {
+        a,
+        b,
+        _dirs: (da, dbb),
+        _db: db,
+    })
 }
 
 fn agent() -> ureq::Agent {
@@ -66,7 +78,11 @@ fn login(server: &BackgroundServer, user: &str) -> Value {
 }
 
 fn refresh(server: &BackgroundServer, token: &Value) -> (u16, Value) {
-    post(&format!("{}/api/v1/token/refresh/", server.url), None, &json!({"refresh": token}))
+    post(
+        &format!("{}/api/v1/token/refresh/", server.url),
+        None,
+        &json!({"refresh": token}),
+    )
 }
 
 #[test]
@@ -80,11 +96,15 @@ fn log_in_on_one_refresh_on_the_other_and_reuse_revokes_the_family_everywhere() 
     // The access token of one instance works on the other: one signing key.
     let mut health = agent()
         .get(&format!("{}/api/v1/sync/health/", p.a.url))
-        .header("Authorization", format!("Bearer {}", rotated["access"].as_str().expect("access")))
+        .header(
+            "Authorization",
+            format!("Bearer {}", rotated["access"].as_str().expect("access")),
+        )
         .call()
         .expect("answered");
     assert_eq!(health.status().as_u16(), 200);
-    let body: Value = serde_json::from_str(&health.body_mut().read_to_string().expect("body")).expect("json");
+    let body: Value =
+        serde_json::from_str(&health.body_mut().read_to_string().expect("body")).expect("json");
     assert_eq!(body["user"], "alice");
 
     // Presenting the retired token on A revokes the family, B's new one too.
@@ -95,10 +115,12 @@ fn log_in_on_one_refresh_on_the_other_and_reuse_revokes_the_family_everywhere() 
 #[test]
 fn users_added_through_one_are_seen_by_the_other() {
     let Some(p) = pair() else { return };
-    p.a.block_on(admin::add_user(&p.a.store, "carol", "password123", "acme")).expect("user");
+    p.a.block_on(admin::add_user(&p.a.store, "carol", "password123", "acme"))
+        .expect("user");
     let tokens = login(&p.b, "carol");
     assert_eq!(tokens["team_slug"], "acme");
-    p.b.block_on(p.b.store.disable_user("carol")).expect("disable");
+    p.b.block_on(p.b.store.disable_user("carol"))
+        .expect("disable");
     let (status, _) = post(
         &format!("{}/api/v1/token/", p.a.url),
         None,
@@ -130,7 +152,10 @@ fn events(count: usize) -> Vec<Value> {
 #[test]
 fn the_same_events_sent_to_both_at_once_are_stored_once() {
     let Some(p) = pair() else { return };
-    let token = login(&p.a, "alice")["access"].as_str().expect("access").to_string();
+    let token = login(&p.a, "alice")["access"]
+        .as_str()
+        .expect("access")
+        .to_string();
     let batch = json!({"events": events(1000)});
     let urls: Vec<String> = [&p.a, &p.b, &p.a, &p.b]
         .iter()
@@ -141,7 +166,10 @@ fn the_same_events_sent_to_both_at_once_are_stored_once() {
             .iter()
             .map(|url| scope.spawn(|| post(url, Some(&token), &batch)))
             .collect();
-        handles.into_iter().map(|h| h.join().expect("sender")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("sender"))
+            .collect()
     });
     let mut successes: HashMap<String, usize> = HashMap::new();
     for (status, body) in &answers {
@@ -160,6 +188,9 @@ fn the_same_events_sent_to_both_at_once_are_stored_once() {
         }
     }
     assert_eq!(successes.len(), 1000);
-    assert!(successes.values().all(|&n| n == 1), "every event reported success exactly once");
+    assert!(
+        successes.values().all(|&n| n == 1),
+        "every event reported success exactly once"
+    );
     assert_eq!(p.a.block_on(p.a.store.event_count()).expect("count"), 1000);
 }

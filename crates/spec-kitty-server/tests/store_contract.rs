@@ -47,11 +47,22 @@ where
 }
 
 async fn team_and_user(store: &Arc<dyn Store>, team: &str, user: &str) -> i64 {
-    if !store.list_teams().await.expect("teams").iter().any(|t| t.slug == team) {
+    if !store
+        .list_teams()
+        .await
+        .expect("teams")
+        .iter()
+        .any(|t| t.slug == team)
+    {
         store.create_team(team).await.expect("team");
     }
     store.create_user(user, "hash", team).await.expect("user");
-    store.find_user(user).await.expect("find").expect("exists").id
+    store
+        .find_user(user)
+        .await
+        .expect("find")
+        .expect("exists")
+        .id
 }
 
 fn event(id: &str, project: &str, team: Option<&str>) -> IncomingEvent {
@@ -82,33 +93,82 @@ fn sender(user_id: i64, name: &str, team: &str) -> Sender {
 fn teams_and_users() {
     for_each_backend(|store| async move {
         store.create_team("acme").await.expect("team");
-        assert!(matches!(store.create_team("acme").await, Err(StoreError::Conflict(_))));
-        store.create_user("alice", "h1", "acme").await.expect("user");
-        assert!(matches!(store.create_user("alice", "h2", "acme").await, Err(StoreError::Conflict(_))));
-        assert!(matches!(store.create_user("bob", "h", "nope").await, Err(StoreError::NotFound(_))));
-        let alice = store.find_user("alice").await.expect("find").expect("exists");
-        assert_eq!((alice.password_hash.as_str(), alice.team.as_deref(), alice.disabled), ("h1", Some("acme"), false));
-        assert_eq!(store.user_by_id(alice.id).await.expect("by id").map(|u| u.username), Some("alice".into()));
+        assert!(matches!(
+            store.create_team("acme").await,
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .create_user("alice", "h1", "acme")
+            .await
+            .expect("user");
+        assert!(matches!(
+            store.create_user("alice", "h2", "acme").await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.create_user("bob", "h", "nope").await,
+            Err(StoreError::NotFound(_))
+        ));
+        let alice = store
+            .find_user("alice")
+            .await
+            .expect("find")
+            .expect("exists");
+        assert_eq!(
+            (
+                alice.password_hash.as_str(),
+                alice.team.as_deref(),
+                alice.disabled
+            ),
+            ("h1", Some("acme"), false)
+        );
+        assert_eq!(
+            store
+                .user_by_id(alice.id)
+                .await
+                .expect("by id")
+                .map(|u| u.username),
+            Some("alice".into())
+        );
         assert!(store.find_user("nobody").await.expect("find").is_none());
         assert!(store.is_member(alice.id, "acme").await.expect("member"));
 
         store.create_team("other").await.expect("team");
         store.add_member("other", "alice").await.expect("add");
-        assert!(matches!(store.add_member("other", "alice").await, Err(StoreError::Conflict(_))));
+        assert!(matches!(
+            store.add_member("other", "alice").await,
+            Err(StoreError::Conflict(_))
+        ));
         let users = store.list_users().await.expect("users");
         assert_eq!(users.len(), 1);
         assert_eq!(users[0].member_of, ["acme", "other"]);
         let teams = store.list_teams().await.expect("teams");
-        assert_eq!(teams.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>(), ["acme", "other"]);
+        assert_eq!(
+            teams.iter().map(|t| t.slug.as_str()).collect::<Vec<_>>(),
+            ["acme", "other"]
+        );
         assert_eq!(teams[0].members, ["alice"]);
 
         store.remove_member("acme", "alice").await.expect("remove");
         assert!(!store.is_member(alice.id, "acme").await.expect("member"));
-        assert!(matches!(store.remove_member("acme", "alice").await, Err(StoreError::NotFound(_))));
+        assert!(matches!(
+            store.remove_member("acme", "alice").await,
+            Err(StoreError::NotFound(_))
+        ));
 
         store.disable_user("alice").await.expect("disable");
-        assert!(store.find_user("alice").await.expect("find").expect("exists").disabled);
-        assert!(matches!(store.disable_user("ghost").await, Err(StoreError::NotFound(_))));
+        assert!(
+            store
+                .find_user("alice")
+                .await
+                .expect("find")
+                .expect("exists")
+                .disabled
+        );
+        assert!(matches!(
+            store.disable_user("ghost").await,
+            Err(StoreError::NotFound(_))
+        ));
     });
 }
 
@@ -122,24 +182,89 @@ fn refresh_rotation_and_reuse() {
             user_id: uid,
             expires_at,
         };
-        store.insert_refresh(token("r1", 2_000)).await.expect("insert");
-        assert_eq!(store.rotate_refresh("r1", token("r2", 2_000), 1_000).await.expect("rotate"), RotateOutcome::Rotated);
-        assert_eq!(store.rotate_refresh("r2", token("r3", 2_000), 1_000).await.expect("rotate"), RotateOutcome::Rotated);
+        store
+            .insert_refresh(token("r1", 2_000))
+            .await
+            .expect("insert");
+        assert_eq!(
+            store
+                .rotate_refresh("r1", token("r2", 2_000), 1_000)
+                .await
+                .expect("rotate"),
+            RotateOutcome::Rotated
+        );
+        assert_eq!(
+            store
+                .rotate_refresh("r2", token("r3", 2_000), 1_000)
+                .await
+                .expect("rotate"),
+            RotateOutcome::Rotated
+        );
         // r1 was retired: presenting it again revokes the family, r3 included.
-        assert_eq!(store.rotate_refresh("r1", token("x", 2_000), 1_000).await.expect("reuse"), RotateOutcome::Reused);
-        assert_eq!(store.rotate_refresh("r3", token("r4", 2_000), 1_000).await.expect("revoked"), RotateOutcome::Revoked);
-        assert_eq!(store.rotate_refresh("nope", token("r5", 2_000), 1_000).await.expect("unknown"), RotateOutcome::Unknown);
+        assert_eq!(
+            store
+                .rotate_refresh("r1", token("x", 2_000), 1_000)
+                .await
+                .expect("reuse"),
+            RotateOutcome::Reused
+        );
+        assert_eq!(
+            store
+                .rotate_refresh("r3", token("r4", 2_000), 1_000)
+                .await
+                .expect("revoked"),
+            RotateOutcome::Revoked
+        );
+        assert_eq!(
+            store
+                .rotate_refresh("nope", token("r5", 2_000), 1_000)
+                .await
+                .expect("unknown"),
+            RotateOutcome::Unknown
+        );
 
-        let other = NewRefresh { jti: "e1".into(), family: "fam2".into(), user_id: uid, expires_at: 500 };
+        let other = NewRefresh {
+            jti: "e1".into(),
+            family: "fam2".into(),
+            user_id: uid,
+            expires_at: 500,
+        };
         store.insert_refresh(other).await.expect("insert");
-        let next = NewRefresh { jti: "e2".into(), family: "fam2".into(), user_id: uid, expires_at: 3_000 };
-        assert_eq!(store.rotate_refresh("e1", next, 1_000).await.expect("expired"), RotateOutcome::Revoked);
+        let next = NewRefresh {
+            jti: "e2".into(),
+            family: "fam2".into(),
+            user_id: uid,
+            expires_at: 3_000,
+        };
+        assert_eq!(
+            store
+                .rotate_refresh("e1", next, 1_000)
+                .await
+                .expect("expired"),
+            RotateOutcome::Revoked
+        );
 
-        let live = NewRefresh { jti: "d1".into(), family: "fam3".into(), user_id: uid, expires_at: 5_000 };
+        let live = NewRefresh {
+            jti: "d1".into(),
+            family: "fam3".into(),
+            user_id: uid,
+            expires_at: 5_000,
+        };
         store.insert_refresh(live).await.expect("insert");
         store.disable_user("alice").await.expect("disable");
-        let after = NewRefresh { jti: "d2".into(), family: "fam3".into(), user_id: uid, expires_at: 5_000 };
-        assert_eq!(store.rotate_refresh("d1", after, 1_000).await.expect("disabled"), RotateOutcome::Revoked);
+        let after = NewRefresh {
+            jti: "d2".into(),
+            family: "fam3".into(),
+            user_id: uid,
+            expires_at: 5_000,
+        };
+        assert_eq!(
+            store
+                .rotate_refresh("d1", after, 1_000)
+                .await
+                .expect("disabled"),
+            RotateOutcome::Revoked
+        );
     });
 }
 
@@ -148,16 +273,28 @@ fn login_failure_counters() {
     for_each_backend(|store| async move {
         let keys = vec!["user:alice".to_string(), "addr:127.0.0.1".to_string()];
         for at in [100, 110, 120] {
-            store.record_login_failure(&keys, at, 0).await.expect("record");
+            store
+                .record_login_failure(&keys, at, 0)
+                .await
+                .expect("record");
         }
         let counts = store.login_failures(&keys, 105).await.expect("count");
         assert_eq!((counts[0].count, counts[0].oldest), (2, 110));
         assert_eq!(counts[1].count, 2);
-        store.clear_login_failures("user:alice").await.expect("clear");
+        store
+            .clear_login_failures("user:alice")
+            .await
+            .expect("clear");
         let counts = store.login_failures(&keys, 0).await.expect("count");
         assert_eq!((counts[0].count, counts[1].count), (0, 3));
-        store.record_login_failure(&keys[1..], 200, 115).await.expect("prune");
-        assert_eq!(store.login_failures(&keys[1..], 0).await.expect("count")[0].count, 2);
+        store
+            .record_login_failure(&keys[1..], 200, 115)
+            .await
+            .expect("prune");
+        assert_eq!(
+            store.login_failures(&keys[1..], 0).await.expect("count")[0].count,
+            2
+        );
     });
 }
 
@@ -170,12 +307,24 @@ fn ingest_success_duplicates_and_permissions() {
         let p2 = "550e8400-e29b-41d4-a716-446655440001";
 
         let first = store
-            .ingest(&sender(alice, "alice", "acme"), vec![event("e1", p1, None), event("e2", p1, Some("acme")), event("e1", p1, None)], 1)
+            .ingest(
+                &sender(alice, "alice", "acme"),
+                vec![
+                    event("e1", p1, None),
+                    event("e2", p1, Some("acme")),
+                    event("e1", p1, None),
+                ],
+                1,
+            )
             .await
             .expect("ingest");
         assert_eq!(first, IngestOutcome::Stored(vec![true, true, false]));
         let again = store
-            .ingest(&sender(alice, "alice", "acme"), vec![event("e2", p1, None), event("e3", p1, None)], 2)
+            .ingest(
+                &sender(alice, "alice", "acme"),
+                vec![event("e2", p1, None), event("e3", p1, None)],
+                2,
+            )
             .await
             .expect("ingest");
         assert_eq!(again, IngestOutcome::Stored(vec![false, true]));
@@ -183,13 +332,24 @@ fn ingest_success_duplicates_and_permissions() {
 
         // Bob's team may not write to acme's project; nothing of the batch is kept.
         let foreign = store
-            .ingest(&sender(bob, "bob", "rivals"), vec![event("b1", p2, None), event("b2", p1, None)], 3)
+            .ingest(
+                &sender(bob, "bob", "rivals"),
+                vec![event("b1", p2, None), event("b2", p1, None)],
+                3,
+            )
             .await
             .expect("ingest");
-        assert!(matches!(&foreign, IngestOutcome::Forbidden(m) if m.contains("rivals") && m.contains("proj")), "{foreign:?}");
+        assert!(
+            matches!(&foreign, IngestOutcome::Forbidden(m) if m.contains("rivals") && m.contains("proj")),
+            "{foreign:?}"
+        );
         assert_eq!(store.event_count().await.expect("count"), 3);
         let fresh = store
-            .ingest(&sender(bob, "bob", "rivals"), vec![event("b1", p2, None)], 3)
+            .ingest(
+                &sender(bob, "bob", "rivals"),
+                vec![event("b1", p2, None)],
+                3,
+            )
             .await
             .expect("ingest");
         // The refused batch registered nothing: p2 is free for Bob's team.
@@ -197,17 +357,40 @@ fn ingest_success_duplicates_and_permissions() {
 
         // Naming a team the sender is not in is refused too.
         let named = store
-            .ingest(&sender(alice, "alice", "acme"), vec![event("a9", p1, Some("rivals"))], 4)
+            .ingest(
+                &sender(alice, "alice", "acme"),
+                vec![event("a9", p1, Some("rivals"))],
+                4,
+            )
             .await
             .expect("ingest");
         assert!(matches!(named, IngestOutcome::Forbidden(_)));
 
         // An empty batch still checks membership (the probe relies on it).
-        assert_eq!(store.ingest(&sender(alice, "alice", "acme"), vec![], 5).await.expect("empty"), IngestOutcome::Stored(vec![]));
+        assert_eq!(
+            store
+                .ingest(&sender(alice, "alice", "acme"), vec![], 5)
+                .await
+                .expect("empty"),
+            IngestOutcome::Stored(vec![])
+        );
         store.remove_member("acme", "alice").await.expect("remove");
-        assert!(matches!(store.ingest(&sender(alice, "alice", "acme"), vec![], 6).await.expect("empty"), IngestOutcome::Forbidden(_)));
-        let no_team = Sender { user_id: alice, username: "alice".into(), team: None };
-        assert!(matches!(store.ingest(&no_team, vec![], 7).await.expect("none"), IngestOutcome::Forbidden(_)));
+        assert!(matches!(
+            store
+                .ingest(&sender(alice, "alice", "acme"), vec![], 6)
+                .await
+                .expect("empty"),
+            IngestOutcome::Forbidden(_)
+        ));
+        let no_team = Sender {
+            user_id: alice,
+            username: "alice".into(),
+            team: None,
+        };
+        assert!(matches!(
+            store.ingest(&no_team, vec![], 7).await.expect("none"),
+            IngestOutcome::Forbidden(_)
+        ));
         assert_eq!(store.event_count().await.expect("count"), 4);
     });
 }

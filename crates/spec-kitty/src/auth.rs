@@ -11,7 +11,9 @@ use std::time::Duration;
 use spec_kitty_protocol::{RefreshRequest, TokenResponse};
 use time::OffsetDateTime;
 
-use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored};
+#[cfg(doc)]
+use crate::credentials::LOCK_WAIT;
+use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, Stored};
 use crate::http::{Body, Http, HttpError};
 use crate::paths::Home;
 
@@ -60,7 +62,12 @@ pub fn stored(home: &Home) -> Result<Credentials, AuthError> {
 }
 
 /// A valid access token: the stored one, or a refreshed one.
-pub fn access_token(home: &Home, http: &Http, timeout: Duration) -> Result<Session, AuthError> {
+pub fn access_token(
+    home: &Home,
+    http: &Http,
+    timeout: Duration,
+    lock_wait: Duration,
+) -> Result<Session, AuthError> {
     let creds = stored(home)?;
     if !creds.access_expired(OffsetDateTime::now_utc()) {
         return Ok(Session {
@@ -69,18 +76,23 @@ pub fn access_token(home: &Home, http: &Http, timeout: Duration) -> Result<Sessi
             refreshed: false,
         });
     }
-    refresh(home, http, &creds.access, timeout)
+    refresh(home, http, &creds.access, timeout, lock_wait)
 }
 
 /// Refreshes because `stale` (the token we hold) expired or was refused,
 /// unless another process already replaced it.
+///
+/// `lock_wait` bounds the wait for another process's refresh: normally
+/// [`LOCK_WAIT`] (longer than any HTTP timeout, so we never give up while
+/// another process is mid-refresh), or what is left of a check's deadline.
 pub fn refresh(
     home: &Home,
     http: &Http,
     stale: &str,
     timeout: Duration,
+    lock_wait: Duration,
 ) -> Result<Session, AuthError> {
-    let lock = CredentialsLock::acquire(home, LOCK_WAIT.max(timeout))?;
+    let lock = CredentialsLock::acquire(home, lock_wait)?;
     let mut creds = stored(home)?;
     let now = OffsetDateTime::now_utc();
     if creds.access != stale && !creds.access_expired(now) {

@@ -27,6 +27,8 @@ pub enum Outcome {
     UnexpectedStatus,
     CredentialsUnreadable,
     CredentialsInvalid,
+    /// Another process held the credentials lock past the deadline.
+    CredentialsBusy,
 }
 
 impl Outcome {
@@ -44,6 +46,7 @@ impl Outcome {
             Outcome::UnexpectedStatus => 9,
             Outcome::CredentialsUnreadable => 10,
             Outcome::CredentialsInvalid => 11,
+            Outcome::CredentialsBusy => 12,
         }
     }
 
@@ -59,6 +62,7 @@ impl Outcome {
             Outcome::UnexpectedStatus => "Unexpected response",
             Outcome::CredentialsUnreadable => "Credentials unreadable",
             Outcome::CredentialsInvalid => "Credentials invalid",
+            Outcome::CredentialsBusy => "Credentials busy",
         }
     }
 
@@ -84,11 +88,14 @@ impl Outcome {
             Outcome::CredentialsInvalid => {
                 "The file was kept; run `spec-kitty auth login --force` to replace it.".into()
             }
+            Outcome::CredentialsBusy => {
+                "Another spec-kitty process holds ~/.spec-kitty/credentials.lock; retry in a moment.".into()
+            }
         }
     }
 
     /// The exit codes, for `--help`.
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Connected,
         Outcome::NotAuthenticated,
         Outcome::SessionExpired,
@@ -99,6 +106,7 @@ impl Outcome {
         Outcome::UnexpectedStatus,
         Outcome::CredentialsUnreadable,
         Outcome::CredentialsInvalid,
+        Outcome::CredentialsBusy,
     ];
 }
 
@@ -157,6 +165,9 @@ fn auth_outcome(e: &AuthError) -> (Outcome, Option<u16>) {
         AuthError::Credentials(CredentialsError::Invalid { .. }) => {
             (Outcome::CredentialsInvalid, None)
         }
+        AuthError::Credentials(CredentialsError::LockTimeout { .. }) => {
+            (Outcome::CredentialsBusy, None)
+        }
         AuthError::Credentials(_) => (Outcome::CredentialsUnreadable, None),
         AuthError::SessionExpired { http_status, .. } => (Outcome::SessionExpired, *http_status),
         AuthError::Network(e) => (network_outcome(e), None),
@@ -189,7 +200,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
     report.user = Some(creds.username.clone());
     report.team = creds.team_slug.clone();
 
-    let mut session = match auth::access_token(home, &http, remaining()) {
+    let mut session = match auth::access_token(home, &http, remaining(), remaining()) {
         Ok(session) => session,
         Err(e) => {
             let (outcome, status) = auth_outcome(&e);
@@ -226,7 +237,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
             }
             401 if !retried => {
                 retried = true;
-                match auth::refresh(home, &http, &session.access, remaining()) {
+                match auth::refresh(home, &http, &session.access, remaining(), remaining()) {
                     Ok(fresh) => {
                         report.refreshed |= fresh.refreshed;
                         session = fresh;

@@ -17,6 +17,7 @@ use serde::Serialize;
 use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 
 use crate::auth::{self, AuthError};
+use crate::credentials::LOCK_WAIT;
 use crate::http::{Body, Http, HttpError};
 use crate::paths::Home;
 use crate::probe::{BATCH_PATH, Outcome};
@@ -109,6 +110,9 @@ fn stop_for_auth(e: AuthError) -> Stop {
         AuthError::Credentials(crate::credentials::CredentialsError::Invalid { .. }) => {
             (Category::Auth, Outcome::CredentialsInvalid)
         }
+        AuthError::Credentials(crate::credentials::CredentialsError::LockTimeout { .. }) => {
+            (Category::Auth, Outcome::CredentialsBusy)
+        }
         AuthError::Credentials(_) => (Category::Auth, Outcome::CredentialsUnreadable),
         AuthError::Network(HttpError::Certificate { .. }) => {
             (Category::Server, Outcome::CertificateUntrusted)
@@ -165,7 +169,8 @@ impl<'a> Drain<'a> {
     /// Prepares a drain: reads the session (refreshing if needed). Returns
     /// the stop when there is no usable session; nothing is touched then.
     pub fn start(home: &'a Home, queue: &'a mut Queue, http: &'a Http) -> Result<Drain<'a>, Stop> {
-        let session = auth::access_token(home, http, http.timeout()).map_err(stop_for_auth)?;
+        let session =
+            auth::access_token(home, http, http.timeout(), LOCK_WAIT).map_err(stop_for_auth)?;
         Ok(Drain {
             home,
             queue,
@@ -233,7 +238,13 @@ impl<'a> Drain<'a> {
             .post(&self.url, Some(&self.access), Body::GzipJson(&body));
         if matches!(&reply, Ok(r) if r.status == 401) && !self.refreshed {
             self.refreshed = true;
-            match auth::refresh(self.home, self.http, &self.access, self.http.timeout()) {
+            match auth::refresh(
+                self.home,
+                self.http,
+                &self.access,
+                self.http.timeout(),
+                LOCK_WAIT,
+            ) {
                 Ok(session) => {
                     self.access = session.access;
                     reply = self

@@ -57,7 +57,11 @@ impl TempDb {
                 .expect("create test database");
         });
         let url = with_database(&admin_url, &name);
-        Some(TempDb { admin_url, name, url })
+        Some(TempDb {
+            admin_url,
+            name,
+            url,
+        })
     }
 }
 

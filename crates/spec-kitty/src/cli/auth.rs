@@ -73,6 +73,9 @@ pub fn auth_failure(e: AuthError) -> CliError {
         AuthError::Credentials(CredentialsError::Invalid { .. }) => {
             Outcome::CredentialsInvalid.exit_code()
         }
+        AuthError::Credentials(CredentialsError::LockTimeout { .. }) => {
+            Outcome::CredentialsBusy.exit_code()
+        }
         AuthError::Credentials(_) => Outcome::CredentialsUnreadable.exit_code(),
         AuthError::SessionExpired { .. } => Outcome::SessionExpired.exit_code(),
         AuthError::Network(HttpError::Certificate { .. }) => {
@@ -390,7 +393,7 @@ fn status(home: &Home, as_json: bool) -> CliResult {
 
 fn token(home: &Home) -> CliResult {
     let http = Http::new(AUTH_TIMEOUT);
-    let session = auth::access_token(home, &http, AUTH_TIMEOUT).map_err(auth_failure)?;
+    let session = auth::access_token(home, &http, AUTH_TIMEOUT, LOCK_WAIT).map_err(auth_failure)?;
     println!("{}", session.access);
     Ok(0)
 }

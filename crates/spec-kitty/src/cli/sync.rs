@@ -25,7 +25,8 @@ Exit codes of --check (one per outcome; --json prints the outcome name):
   8  certificate_untrusted   the server's TLS certificate is not trusted
   9  unexpected_status       any other HTTP status
  10  credentials_unreadable  ~/.spec-kitty/credentials cannot be read
- 11  credentials_invalid     ~/.spec-kitty/credentials is corrupt";
+ 11  credentials_invalid     ~/.spec-kitty/credentials is corrupt
+ 12  credentials_busy        another process held credentials.lock past the deadline";
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
