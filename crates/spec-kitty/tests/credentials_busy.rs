@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Client, TestServer, code};
+use common::{Client, TestServer};
 
 #[test]
 fn a_held_lock_is_reported_as_busy_within_the_timeout() {
