@@ -11,6 +11,7 @@
 pub mod batch;
 pub mod error_body;
 pub mod event;
+pub mod fast;
 pub mod lanes;
 pub mod timestamp;
 pub mod token;

@@ -274,6 +274,10 @@ pub fn is_wp_id(text: &str) -> bool {
 }
 
 /// `MAJOR.MINOR.PATCH` with optional `-pre` and `+build` parts.
+pub fn is_semver_str(text: &str) -> bool {
+    is_semver(text)
+}
+
 fn is_semver(text: &str) -> bool {
     let core = text.split(['-', '+']).next().unwrap_or_default();
     let parts: Vec<&str> = core.split('.').collect();

@@ -414,3 +414,18 @@ fn huge_body_with_expect_continue_gets_413_or_401_before_the_body() {
     let reply = post_expect_continue(&agent, &t, Some(&access), &batch, true);
     assert_eq!(reply.statuses(), ["success"; 10], "{}", reply.text);
 }
+
+#[test]
+fn a_large_batch_with_a_bad_token_reads_a_clean_401() {
+    let (t, _access) = acme();
+    // About 2 MiB as sent: larger than socket buffers, so a server that
+    // answered before reading would cut the upload off mid-stream.
+    let body = batch_body(&events(&new_project(), 1000));
+    let mut padded = body.clone();
+    padded.extend(std::iter::repeat_n(b' ', 2 * 1024 * 1024));
+    for _ in 0..3 {
+        let reply = t.post_raw(Some("not-a-token"), &padded, false);
+        assert_eq!(reply.status, 401, "{}", reply.text);
+    }
+    assert_eq!(t.event_count(), 0);
+}

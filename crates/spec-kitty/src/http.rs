@@ -4,7 +4,7 @@
 //! (a redirect would carry a token to another host).
 
 use std::io::Read;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
@@ -64,41 +64,63 @@ pub enum Body<'a> {
     GzipJson(&'a [u8]),
 }
 
-/// The client. Cheap to build: TLS roots are loaded only for https.
+/// Which agent a URL needs: TLS or not, proxy or not.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct AgentKind {
+    https: bool,
+    loopback: bool,
+}
+
+/// The client. Cheap to build: an agent (and, for https, the TLS roots) is
+/// made on first use and then reused, so a drain keeps one connection.
 pub struct Http {
     timeout: Duration,
+    agents: Mutex<Vec<(AgentKind, ureq::Agent)>>,
 }
 
 impl Http {
     pub fn new(timeout: Duration) -> Http {
-        Http { timeout }
+        Http {
+            timeout,
+            agents: Mutex::new(Vec::new()),
+        }
     }
 
     pub fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    fn agent(&self, url: &str, timeout: Duration) -> Result<ureq::Agent, HttpError> {
+    fn agent(&self, url: &str) -> Result<ureq::Agent, HttpError> {
         let uri: ureq::http::Uri = url.parse().map_err(|_| HttpError::Other {
             url: url.to_string(),
             detail: "not a valid URL".into(),
         })?;
-        let loopback = uri.host().is_some_and(crate::config::is_loopback_host);
+        let kind = AgentKind {
+            https: uri.scheme_str() == Some("https"),
+            loopback: uri.host().is_some_and(crate::config::is_loopback_host),
+        };
+        let mut agents = self
+            .agents
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, agent)) = agents.iter().find(|(k, _)| *k == kind) {
+            return Ok(agent.clone());
+        }
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_global(Some(timeout))
-            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
             .user_agent(concat!("spec-kitty/", env!("CARGO_PKG_VERSION")))
-            .proxy(if loopback {
+            .proxy(if kind.loopback {
                 None
             } else {
                 ureq::Proxy::try_from_env()
             });
-        if uri.scheme_str() == Some("https") {
+        if kind.https {
             config = config.tls_config(tls_config());
         }
-        Ok(config.build().new_agent())
+        let agent = config.build().new_agent();
+        agents.push((kind, agent.clone()));
+        Ok(agent)
     }
 
     /// POSTs a body, with a bearer token when given.
@@ -120,8 +142,14 @@ impl Http {
         timeout: Duration,
     ) -> Result<Reply, HttpError> {
         let started = Instant::now();
-        let agent = self.agent(url, timeout)?;
-        let mut request = agent.post(url).header("Content-Type", "application/json");
+        let agent = self.agent(url)?;
+        let mut request = agent
+            .post(url)
+            .config()
+            .timeout_global(Some(timeout))
+            .timeout_connect(Some(timeout.min(CONNECT_TIMEOUT)))
+            .build()
+            .header("Content-Type", "application/json");
         if let Some(token) = bearer {
             request = request.header("Authorization", format!("Bearer {token}"));
         }

@@ -18,7 +18,7 @@ use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 
 use crate::auth::{self, AuthError};
 use crate::credentials::LOCK_WAIT;
-use crate::http::{Body, Http, HttpError};
+use crate::http::{Body, Http, HttpError, Reply};
 use crate::paths::Home;
 use crate::probe::{BATCH_PATH, Outcome};
 use crate::queue::{Outcomes, Queue, QueueError, Queued};
@@ -139,6 +139,11 @@ fn stop_for_network(e: HttpError) -> Stop {
     }
 }
 
+fn compress(batch: &[Queued]) -> std::io::Result<Vec<u8>> {
+    let refs: Vec<&Queued> = batch.iter().collect();
+    gzip_batch(&refs)
+}
+
 /// Compresses `{"events": [...]}` built from the stored JSON texts.
 fn gzip_batch(events: &[&Queued]) -> std::io::Result<Vec<u8>> {
     let raw: usize = events.iter().map(|e| e.body.len() + 1).sum();
@@ -184,21 +189,55 @@ impl<'a> Drain<'a> {
 
     /// Sends everything queued; `progress` is called with the number of
     /// events handled so far.
+    ///
+    /// While one batch is on the wire, the next is read from the queue and
+    /// compressed, so the client's work overlaps the server's.
     pub fn run(mut self, mut progress: impl FnMut(u64)) -> Result<Summary, DrainError> {
-        let mut cursor = None;
         let mut handled = 0u64;
+        let mut current = self
+            .queue
+            .next_batch(None, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
+        let mut body = compress(&current);
         while self.summary.stopped.is_none() {
-            let batch = self
-                .queue
-                .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
-            let Some(last) = batch.last() else {
+            let Some(last) = current.last() else {
                 break;
             };
-            cursor = Some((last.ts_micros, last.id));
-            let refs: Vec<&Queued> = batch.iter().collect();
-            self.send(&refs)?;
-            handled += batch.len() as u64;
+            let cursor = Some((last.ts_micros, last.id));
+            let upload = match &body {
+                Ok(bytes) => bytes.as_slice(),
+                Err(e) => {
+                    self.summary.stopped = Some(Stop {
+                        category: Category::Unknown,
+                        outcome: Outcome::UnexpectedStatus,
+                        message: format!("cannot compress a batch: {e}"),
+                    });
+                    break;
+                }
+            };
+            let (http, url, access, queue) = (self.http, &self.url, &self.access, &*self.queue);
+            let (reply, next) = std::thread::scope(|scope| {
+                let sending = scope.spawn(|| http.post(url, Some(access), Body::GzipJson(upload)));
+                let next = queue
+                    .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)
+                    .map(|batch| {
+                        let body = compress(&batch);
+                        (batch, body)
+                    });
+                let reply = sending.join().unwrap_or_else(|_| {
+                    Err(HttpError::Other {
+                        url: url.clone(),
+                        detail: "the upload thread failed".into(),
+                    })
+                });
+                (reply, next)
+            });
+            let refs: Vec<&Queued> = current.iter().collect();
+            self.answer(&refs, upload, reply)?;
+            handled += current.len() as u64;
             progress(handled);
+            let (next_batch, next_body) = next?;
+            current = next_batch;
+            body = next_body;
         }
         self.summary.remaining = self.queue.len()?;
         self.summary.failed = self.summary.failures.len() as u64;
@@ -233,9 +272,20 @@ impl<'a> Drain<'a> {
                 return Ok(());
             }
         };
-        let mut reply = self
+        let reply = self
             .http
             .post(&self.url, Some(&self.access), Body::GzipJson(&body));
+        self.answer(events, &body, reply)
+    }
+
+    /// Applies the server's answer to a batch: refresh once on 401 and
+    /// resend, bisect a 400, split a 413, stop on whole-batch trouble.
+    fn answer(
+        &mut self,
+        events: &[&Queued],
+        body: &[u8],
+        mut reply: Result<Reply, HttpError>,
+    ) -> Result<(), DrainError> {
         if matches!(&reply, Ok(r) if r.status == 401) && !self.refreshed {
             self.refreshed = true;
             match auth::refresh(
@@ -249,7 +299,7 @@ impl<'a> Drain<'a> {
                     self.access = session.access;
                     reply = self
                         .http
-                        .post(&self.url, Some(&self.access), Body::GzipJson(&body));
+                        .post(&self.url, Some(&self.access), Body::GzipJson(body));
                 }
                 Err(e) => {
                     self.summary.stopped = Some(stop_for_auth(e));

@@ -1,8 +1,8 @@
 //! The `Authorization: Bearer` extractor shared by authenticated routes.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 
 use crate::api_error::ApiError;
 use crate::app::AppState;
@@ -22,8 +22,14 @@ impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = parts
-            .headers
+        Authenticated::from_headers(&parts.headers, state).await
+    }
+}
+
+impl Authenticated {
+    /// Verifies the bearer token of a request and loads its user.
+    pub async fn from_headers(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
+        let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| {

@@ -1,0 +1,283 @@
+//! A fast path for the validator: checks an event straight from its JSON
+//! text into borrowed, typed fields, without building a `Value` tree.
+//!
+//! The server runs it on every event of every batch. It only ever says
+//! "valid" for an event [`crate::validate_event`] finds valid (the tests
+//! below hold the two to that); anything it cannot vouch for (a rule
+//! broken, a type it did not expect, a duplicate key) makes it return
+//! `None`, and the caller asks the full validator, which is the authority
+//! and writes the messages.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::WP_STATUS_CHANGED;
+use crate::lanes::SyncLane;
+use crate::timestamp;
+use crate::validate::{is_semver_str, is_ulid, is_uuid, is_wp_id};
+
+/// The fields a server needs from a valid event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedEvent<'a> {
+    pub event_id: Cow<'a, str>,
+    pub event_type: Cow<'a, str>,
+    pub aggregate_id: Cow<'a, str>,
+    pub node_id: Cow<'a, str>,
+    pub lamport_clock: u64,
+    pub timestamp: Cow<'a, str>,
+    pub project_uuid: Cow<'a, str>,
+    pub project_slug: Option<Cow<'a, str>>,
+    pub team_slug: Option<Cow<'a, str>>,
+    /// The four-lane `to_lane` of a `WPStatusChanged` event.
+    pub lane: Option<SyncLane>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    #[serde(borrow)]
+    event_type: Cow<'a, str>,
+    #[serde(borrow)]
+    aggregate_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    aggregate_type: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+    #[serde(borrow)]
+    timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    node_id: Cow<'a, str>,
+    lamport_clock: u64,
+    #[serde(borrow, default)]
+    causation_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    correlation_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    project_uuid: Cow<'a, str>,
+    #[serde(borrow, default)]
+    project_slug: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    team_slug: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    schema_version: Option<Cow<'a, str>>,
+    #[serde(default)]
+    data_tier: Option<u64>,
+    #[serde(borrow, default)]
+    git_branch: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    head_commit_sha: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    repo_slug: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Payload<'a> {
+    #[serde(borrow)]
+    wp_id: Cow<'a, str>,
+    #[serde(borrow)]
+    to_lane: Cow<'a, str>,
+    #[serde(borrow, default)]
+    from_lane: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    feature_slug: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    actor: Option<Cow<'a, str>>,
+    #[serde(default)]
+    force: Option<bool>,
+    #[serde(borrow, default)]
+    reason: Option<Cow<'a, str>>,
+}
+
+fn id_ok(id: &str) -> bool {
+    is_ulid(id) || is_uuid(id)
+}
+
+/// Checks one event's JSON text; `None` means "ask the full validator".
+pub fn check_event(raw: &str) -> Option<CheckedEvent<'_>> {
+    let e: Envelope<'_> = serde_json::from_str(raw).ok()?;
+    let _ = (
+        &e.aggregate_type,
+        &e.git_branch,
+        &e.head_commit_sha,
+        &e.repo_slug,
+    );
+    let ok = id_ok(&e.event_id)
+        && !e.event_type.trim().is_empty()
+        && !e.aggregate_id.trim().is_empty()
+        && !e.node_id.trim().is_empty()
+        && timestamp::parse(&e.timestamp).is_ok()
+        && e.causation_id.as_deref().is_none_or(id_ok)
+        && e.correlation_id.as_deref().is_none_or(id_ok)
+        && is_uuid(&e.project_uuid)
+        && e.schema_version.as_deref().is_none_or(is_semver_str)
+        && e.data_tier.is_none_or(|t| t <= 4)
+        && e.payload.get().starts_with('{');
+    if !ok {
+        return None;
+    }
+    let lane = if e.event_type == WP_STATUS_CHANGED {
+        let p: Payload<'_> = serde_json::from_str(e.payload.get()).ok()?;
+        let _ = (&p.feature_slug, &p.actor);
+        let force = p.force.unwrap_or(false);
+        let valid = is_wp_id(&p.wp_id)
+            && p.from_lane
+                .as_deref()
+                .is_none_or(|l| SyncLane::from_wire(l).is_ok())
+            && (!force || p.reason.as_deref().is_some_and(|r| !r.trim().is_empty()));
+        if !valid {
+            return None;
+        }
+        Some(SyncLane::from_wire(&p.to_lane).ok()?)
+    } else {
+        None
+    };
+    Some(CheckedEvent {
+        event_id: e.event_id,
+        event_type: e.event_type,
+        aggregate_id: e.aggregate_id,
+        node_id: e.node_id,
+        lamport_clock: e.lamport_clock,
+        timestamp: e.timestamp,
+        project_uuid: e.project_uuid,
+        project_slug: e.project_slug,
+        team_slug: e.team_slug,
+        lane,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate_event;
+    use serde_json::{Value, json};
+
+    fn good() -> Value {
+        json!({
+            "event_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3P",
+            "event_type": "WPStatusChanged",
+            "aggregate_id": "039-cli/WP03",
+            "aggregate_type": "WorkPackage",
+            "payload": {"feature_slug": "039-cli", "wp_id": "WP03", "from_lane": "planned",
+                "to_lane": "doing", "actor": "alice", "force": false, "reason": null,
+                "execution_mode": "worktree", "review_ref": null, "evidence": null},
+            "timestamp": "2026-02-12T10:15:00+00:00",
+            "node_id": "3f2a9c1b7d4e",
+            "lamport_clock": 12,
+            "causation_id": null,
+            "correlation_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3Q",
+            "project_uuid": "550e8400-e29b-41d4-a716-446655440000",
+            "project_slug": "my-project",
+            "team_slug": "acme",
+            "schema_version": "1.0.0",
+            "data_tier": 0,
+            "git_branch": "main",
+            "head_commit_sha": null,
+            "repo_slug": null,
+            "extra": {"kept": true}
+        })
+    }
+
+    /// Every variant of the good event with one field removed or replaced
+    /// by a value of another kind, plus rule-specific bad values.
+    fn variants() -> Vec<Value> {
+        let replacements = [
+            Value::Null,
+            json!(true),
+            json!(-1),
+            json!(5),
+            json!(4.5),
+            json!(""),
+            json!("   "),
+            json!("x"),
+            json!("doingg"),
+            json!("approved"),
+            json!("WP3"),
+            json!("1.0"),
+            json!("2026-02-12T10:15:00"),
+            json!("550e8400-e29b-41d4-a716-446655440000"),
+            json!("01HV5Z3K8Y6Q2W9E4R7T1N0M3P"),
+            json!("81HV5Z3K8Y6Q2W9E4R7T1N0M3P"),
+            json!([]),
+            json!({}),
+        ];
+        let base = good();
+        let mut out = vec![base.clone()];
+        let top: Vec<String> = base.as_object().expect("object").keys().cloned().collect();
+        let inner: Vec<String> = base["payload"]
+            .as_object()
+            .expect("object")
+            .keys()
+            .cloned()
+            .collect();
+        for key in &top {
+            let mut removed = base.clone();
+            removed.as_object_mut().expect("object").remove(key);
+            out.push(removed);
+            for value in &replacements {
+                let mut changed = base.clone();
+                changed[key.as_str()] = value.clone();
+                out.push(changed);
+            }
+        }
+        for key in &inner {
+            let mut removed = base.clone();
+            removed["payload"]
+                .as_object_mut()
+                .expect("object")
+                .remove(key);
+            out.push(removed);
+            for value in &replacements {
+                let mut changed = base.clone();
+                changed["payload"][key.as_str()] = value.clone();
+                let mut forced = changed.clone();
+                forced["payload"]["force"] = json!(true);
+                out.push(changed);
+                out.push(forced);
+            }
+        }
+        let mut other = base.clone();
+        other["event_type"] = json!("HistoryAdded");
+        other["payload"] = json!({"anything": 1});
+        out.push(other);
+        out
+    }
+
+    #[test]
+    fn the_fast_path_never_accepts_what_the_validator_rejects() {
+        let mut accepted = 0;
+        for event in variants() {
+            let text = event.to_string();
+            let full = validate_event(&event);
+            if let Some(checked) = check_event(&text) {
+                accepted += 1;
+                assert!(
+                    full.is_empty(),
+                    "fast path accepted an invalid event: {text}\n{full:?}"
+                );
+                assert_eq!(checked.event_id, event["event_id"].as_str().expect("id"));
+            }
+        }
+        assert!(
+            accepted > 100,
+            "the fast path should accept most valid variants ({accepted})"
+        );
+    }
+
+    #[test]
+    fn valid_events_take_the_fast_path_with_their_fields() {
+        let text = good().to_string();
+        let checked = check_event(&text).expect("fast");
+        assert_eq!(checked.lane, Some(SyncLane::Doing));
+        assert_eq!(checked.lamport_clock, 12);
+        assert_eq!(checked.team_slug.as_deref(), Some("acme"));
+        assert!(
+            matches!(checked.event_id, Cow::Borrowed(_)),
+            "no copy for plain strings"
+        );
+        assert!(check_event("{\"event_id\": 1}").is_none());
+        assert!(check_event("not json").is_none());
+    }
+}
