@@ -139,13 +139,18 @@ pub fn load_or_create(project: &Project) -> Result<Identity, ProjectError> {
     };
     let mut additions = String::new();
     if found.0.is_none() {
-        additions.push_str(&format!("{indent}uuid: {}{newline}", identity.uuid));
+        // Quoted: a node id like `123456789012` or `1e5...` would otherwise
+        // read back as a number in YAML (and in the Python client).
+        additions.push_str(&format!("{indent}uuid: \"{}\"{newline}", identity.uuid));
     }
     if found.1.is_none() {
-        additions.push_str(&format!("{indent}slug: {}{newline}", identity.slug));
+        additions.push_str(&format!("{indent}slug: \"{}\"{newline}", identity.slug));
     }
     if found.2.is_none() {
-        additions.push_str(&format!("{indent}node_id: {}{newline}", identity.node_id));
+        additions.push_str(&format!(
+            "{indent}node_id: \"{}\"{newline}",
+            identity.node_id
+        ));
     }
     if additions.is_empty() {
         return Ok(identity);
@@ -210,7 +215,7 @@ mod tests {
         assert_eq!(first.node_id.len(), 12);
         assert_eq!(load_or_create(&project).expect("read"), first);
         let text = std::fs::read_to_string(project.config_path()).expect("read");
-        assert!(text.starts_with("project:\n  uuid: "), "{text}");
+        assert!(text.starts_with("project:\n  uuid: \""), "{text}");
     }
 
     #[test]
@@ -223,7 +228,7 @@ mod tests {
         let text = std::fs::read_to_string(project.config_path()).expect("read");
         assert!(text.starts_with("# settings\nagents:\n  - claude\nproject:\n    slug: 'kept-slug'  # mine\n    uuid: "), "{text}");
         assert!(text.ends_with("vcs: git\n"), "{text}");
-        assert!(text.contains(&format!("    node_id: {}\n", identity.node_id)));
+        assert!(text.contains(&format!("    node_id: \"{}\"\n", identity.node_id)));
         assert_eq!(load_or_create(&project).expect("again"), identity);
     }
 

@@ -200,6 +200,15 @@ impl Queue {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        // Each command is a short process: without this, every one of them
+        // would checkpoint and delete the WAL on exit (four fsyncs), and the
+        // next would create it again. SQLite still checkpoints as the WAL
+        // grows, inside ordinary commits.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE,
+            true,
+        )
+        .map_err(err)?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
