@@ -461,6 +461,41 @@ impl Queue {
         Ok(removed)
     }
 
+    /// Puts parked events back in line (all of them, or the named ones);
+    /// returns how many.
+    pub fn unpark(&mut self, event_ids: Option<&[String]>) -> Result<usize, QueueError> {
+        let path = self.path.clone();
+        let err = |e| classify(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let changed = match event_ids {
+            None => tx
+                .execute(
+                    "UPDATE events SET state = 'pending' WHERE state = 'parked'",
+                    [],
+                )
+                .map_err(err)?,
+            Some(ids) => {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE events SET state = 'pending' WHERE state = 'parked' AND event_id = ?1",
+                    )
+                    .map_err(err)?;
+                let mut changed = 0;
+                for id in ids {
+                    changed += stmt.execute([id]).map_err(err)?;
+                }
+                changed
+            }
+        };
+        tx.commit().map_err(err)?;
+        Ok(changed)
+    }
+
+    /// Whether any event would be sent by a drain (parked ones are not).
+    pub fn has_sendable(&self) -> Result<bool, QueueError> {
+        Ok(!self.next_batch(None, 1, 1)?.is_empty())
+    }
+
     /// Ids of the events the server rejected or that were parked.
     pub fn failed_ids(&self) -> Result<Vec<String>, QueueError> {
         let mut stmt = self

@@ -23,6 +23,10 @@ use crate::paths::Home;
 use crate::probe::{BATCH_PATH, Outcome};
 use crate::queue::{Outcomes, Queue, QueueError, Queued};
 
+/// At most this many events are parked (set aside after a `400` or `413`
+/// of their own) in one run; past it the drain stops instead.
+pub const MAX_PARKED_PER_RUN: usize = 25;
+
 /// The most JSON bytes one batch carries before compression.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
@@ -167,6 +171,8 @@ pub struct Drain<'a> {
     url: String,
     access: String,
     refreshed: bool,
+    /// Events parked in this run.
+    parked: usize,
     pub summary: Summary,
 }
 
@@ -183,6 +189,7 @@ impl<'a> Drain<'a> {
             url: format!("{}{BATCH_PATH}", session.credentials.server_url),
             access: session.access,
             refreshed: session.refreshed,
+            parked: 0,
             summary: Summary::default(),
         })
     }
@@ -198,6 +205,10 @@ impl<'a> Drain<'a> {
             .queue
             .next_batch(None, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
         let mut body = compress(&current);
+        // The results of the previous batch, written while this one is on
+        // the wire (a crash before they are written only means the server
+        // answers `duplicate` next time).
+        let mut unwritten: Option<Outcomes> = None;
         while self.summary.stopped.is_none() {
             let Some(last) = current.last() else {
                 break;
@@ -214,9 +225,11 @@ impl<'a> Drain<'a> {
                     break;
                 }
             };
-            let (http, url, access, queue) = (self.http, &self.url, &self.access, &*self.queue);
-            let (reply, next) = std::thread::scope(|scope| {
+            let (http, url, access) = (self.http, &self.url, &self.access);
+            let queue = &mut *self.queue;
+            let (reply, written, next) = std::thread::scope(|scope| {
                 let sending = scope.spawn(|| http.post(url, Some(access), Body::GzipJson(upload)));
+                let written = unwritten.take().map_or(Ok(()), |o| queue.apply(&o));
                 let next = queue
                     .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)
                     .map(|batch| {
@@ -229,15 +242,24 @@ impl<'a> Drain<'a> {
                         detail: "the upload thread failed".into(),
                     })
                 });
-                (reply, next)
+                (reply, written, next)
             });
+            written?;
             let refs: Vec<&Queued> = current.iter().collect();
-            self.answer(&refs, upload, reply)?;
+            match reply {
+                Ok(reply) if (200..300).contains(&reply.status) => {
+                    unwritten = self.outcomes_of(&refs, &reply.body);
+                }
+                other => self.answer(&refs, upload, other)?,
+            }
             handled += current.len() as u64;
             progress(handled);
             let (next_batch, next_body) = next?;
             current = next_batch;
             body = next_body;
+        }
+        if let Some(outcomes) = unwritten {
+            self.queue.apply(&outcomes)?;
         }
         self.summary.remaining = self.queue.len()?;
         self.summary.failed = self.summary.failures.len() as u64;
@@ -322,8 +344,24 @@ impl<'a> Drain<'a> {
                 self.send(left)?;
                 self.send(right)
             }
+            400 | 413 if self.parked >= MAX_PARKED_PER_RUN => {
+                // So many single events refused as bad requests is more
+                // likely a server or proxy problem than poisoned events:
+                // stop before parking the whole queue.
+                self.summary.stopped = Some(Stop {
+                    category: Category::Server,
+                    outcome: Outcome::UnexpectedStatus,
+                    message: format!(
+                        "The server refused {MAX_PARKED_PER_RUN} events one by one (HTTP {}: {}); stopping in case the server, not the events, is at fault. Events kept for later sync.",
+                        reply.status,
+                        reply.error_text()
+                    ),
+                });
+                Ok(())
+            }
             400 | 413 => {
                 let event = events[0];
+                self.parked += 1;
                 let reason = if reply.status == 413 {
                     "too large for the server (HTTP 413)".to_string()
                 } else {
@@ -370,6 +408,16 @@ impl<'a> Drain<'a> {
     }
 
     fn apply_results(&mut self, events: &[&Queued], body: &[u8]) -> Result<(), DrainError> {
+        if let Some(outcomes) = self.outcomes_of(events, body) {
+            self.queue.apply(&outcomes)?;
+        }
+        Ok(())
+    }
+
+    /// Reads the per-event results of a `200` and counts them; the queue
+    /// changes are returned, to be applied by the caller. `None` when the
+    /// answer could not be read (the drain then stops).
+    fn outcomes_of(&mut self, events: &[&Queued], body: &[u8]) -> Option<Outcomes> {
         let response: BatchResponse = match serde_json::from_slice(body) {
             Ok(response) => response,
             Err(e) => {
@@ -380,7 +428,7 @@ impl<'a> Drain<'a> {
                         "The server's answer could not be read ({e}); events kept for later sync."
                     ),
                 });
-                return Ok(());
+                return None;
             }
         };
         let by_id: HashMap<&str, _> = response
@@ -413,7 +461,6 @@ impl<'a> Drain<'a> {
                 None => missing.push(*event),
             }
         }
-        self.queue.apply(&outcomes)?;
         let answered_none = missing.len() == events.len();
         for event in missing {
             self.summary.failures.push(Failure {
@@ -433,6 +480,6 @@ impl<'a> Drain<'a> {
                 message: "The server answered without results; events kept for later sync.".into(),
             });
         }
-        Ok(())
+        Some(outcomes)
     }
 }

@@ -62,6 +62,10 @@ pub enum SyncCommand {
         /// Exit 0 even when events failed
         #[arg(long)]
         no_strict: bool,
+        /// Put parked events back in line first (after fixing what made
+        /// the server refuse them)
+        #[arg(long)]
+        retry_parked: bool,
     },
     /// Check every queued event against the contract, field by field
     Diagnose {
@@ -122,7 +126,8 @@ pub fn run(home: &Home, command: SyncCommand) -> CliResult {
             report,
             json,
             no_strict,
-        } => super::sync_now::run(home, report, json, !no_strict),
+            retry_parked,
+        } => super::sync_now::run(home, report, json, !no_strict, retry_parked),
         SyncCommand::Diagnose { json } => super::queue_tools::diagnose(home, json),
         SyncCommand::Import { file, python_queue } => match file {
             Some(file) if !python_queue => super::queue_tools::import_file(home, &file),
@@ -333,7 +338,7 @@ fn print_queue(queue: &Result<Stats, String>, max_queue: u64, home: &Home) {
     }
     if !stats.parked.is_empty() {
         println!(
-            "  Parked:     {} (run `spec-kitty sync diagnose`)",
+            "  Parked:     {} (see `spec-kitty sync diagnose`; retry with `spec-kitty sync now --retry-parked`)",
             stats.parked.len()
         );
         for parked in &stats.parked {

@@ -19,14 +19,38 @@ const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Queues longer than this get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: i64 = 2000;
 
-pub fn run(home: &Home, report: Option<PathBuf>, as_json: bool, strict: bool) -> CliResult {
+pub fn run(
+    home: &Home,
+    report: Option<PathBuf>,
+    as_json: bool,
+    strict: bool,
+    retry_parked: bool,
+) -> CliResult {
     let mut queue = Queue::open(home).map_err(|e| CliError::general(e.to_string()))?;
+    if retry_parked {
+        let back = queue
+            .unpark(None)
+            .map_err(|e| CliError::general(e.to_string()))?;
+        if back > 0 && !as_json {
+            eprintln!("{back} parked event(s) put back in line.");
+        }
+    }
     let total = queue.len().map_err(|e| CliError::general(e.to_string()))?;
-    if total == 0 {
+    let sendable = queue
+        .has_sendable()
+        .map_err(|e| CliError::general(e.to_string()))?;
+    if !sendable {
         if as_json {
-            print_json(&json_summary(&Summary::default()))?;
-        } else {
+            print_json(&json_summary(&Summary {
+                remaining: total,
+                ..Summary::default()
+            }))?;
+        } else if total == 0 {
             println!("Nothing to sync: the queue is empty.");
+        } else {
+            println!(
+                "Nothing to send: {total} parked event(s) wait in the queue. See `spec-kitty sync diagnose`; retry them with `spec-kitty sync now --retry-parked` or drop them with `spec-kitty sync discard`."
+            );
         }
         return Ok(0);
     }
