@@ -253,13 +253,13 @@ fn describe_value(value: Option<&Value>) -> String {
 
 /// A ULID: 26 Crockford base32 characters whose first is at most `7`.
 pub fn is_ulid(text: &str) -> bool {
-    const CROCKFORD: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let bytes = text.as_bytes();
     bytes.len() == 26
         && matches!(bytes[0], b'0'..=b'7')
-        && bytes
-            .iter()
-            .all(|b| CROCKFORD.contains(&b.to_ascii_uppercase()))
+        && bytes.iter().all(|b| {
+            // Crockford base32: digits and letters except I, L, O and U.
+            matches!(b.to_ascii_uppercase(), b'0'..=b'9' | b'A'..=b'H' | b'J' | b'K' | b'M' | b'N' | b'P'..=b'T' | b'V'..=b'Z')
+        })
 }
 
 /// A UUID in its hyphenated form (what every client writes).

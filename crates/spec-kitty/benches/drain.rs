@@ -203,7 +203,7 @@ fn run() -> BoxResult<()> {
         if let Some(kib) = vm_hwm(pid) {
             hwm = hwm.max(kib);
         }
-        std::thread::sleep(std::time::Duration::from_millis(1));
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let out = child.wait_with_output()?;
     let secs = started.elapsed().as_secs_f64();

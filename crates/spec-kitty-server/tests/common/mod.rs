@@ -16,10 +16,29 @@ use tempfile::TempDir;
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct-horse-battery";
 
+#[path = "../pg_support/mod.rs"]
+mod pg_support;
+
+/// Set to `postgres` (with `SPEC_KITTY_TEST_DATABASE_URL`) to run the suite
+/// on PostgreSQL; `scripts/test` does, after the SQLite run.
+pub const BACKEND_ENV: &str = "SPEC_KITTY_TEST_BACKEND";
+
+/// A fresh PostgreSQL database when the suite runs on PostgreSQL.
+fn postgres_backend() -> Option<pg_support::TempDb> {
+    if std::env::var(BACKEND_ENV).ok().as_deref() != Some("postgres") {
+        return None;
+    }
+    Some(
+        pg_support::TempDb::create()
+            .unwrap_or_else(|| panic!("{BACKEND_ENV}=postgres needs {}", pg_support::ENV)),
+    )
+}
+
 /// A running server and the directory it keeps its data in. Field order
-/// matters: the server stops before the directory is removed.
+/// matters: the server stops before its database and directory go.
 pub struct TestServer {
     pub server: BackgroundServer,
+    _db: Option<pg_support::TempDb>,
     pub dir: TempDir,
     pub agent: ureq::Agent,
 }
@@ -34,10 +53,23 @@ impl TestServer {
     pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp data dir");
         let mut config = ServerConfig::for_data_dir(dir.path());
+        let db = postgres_backend();
+        if let Some(db) = &db {
+            config.storage.database_url = db.url.clone();
+            // The key in a file given to the server, as a team would give it
+            // to every instance, so tests can still read it to mint tokens.
+            let key: String = (0..4)
+                .map(|_| uuid::Uuid::new_v4().simple().to_string())
+                .collect();
+            let path = dir.path().join("signing-key");
+            std::fs::write(&path, key).expect("key file");
+            config.signing_key_file = Some(path);
+        }
         tweak(&mut config);
         let server = BackgroundServer::start(&config).expect("server starts");
         TestServer {
             server,
+            _db: db,
             dir,
             agent: agent(),
         }
