@@ -406,11 +406,16 @@ impl Queue {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         {
-            let mut delete = tx
-                .prepare_cached("DELETE FROM events WHERE id = ?1")
+            if !outcomes.delivered.is_empty() {
+                // One statement for the whole batch: the ids travel as one
+                // JSON array, read back by SQLite's json_each.
+                let ids = serde_json::to_string(&outcomes.delivered).unwrap_or_default();
+                tx.prepare_cached(
+                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))",
+                )
+                .map_err(err)?
+                .execute([ids])
                 .map_err(err)?;
-            for id in &outcomes.delivered {
-                delete.execute([id]).map_err(err)?;
             }
             let mut reject = tx
                 .prepare_cached(
