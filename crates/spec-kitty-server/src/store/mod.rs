@@ -197,6 +197,23 @@ pub trait Store: Send + Sync + 'static {
     async fn event_count(&self) -> StoreResult<i64>;
 }
 
+/// The permission message of contract section 2, shared by the backends.
+pub(crate) fn insufficient(team: &str, project: &str) -> String {
+    format!("Insufficient permissions for team '{team}' on project '{project}'")
+}
+
+/// The refusal for a sender who belongs to no team.
+pub(crate) fn no_team(username: &str) -> String {
+    format!(
+        "User '{username}' belongs to no team; ask your server administrator to add them to one"
+    )
+}
+
+/// The refusal for a sender no longer in the team their token names.
+pub(crate) fn not_member(team: &str, username: &str) -> String {
+    format!("Insufficient permissions for team '{team}': user '{username}' is not a member")
+}
+
 /// Opens the store named by a database URL (`postgres://` or
 /// `postgresql://` for PostgreSQL, otherwise SQLite), running its
 /// migrations.

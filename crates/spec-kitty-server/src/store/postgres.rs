@@ -19,6 +19,7 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
+use super::{insufficient, no_team, not_member};
 
 /// The schema, one entry per version; append, never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["
@@ -642,10 +643,6 @@ impl From<sqlx::Error> for IngestFailure {
     }
 }
 
-fn insufficient(team: &str, project: &str) -> String {
-    format!("Insufficient permissions for team '{team}' on project '{project}'")
-}
-
 impl PostgresStore {
     async fn ingest_once(
         &self,
@@ -654,10 +651,7 @@ impl PostgresStore {
         now: i64,
     ) -> Result<IngestOutcome, IngestFailure> {
         let Some(own_team) = sender.team.clone() else {
-            return Ok(IngestOutcome::Forbidden(format!(
-                "User '{}' belongs to no team; ask your server administrator to add them to one",
-                sender.username
-            )));
+            return Ok(IngestOutcome::Forbidden(no_team(&sender.username)));
         };
         let mut tx = self.pool.begin().await?;
         let mut teams: HashMap<String, Option<i64>> = HashMap::new();
@@ -677,9 +671,9 @@ impl PostgresStore {
             teams.insert(slug.to_string(), found);
         }
         if teams.get(own_team.as_str()).copied().flatten().is_none() {
-            return Ok(IngestOutcome::Forbidden(format!(
-                "Insufficient permissions for team '{own_team}': user '{}' is not a member",
-                sender.username
+            return Ok(IngestOutcome::Forbidden(not_member(
+                &own_team,
+                &sender.username,
             )));
         }
         let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();

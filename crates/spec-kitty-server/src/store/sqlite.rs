@@ -16,6 +16,7 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
+use super::{insufficient, no_team, not_member};
 
 /// The schema, one entry per version. Never edit an entry that has shipped:
 /// add a new one.
@@ -619,11 +620,6 @@ impl Store for SqliteStore {
     }
 }
 
-/// The permission message of contract section 2.
-fn insufficient(team: &str, project: &str) -> String {
-    format!("Insufficient permissions for team '{team}' on project '{project}'")
-}
-
 fn ingest_blocking(
     conn: &mut Connection,
     sender: &Sender,
@@ -648,15 +644,12 @@ fn ingest_blocking(
         Ok(found)
     };
     let Some(own_team) = sender.team.clone() else {
-        return Ok(IngestOutcome::Forbidden(format!(
-            "User '{}' belongs to no team; ask your server administrator to add them to one",
-            sender.username
-        )));
+        return Ok(IngestOutcome::Forbidden(no_team(&sender.username)));
     };
     if membership(&tx, &own_team)?.is_none() {
-        return Ok(IngestOutcome::Forbidden(format!(
-            "Insufficient permissions for team '{own_team}': user '{}' is not a member",
-            sender.username
+        return Ok(IngestOutcome::Forbidden(not_member(
+            &own_team,
+            &sender.username,
         )));
     }
     // project uuid -> (project id, team id)
