@@ -13,6 +13,7 @@ pub mod error_body;
 pub mod event;
 pub mod fast;
 pub mod lanes;
+pub mod paths;
 pub mod timestamp;
 pub mod token;
 pub mod validate;
