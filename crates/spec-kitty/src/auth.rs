@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use spec_kitty_protocol::{RefreshRequest, TokenResponse};
+use spec_kitty_protocol::{RefreshRequest, TokenResponse, paths};
 use time::OffsetDateTime;
 
 #[cfg(doc)]
@@ -16,11 +16,6 @@ use crate::credentials::LOCK_WAIT;
 use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, Stored};
 use crate::http::{Body, Http, HttpError};
 use crate::paths::Home;
-
-/// The refresh endpoint, relative to the server URL.
-pub const REFRESH_PATH: &str = "/api/v1/token/refresh/";
-/// The log-in endpoint.
-pub const LOGIN_PATH: &str = "/api/v1/token/";
 
 /// Why no usable access token could be had.
 #[derive(Debug, thiserror::Error)]
@@ -108,7 +103,7 @@ pub fn refresh(
             http_status: None,
         });
     }
-    let url = format!("{}{REFRESH_PATH}", creds.server_url);
+    let url = format!("{}{}", creds.server_url, paths::REFRESH);
     let body = serde_json::to_vec(&RefreshRequest {
         refresh: creds.refresh.clone(),
     })

@@ -10,6 +10,7 @@ pub mod credentials;
 pub mod git;
 pub mod http;
 pub mod identity;
+pub mod outcome;
 pub mod paths;
 pub mod probe;
 pub mod project;

@@ -6,109 +6,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::auth::{self, AuthError};
-use crate::credentials::CredentialsError;
-use crate::http::{Body, Http, HttpError};
+use crate::http::{Body, Http};
+pub use crate::outcome::Outcome;
 use crate::paths::Home;
-
-/// The batch endpoint, relative to the server URL.
-pub const BATCH_PATH: &str = "/api/v1/events/batch/";
-
-/// Every way a check can end. Each has its own exit code and JSON value.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Connected,
-    NotAuthenticated,
-    SessionExpired,
-    AuthenticationFailed,
-    PermissionDenied,
-    Unreachable,
-    CertificateUntrusted,
-    UnexpectedStatus,
-    CredentialsUnreadable,
-    CredentialsInvalid,
-    /// Another process held the credentials lock past the deadline.
-    CredentialsBusy,
-}
-
-impl Outcome {
-    /// The process exit code; 0 only for `connected`. Stable: scripts rely
-    /// on them, and `sync status --help` lists them.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Connected => 0,
-            Outcome::NotAuthenticated => 3,
-            Outcome::SessionExpired => 4,
-            Outcome::AuthenticationFailed => 5,
-            Outcome::PermissionDenied => 6,
-            Outcome::Unreachable => 7,
-            Outcome::CertificateUntrusted => 8,
-            Outcome::UnexpectedStatus => 9,
-            Outcome::CredentialsUnreadable => 10,
-            Outcome::CredentialsInvalid => 11,
-            Outcome::CredentialsBusy => 12,
-        }
-    }
-
-    pub fn headline(self) -> &'static str {
-        match self {
-            Outcome::Connected => "Connected",
-            Outcome::NotAuthenticated => "Not authenticated",
-            Outcome::SessionExpired => "Session expired",
-            Outcome::AuthenticationFailed => "Authentication failed",
-            Outcome::PermissionDenied => "Permission denied",
-            Outcome::Unreachable => "Server unreachable",
-            Outcome::CertificateUntrusted => "Certificate not trusted",
-            Outcome::UnexpectedStatus => "Unexpected response",
-            Outcome::CredentialsUnreadable => "Credentials unreadable",
-            Outcome::CredentialsInvalid => "Credentials invalid",
-            Outcome::CredentialsBusy => "Credentials busy",
-        }
-    }
-
-    /// The next step of the contract's table.
-    pub fn next_step(self, http_status: Option<u16>) -> String {
-        match self {
-            Outcome::Connected => "Server reachable, authentication valid.".into(),
-            Outcome::NotAuthenticated => "Run `spec-kitty auth login` to connect.".into(),
-            Outcome::SessionExpired => "Run `spec-kitty auth login` to re-authenticate.".into(),
-            Outcome::AuthenticationFailed => "Run `spec-kitty auth login`.".into(),
-            Outcome::PermissionDenied => "Check team membership for this project.".into(),
-            Outcome::Unreachable => "Events will be queued for later sync.".into(),
-            Outcome::CertificateUntrusted => {
-                "If the server uses a private CA, point SSL_CERT_FILE at its PEM file.".into()
-            }
-            Outcome::UnexpectedStatus => match http_status {
-                Some(code) => format!("Server returned HTTP {code}."),
-                None => "The server's answer could not be understood.".into(),
-            },
-            Outcome::CredentialsUnreadable => {
-                "Fix the file's permissions (chmod 600), then retry.".into()
-            }
-            Outcome::CredentialsInvalid => {
-                "The file was kept; run `spec-kitty auth login --force` to replace it.".into()
-            }
-            Outcome::CredentialsBusy => {
-                "Another spec-kitty process holds ~/.spec-kitty/credentials.lock; retry in a moment.".into()
-            }
-        }
-    }
-
-    /// The exit codes, for `--help`.
-    pub const ALL: [Outcome; 11] = [
-        Outcome::Connected,
-        Outcome::NotAuthenticated,
-        Outcome::SessionExpired,
-        Outcome::AuthenticationFailed,
-        Outcome::PermissionDenied,
-        Outcome::Unreachable,
-        Outcome::CertificateUntrusted,
-        Outcome::UnexpectedStatus,
-        Outcome::CredentialsUnreadable,
-        Outcome::CredentialsInvalid,
-        Outcome::CredentialsBusy,
-    ];
-}
+use spec_kitty_protocol::paths::BATCH;
 
 /// What a check found.
 #[derive(Debug, Clone, Serialize)]
@@ -152,27 +53,9 @@ impl Report {
     }
 }
 
-fn network_outcome(e: &HttpError) -> Outcome {
-    match e {
-        HttpError::Certificate { .. } => Outcome::CertificateUntrusted,
-        _ => Outcome::Unreachable,
-    }
-}
-
+/// The outcome of a token-manager failure, with its HTTP status.
 fn auth_outcome(e: &AuthError) -> (Outcome, Option<u16>) {
-    match e {
-        AuthError::NotAuthenticated => (Outcome::NotAuthenticated, None),
-        AuthError::Credentials(CredentialsError::Invalid { .. }) => {
-            (Outcome::CredentialsInvalid, None)
-        }
-        AuthError::Credentials(CredentialsError::LockTimeout { .. }) => {
-            (Outcome::CredentialsBusy, None)
-        }
-        AuthError::Credentials(_) => (Outcome::CredentialsUnreadable, None),
-        AuthError::SessionExpired { http_status, .. } => (Outcome::SessionExpired, *http_status),
-        AuthError::Network(e) => (network_outcome(e), None),
-        AuthError::ServerStatus { status, .. } => (Outcome::UnexpectedStatus, Some(*status)),
-    }
+    (e.into(), Outcome::http_status_of(e))
 }
 
 /// Runs the whole check within `timeout`.
@@ -209,7 +92,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
         }
     };
     report.refreshed = session.refreshed;
-    let url = format!("{}{BATCH_PATH}", session.credentials.server_url);
+    let url = format!("{}{BATCH}", session.credentials.server_url);
     let mut retried = false;
     loop {
         let started = Instant::now();
@@ -223,7 +106,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
-                report.set_outcome(network_outcome(&e), None, Some(e.to_string()));
+                report.set_outcome((&e).into(), None, Some(e.to_string()));
                 return report;
             }
         };

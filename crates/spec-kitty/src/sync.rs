@@ -19,9 +19,10 @@ use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 use crate::auth::{self, AuthError};
 use crate::credentials::LOCK_WAIT;
 use crate::http::{Body, Http, HttpError, Reply};
+use crate::outcome::Outcome;
 use crate::paths::Home;
-use crate::probe::{BATCH_PATH, Outcome};
 use crate::queue::{Outcomes, Queue, QueueError, Queued};
+use spec_kitty_protocol::paths::BATCH;
 
 /// At most this many events are parked (set aside after a `400` or `413`
 /// of their own) in one run; past it the drain stops instead.
@@ -107,38 +108,36 @@ pub enum DrainError {
     Queue(#[from] QueueError),
 }
 
+/// Whose trouble an outcome is: the user's session, or the server's.
+fn category_of(outcome: Outcome) -> Category {
+    match outcome {
+        Outcome::NotAuthenticated
+        | Outcome::SessionExpired
+        | Outcome::AuthenticationFailed
+        | Outcome::PermissionDenied
+        | Outcome::CredentialsUnreadable
+        | Outcome::CredentialsInvalid
+        | Outcome::CredentialsBusy => Category::Auth,
+        Outcome::Connected
+        | Outcome::Unreachable
+        | Outcome::CertificateUntrusted
+        | Outcome::UnexpectedStatus => Category::Server,
+    }
+}
+
 fn stop_for_auth(e: AuthError) -> Stop {
-    let (category, outcome) = match &e {
-        AuthError::NotAuthenticated => (Category::Auth, Outcome::NotAuthenticated),
-        AuthError::SessionExpired { .. } => (Category::Auth, Outcome::SessionExpired),
-        AuthError::Credentials(crate::credentials::CredentialsError::Invalid { .. }) => {
-            (Category::Auth, Outcome::CredentialsInvalid)
-        }
-        AuthError::Credentials(crate::credentials::CredentialsError::LockTimeout { .. }) => {
-            (Category::Auth, Outcome::CredentialsBusy)
-        }
-        AuthError::Credentials(_) => (Category::Auth, Outcome::CredentialsUnreadable),
-        AuthError::Network(HttpError::Certificate { .. }) => {
-            (Category::Server, Outcome::CertificateUntrusted)
-        }
-        AuthError::Network(_) => (Category::Server, Outcome::Unreachable),
-        AuthError::ServerStatus { .. } => (Category::Server, Outcome::UnexpectedStatus),
-    };
+    let outcome = Outcome::from(&e);
     Stop {
-        category,
+        category: category_of(outcome),
         outcome,
         message: format!("{e} Events kept for later sync."),
     }
 }
 
 fn stop_for_network(e: HttpError) -> Stop {
-    let outcome = match e {
-        HttpError::Certificate { .. } => Outcome::CertificateUntrusted,
-        _ => Outcome::Unreachable,
-    };
     Stop {
         category: Category::Server,
-        outcome,
+        outcome: Outcome::from(&e),
         message: format!("Server unreachable ({e}); events kept for later sync."),
     }
 }
@@ -186,7 +185,7 @@ impl<'a> Drain<'a> {
             home,
             queue,
             http,
-            url: format!("{}{BATCH_PATH}", session.credentials.server_url),
+            url: format!("{}{BATCH}", session.credentials.server_url),
             access: session.access,
             refreshed: session.refreshed,
             parked: 0,

@@ -9,12 +9,13 @@ use spec_kitty_protocol::{LoginRequest, TokenResponse};
 use time::OffsetDateTime;
 
 use super::output::{CliError, CliResult, print_json, validity};
-use crate::auth::{self, AuthError, LOGIN_PATH};
+use crate::auth;
 use crate::config::{self, Config};
 use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored};
-use crate::http::{Body, Http, HttpError};
+use crate::http::{Body, Http};
+use crate::outcome::{self, Outcome};
 use crate::paths::{self, Home};
-use crate::probe::Outcome;
+use spec_kitty_protocol::paths::LOGIN;
 
 /// Log-in and refresh requests get this long.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
@@ -40,9 +41,7 @@ pub enum AuthCommand {
     /// Remove the stored session
     Logout,
     /// Show the stored session, without network; exit 0 only when it is usable
-    #[command(
-        after_help = "Exit codes: 0 usable session, 3 not logged in, 4 session expired, 10 credentials unreadable, 11 credentials invalid"
-    )]
+    #[command(after_help = outcome::auth_status_help())]
     Status {
         /// Print JSON on stdout
         #[arg(long)]
@@ -64,31 +63,6 @@ pub fn run(home: &Home, command: AuthCommand) -> CliResult {
         AuthCommand::Status { json } => status(home, json),
         AuthCommand::Token => token(home),
     }
-}
-
-/// The exit code and message for a token-manager failure.
-pub fn auth_failure(e: AuthError) -> CliError {
-    let code = match &e {
-        AuthError::NotAuthenticated => Outcome::NotAuthenticated.exit_code(),
-        AuthError::Credentials(CredentialsError::Invalid { .. }) => {
-            Outcome::CredentialsInvalid.exit_code()
-        }
-        AuthError::Credentials(CredentialsError::LockTimeout { .. }) => {
-            Outcome::CredentialsBusy.exit_code()
-        }
-        AuthError::Credentials(_) => Outcome::CredentialsUnreadable.exit_code(),
-        AuthError::SessionExpired { .. } => Outcome::SessionExpired.exit_code(),
-        AuthError::Network(HttpError::Certificate { .. }) => {
-            Outcome::CertificateUntrusted.exit_code()
-        }
-        AuthError::Network(_) => Outcome::Unreachable.exit_code(),
-        AuthError::ServerStatus { .. } => Outcome::UnexpectedStatus.exit_code(),
-    };
-    CliError::new(code, e.to_string())
-}
-
-fn credentials_failure(e: CredentialsError) -> CliError {
-    auth_failure(AuthError::Credentials(e))
 }
 
 fn read_line(prompt: Option<&str>) -> Result<String, CliError> {
@@ -146,13 +120,10 @@ fn login(
         }
         Err(CredentialsError::Invalid { path, reason }) => {
             if !force {
-                return Err(credentials_failure(CredentialsError::Invalid {
-                    path,
-                    reason,
-                }));
+                return Err(CredentialsError::Invalid { path, reason }.into());
             }
         }
-        Err(e) => return Err(credentials_failure(e)),
+        Err(e) => return Err(e.into()),
     }
 
     let interactive = std::io::stdin().is_terminal();
@@ -188,14 +159,10 @@ fn login(
         password,
     })
     .map_err(|e| CliError::general(e.to_string()))?;
-    let url = format!("{server_url}{LOGIN_PATH}");
-    let reply = http.post(&url, None, Body::Json(&body)).map_err(|e| {
-        let code = match e {
-            HttpError::Certificate { .. } => Outcome::CertificateUntrusted.exit_code(),
-            _ => Outcome::Unreachable.exit_code(),
-        };
-        CliError::new(code, format!("log-in failed: {e}"))
-    })?;
+    let url = format!("{server_url}{LOGIN}");
+    let reply = http
+        .post(&url, None, Body::Json(&body))
+        .map_err(|e| CliError::new(Outcome::from(&e).exit_code(), format!("log-in failed: {e}")))?;
     let tokens: TokenResponse = match reply.status {
         200 => serde_json::from_slice(&reply.body).map_err(|e| {
             CliError::new(
@@ -246,7 +213,7 @@ fn login(
     if let Some(previous) = &previous {
         creds.keep_extras_from(previous);
     }
-    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(credentials_failure)?;
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
     if let Err(CredentialsError::Invalid { .. }) = credentials::load(home) {
         let backup = home.credentials().with_file_name(format!(
             "credentials.corrupt-{}",
@@ -260,7 +227,7 @@ fn login(
             paths::display(&backup)
         );
     }
-    credentials::save(home, &creds, &lock).map_err(credentials_failure)?;
+    credentials::save(home, &creds, &lock).map_err(CliError::from)?;
     drop(lock);
     if config.server_url().is_none() {
         let saved = config
@@ -279,12 +246,12 @@ fn login(
 }
 
 fn logout(home: &Home) -> CliResult {
-    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(credentials_failure)?;
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
     let who = match credentials::load(home) {
         Ok(Stored::Present(creds)) => Some(format!("{} on {}", creds.username, creds.server_url)),
         _ => None,
     };
-    let removed = credentials::remove(home, &lock).map_err(credentials_failure)?;
+    let removed = credentials::remove(home, &lock).map_err(CliError::from)?;
     if !removed {
         println!("Not logged in; nothing to remove.");
         return Ok(0);
@@ -318,7 +285,7 @@ fn status(home: &Home, as_json: bool) -> CliResult {
             return Ok(code);
         }
         Err(e) => {
-            let failure = credentials_failure(e);
+            let failure = CliError::from(e);
             if as_json {
                 let outcome = if failure.code == Outcome::CredentialsInvalid.exit_code() {
                     Outcome::CredentialsInvalid
@@ -393,7 +360,8 @@ fn status(home: &Home, as_json: bool) -> CliResult {
 
 fn token(home: &Home) -> CliResult {
     let http = Http::new(AUTH_TIMEOUT);
-    let session = auth::access_token(home, &http, AUTH_TIMEOUT, LOCK_WAIT).map_err(auth_failure)?;
+    let session =
+        auth::access_token(home, &http, AUTH_TIMEOUT, LOCK_WAIT).map_err(CliError::from)?;
     println!("{}", session.access);
     Ok(0)
 }

@@ -5,6 +5,10 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
+use crate::auth::AuthError;
+use crate::credentials::CredentialsError;
+use crate::outcome::Outcome;
+
 /// A failed command: what to tell the user, and the exit code.
 #[derive(Debug)]
 pub struct CliError {
@@ -23,6 +27,19 @@ impl CliError {
     /// Exit code 1: a failure with no more specific code.
     pub fn general(message: impl Into<String>) -> CliError {
         CliError::new(1, message)
+    }
+}
+
+impl From<AuthError> for CliError {
+    /// The exit code of the matching [`Outcome`], and the error's own words.
+    fn from(e: AuthError) -> CliError {
+        CliError::new(Outcome::from(&e).exit_code(), e.to_string())
+    }
+}
+
+impl From<CredentialsError> for CliError {
+    fn from(e: CredentialsError) -> CliError {
+        CliError::new(Outcome::from(&e).exit_code(), e.to_string())
     }
 }
 

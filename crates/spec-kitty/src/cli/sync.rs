@@ -10,23 +10,10 @@ use time::OffsetDateTime;
 use super::output::{CliError, CliResult, print_json, validity};
 use crate::config::{self, Config};
 use crate::credentials::{self, CredentialsError, Stored};
+use crate::outcome::{self, Outcome};
 use crate::paths::{self, Home};
-use crate::probe::{self, Outcome};
+use crate::probe;
 use crate::queue::{Queue, Stats};
-
-const CHECK_EXIT_CODES: &str = "\
-Exit codes of --check (one per outcome; --json prints the outcome name):
-  0  connected               server reachable, authentication valid
-  3  not_authenticated       no credentials stored
-  4  session_expired         access expired and the refresh was refused
-  5  authentication_failed   the server refused the token after a refresh
-  6  permission_denied       HTTP 403: not (or no longer) a team member
-  7  unreachable             timeout or connection refused
-  8  certificate_untrusted   the server's TLS certificate is not trusted
-  9  unexpected_status       any other HTTP status
- 10  credentials_unreadable  ~/.spec-kitty/credentials cannot be read
- 11  credentials_invalid     ~/.spec-kitty/credentials is corrupt
- 12  credentials_busy        another process held credentials.lock past the deadline";
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
@@ -36,7 +23,7 @@ pub enum SyncCommand {
         url: Option<String>,
     },
     /// Show sync state from local files; with --check, probe the server too
-    #[command(after_help = CHECK_EXIT_CODES)]
+    #[command(after_help = outcome::check_help())]
     Status {
         /// Probe the server with your real token (refreshing it if needed)
         #[arg(long)]
@@ -49,9 +36,7 @@ pub enum SyncCommand {
         timeout: f64,
     },
     /// Upload queued events now, in gzip batches
-    #[command(
-        after_help = "Exits non-zero when any event failed or the drain stopped early (3 not logged in, 4 session expired, 5 authentication failed, 6 permission denied, 7 unreachable, 8 certificate, 9 server error, 1 some events failed), unless --no-strict."
-    )]
+    #[command(after_help = outcome::sync_now_help())]
     Now {
         /// Write every failure to this JSON file
         #[arg(long, value_name = "FILE")]
