@@ -73,6 +73,77 @@ pub struct WpStatusChanged {
     pub extra: Map<String, Value>,
 }
 
+/// The `aggregate_type` of a work-package event.
+pub const WORK_PACKAGE: &str = "WorkPackage";
+
+/// What an event says about where and when it was made: everything of the
+/// envelope that is not derived from its payload.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Envelope {
+    pub event_id: String,
+    pub timestamp: String,
+    pub node_id: String,
+    pub lamport_clock: u64,
+    pub correlation_id: Option<String>,
+    pub project_uuid: String,
+    pub project_slug: Option<String>,
+    /// Absent on the wire when `None` (the server then uses the sender's team).
+    pub team_slug: Option<String>,
+    pub git_branch: Option<String>,
+    pub head_commit_sha: Option<String>,
+}
+
+impl WpStatusChanged {
+    /// The `WPStatusChanged` event carrying this payload: the type, the
+    /// aggregate (`feature/WPnn`, a work package) and the schema defaults
+    /// come from here, the rest from `envelope`.
+    pub fn into_event(self, envelope: Envelope) -> Event {
+        Event {
+            event_id: envelope.event_id,
+            event_type: WP_STATUS_CHANGED.to_string(),
+            aggregate_id: format!("{}/{}", self.feature_slug, self.wp_id),
+            aggregate_type: Some(WORK_PACKAGE.to_string()),
+            payload: self.to_value(),
+            timestamp: envelope.timestamp,
+            node_id: envelope.node_id,
+            lamport_clock: envelope.lamport_clock,
+            causation_id: None,
+            correlation_id: envelope.correlation_id,
+            project_uuid: envelope.project_uuid,
+            project_slug: envelope.project_slug,
+            team_slug: envelope.team_slug,
+            schema_version: DEFAULT_SCHEMA_VERSION.to_string(),
+            data_tier: 0,
+            git_branch: envelope.git_branch,
+            head_commit_sha: envelope.head_commit_sha,
+            repo_slug: None,
+            extra: Map::new(),
+        }
+    }
+
+    /// The payload as JSON. Every field is a string, a bool, an option of
+    /// those or already a JSON value, and every map key is a string, so
+    /// serializing cannot fail; a failure would be a bug in this type.
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a WpStatusChanged always serializes")
+    }
+}
+
+impl Event {
+    /// The payload read as `WPStatusChanged`, when it is one.
+    pub fn wp_status_changed(&self) -> Option<WpStatusChanged> {
+        if self.event_type != WP_STATUS_CHANGED {
+            return None;
+        }
+        serde_json::from_value(self.payload.clone()).ok()
+    }
+
+    /// The event as one line of JSON (what the client queues and sends).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Event always serializes")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +173,49 @@ mod tests {
         for (key, value) in input.as_object().expect("object") {
             assert_eq!(back.get(key), Some(value), "field {key} kept");
         }
+    }
+
+    #[test]
+    fn built_event_has_the_wire_shape() {
+        let payload = WpStatusChanged {
+            feature_slug: "039-x".into(),
+            wp_id: "WP03".into(),
+            from_lane: None,
+            to_lane: "doing".into(),
+            actor: "alice".into(),
+            force: false,
+            reason: None,
+            execution_mode: None,
+            review_ref: None,
+            evidence: None,
+            extra: Map::new(),
+        };
+        let event = payload.clone().into_event(Envelope {
+            event_id: "01HV0000000000000000000000".into(),
+            lamport_clock: 3,
+            ..Envelope::default()
+        });
+        let json = serde_json::to_value(&event).expect("serializes");
+        assert_eq!(json["aggregate_id"], "039-x/WP03");
+        assert_eq!(json["aggregate_type"], "WorkPackage");
+        assert!(json.get("team_slug").is_none(), "absent, not null");
+        for key in ["causation_id", "repo_slug", "git_branch", "head_commit_sha"] {
+            assert_eq!(json.get(key), Some(&Value::Null), "{key} is null");
+        }
+        for key in [
+            "from_lane",
+            "reason",
+            "execution_mode",
+            "review_ref",
+            "evidence",
+        ] {
+            assert_eq!(
+                json["payload"].get(key),
+                Some(&Value::Null),
+                "{key} is null"
+            );
+        }
+        assert_eq!(event.wp_status_changed(), Some(payload));
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod batch;
 pub mod error_body;
 pub mod event;
 pub mod fast;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
 pub mod lanes;
 pub mod paths;
 pub mod timestamp;
@@ -20,7 +22,7 @@ pub mod validate;
 
 pub use batch::{BatchRequest, BatchResponse, EventResult, EventStatus, MAX_BATCH_EVENTS};
 pub use error_body::ErrorBody;
-pub use event::{Event, WpStatusChanged};
+pub use event::{Envelope, Event, WpStatusChanged};
 pub use lanes::{Lane, SyncLane, UnknownLane};
 pub use token::{LoginRequest, RefreshRequest, TokenResponse};
 pub use validate::{FieldError, describe as describe_errors, validate_event};

@@ -5,9 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use serde_json::{Value, json};
-use spec_kitty_protocol::event::WP_STATUS_CHANGED;
-use spec_kitty_protocol::{Lane, timestamp};
+use spec_kitty_protocol::{Envelope, Event, Lane, WpStatusChanged, timestamp};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -147,7 +145,7 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
     let mut original: Option<String> = None;
     let mut from_lane: Option<Lane> = None;
     let now = OffsetDateTime::now_utc();
-    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Value, TaskError> {
+    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Event, TaskError> {
         let text = read(&path)?;
         let wp = WpFile::parse(&text).map_err(|source| TaskError::File {
             path: path.clone(),
@@ -210,39 +208,31 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         })?;
         original = Some(text);
         from_lane = from;
-        let mut event = json!({
-            "event_id": ulid::Ulid::new().to_string(),
-            "event_type": WP_STATUS_CHANGED,
-            "aggregate_id": format!("{}/{wp_id}", feature.slug),
-            "aggregate_type": "WorkPackage",
-            "payload": {
-                "feature_slug": feature.slug,
-                "wp_id": wp_id,
-                "from_lane": from.map(|l| l.to_sync().as_str()),
-                "to_lane": to.to_sync().as_str(),
-                "actor": actor,
-                "force": request.force,
-                "reason": request.reason,
-                "execution_mode": null,
-                "review_ref": null,
-                "evidence": null,
-            },
-            "timestamp": timestamp::format(now),
-            "node_id": identity.node_id,
-            "lamport_clock": lamport,
-            "causation_id": null,
-            "correlation_id": ulid::Ulid::new().to_string(),
-            "project_uuid": identity.uuid,
-            "project_slug": identity.slug,
-            "schema_version": spec_kitty_protocol::event::DEFAULT_SCHEMA_VERSION,
-            "data_tier": 0,
-            "git_branch": git.branch,
-            "head_commit_sha": git.commit,
-            "repo_slug": null,
+        let payload = WpStatusChanged {
+            feature_slug: feature.slug.clone(),
+            wp_id: wp_id.clone(),
+            from_lane: from.map(|l| l.to_sync().as_str().to_string()),
+            to_lane: to.to_sync().as_str().to_string(),
+            actor,
+            force: request.force,
+            reason: request.reason.clone(),
+            execution_mode: None,
+            review_ref: None,
+            evidence: None,
+            extra: serde_json::Map::new(),
+        };
+        let event = payload.into_event(Envelope {
+            event_id: ulid::Ulid::new().to_string(),
+            timestamp: timestamp::format(now),
+            node_id: identity.node_id,
+            lamport_clock: lamport,
+            correlation_id: Some(ulid::Ulid::new().to_string()),
+            project_uuid: identity.uuid,
+            project_slug: Some(identity.slug),
+            team_slug: team.clone(),
+            git_branch: git.branch.clone(),
+            head_commit_sha: git.commit.clone(),
         });
-        if let (Some(team), Some(obj)) = (&team, event.as_object_mut()) {
-            obj.insert("team_slug".into(), json!(team));
-        }
         Ok(event)
     });
     let (lamport, event) = match result {
@@ -264,7 +254,7 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         from_lane: from_lane.map(|l| l.as_str().to_string()),
         to_lane: to.as_str().into(),
         sync_lane: to.to_sync().as_str().into(),
-        event_id: event["event_id"].as_str().unwrap_or_default().to_string(),
+        event_id: event.event_id,
         lamport_clock: lamport,
     })
 }

@@ -345,32 +345,16 @@ pub fn micros(at: OffsetDateTime) -> i64 {
 }
 
 /// A valid `WPStatusChanged` event (contract section 3) with a fresh ULID,
-/// made `age` before now.
+/// made `age` before now (the shared fixture of the protocol crate).
 pub fn status_event(project: &str, seq: u64, to_lane: &str, age: time::Duration) -> Value {
     let at = OffsetDateTime::now_utc() - age + time::Duration::microseconds(seq as i64);
-    let wp = format!("WP{:02}", seq % 100);
-    json!({
-        "event_id": ulid::Ulid::new().to_string(),
-        "event_type": "WPStatusChanged",
-        "aggregate_id": format!("039-cli-2x-readiness/{wp}"),
-        "aggregate_type": "WorkPackage",
-        "payload": {"feature_slug": "039-cli-2x-readiness", "wp_id": wp,
-            "from_lane": "planned", "to_lane": to_lane, "actor": "alice",
-            "force": false, "reason": null, "execution_mode": "worktree",
-            "review_ref": null, "evidence": null},
-        "timestamp": stamp(at),
-        "node_id": "3f2a9c1b7d4e",
-        "lamport_clock": seq,
-        "causation_id": null,
-        "correlation_id": ulid::Ulid::new().to_string(),
-        "project_uuid": project,
-        "project_slug": "my-project",
-        "schema_version": "1.0.0",
-        "data_tier": 0,
-        "git_branch": "main",
-        "head_commit_sha": null,
-        "repo_slug": null
-    })
+    spec_kitty_protocol::fixtures::status_event_json(
+        project,
+        "my-project",
+        seq,
+        ("planned", to_lane),
+        at,
+    )
 }
 
 /// `n` valid events, oldest first, made a minute ago.

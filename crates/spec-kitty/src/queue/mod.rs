@@ -17,31 +17,12 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use serde_json::Value;
-use spec_kitty_protocol::timestamp;
+use spec_kitty_protocol::{Event, timestamp};
 use time::OffsetDateTime;
 
 use crate::paths::{self, Home};
 
-/// Versioned schema; append, never edit a shipped entry.
-const MIGRATIONS: &[&str] = &["
-    CREATE TABLE events (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        ts_micros INTEGER NOT NULL,
-        body TEXT NOT NULL,
-        state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'rejected', 'parked')),
-        retry_count INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        last_attempt_at INTEGER,
-        queued_at INTEGER NOT NULL
-    );
-    CREATE INDEX events_replay ON events(ts_micros, id);
-    CREATE TABLE meta (
-        key TEXT PRIMARY KEY,
-        value INTEGER NOT NULL
-    );
-"];
+mod schema;
 
 /// How long a process waits for another one holding the queue's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -209,32 +190,7 @@ impl Queue {
             true,
         )
         .map_err(err)?;
-        let version: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(err)?;
-        let known = MIGRATIONS.len() as i64;
-        if version > known {
-            return Err(QueueError::TooNew {
-                path: path.to_path_buf(),
-                found: version,
-                known,
-            });
-        }
-        if version < known {
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(err)?;
-            // Re-read under the write lock: another process may have migrated.
-            let current: i64 = tx
-                .query_row("PRAGMA user_version", [], |r| r.get(0))
-                .map_err(err)?;
-            for (index, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
-                tx.execute_batch(sql).map_err(err)?;
-                tx.pragma_update(None, "user_version", index as i64 + 1)
-                    .map_err(err)?;
-            }
-            tx.commit().map_err(err)?;
-        }
+        schema::migrate(&mut conn, path)?;
         restrict_mode(path);
         Ok(Queue {
             conn,
@@ -264,7 +220,7 @@ impl Queue {
     /// Queues one event (a JSON object with at least `event_id`,
     /// `event_type` and `timestamp`). Queuing an event id twice keeps the
     /// first.
-    pub fn enqueue(&mut self, event: &Value) -> Result<Enqueued, QueueError> {
+    pub fn enqueue(&mut self, event: &impl Queueable) -> Result<Enqueued, QueueError> {
         let row = Row::of(event)?;
         let tx = self
             .conn
@@ -276,7 +232,7 @@ impl Queue {
     }
 
     /// Queues many events in one transaction (import).
-    pub fn enqueue_all(&mut self, events: &[Value]) -> Result<usize, QueueError> {
+    pub fn enqueue_all<T: Queueable>(&mut self, events: &[T]) -> Result<usize, QueueError> {
         let rows = events.iter().map(Row::of).collect::<Result<Vec<_>, _>>()?;
         let tx = self
             .conn
@@ -295,11 +251,11 @@ impl Queue {
     /// Ticks the Lamport clock and queues the event built from the new
     /// value, in one transaction. `floor` lets the clock jump forward past
     /// a value seen elsewhere (it never moves back).
-    pub fn enqueue_with_tick<E>(
+    pub fn enqueue_with_tick<T: Queueable, E>(
         &mut self,
         floor: u64,
-        build: impl FnOnce(u64) -> Result<Value, E>,
-    ) -> Result<Result<(u64, Value), E>, QueueError> {
+        build: impl FnOnce(u64) -> Result<T, E>,
+    ) -> Result<Result<(u64, T), E>, QueueError> {
         let path = self.path.clone();
         let err = |e| classify(&path, e);
         let tx = self
@@ -611,6 +567,50 @@ fn restrict_mode(path: &Path) {
     }
 }
 
+/// What the queue needs of an event: its id, type and time, and the JSON
+/// text that is stored and sent as it is.
+///
+/// Events this client makes are [`Event`]s; imported ones (`sync import`,
+/// the Python queue) stay raw JSON [`Value`]s, so that what another program
+/// wrote is sent byte for byte, unknown fields and explicit nulls included,
+/// and an invalid one can still be queued, diagnosed and discarded.
+pub trait Queueable {
+    fn event_id(&self) -> Option<&str>;
+    fn event_type(&self) -> Option<&str>;
+    fn timestamp(&self) -> Option<&str>;
+    fn json(&self) -> String;
+}
+
+impl Queueable for Event {
+    fn event_id(&self) -> Option<&str> {
+        Some(&self.event_id)
+    }
+    fn event_type(&self) -> Option<&str> {
+        Some(&self.event_type)
+    }
+    fn timestamp(&self) -> Option<&str> {
+        Some(&self.timestamp)
+    }
+    fn json(&self) -> String {
+        self.to_json()
+    }
+}
+
+impl Queueable for Value {
+    fn event_id(&self) -> Option<&str> {
+        self.get("event_id").and_then(Value::as_str)
+    }
+    fn event_type(&self) -> Option<&str> {
+        self.get("event_type").and_then(Value::as_str)
+    }
+    fn timestamp(&self) -> Option<&str> {
+        self.get("timestamp").and_then(Value::as_str)
+    }
+    fn json(&self) -> String {
+        self.to_string()
+    }
+}
+
 struct Row {
     event_id: String,
     event_type: String,
@@ -619,25 +619,24 @@ struct Row {
 }
 
 impl Row {
-    fn of(event: &Value) -> Result<Row, QueueError> {
-        let text = |key: &str| {
-            event
-                .get(key)
-                .and_then(Value::as_str)
+    fn of(event: &impl Queueable) -> Result<Row, QueueError> {
+        let text = |key: &str, value: Option<&str>| {
+            value
                 .filter(|s| !s.is_empty())
+                .map(str::to_string)
                 .ok_or_else(|| QueueError::Invalid(format!("{key} is missing or not a string")))
         };
-        let event_id = text("event_id")?.to_string();
-        let event_type = text("event_type")?.to_string();
-        let ts_micros = text("timestamp")
-            .ok()
+        let event_id = text("event_id", event.event_id())?;
+        let event_type = text("event_type", event.event_type())?;
+        let ts_micros = event
+            .timestamp()
             .and_then(|t| timestamp::parse(t).ok())
             .map_or_else(now_micros, micros_of);
         Ok(Row {
             event_id,
             event_type,
             ts_micros,
-            body: event.to_string(),
+            body: event.json(),
         })
     }
 }
