@@ -85,7 +85,7 @@ fn login(
     server: Option<String>,
     force: bool,
 ) -> CliResult {
-    let mut config = Config::load(home).map_err(|e| CliError::general(e.to_string()))?;
+    let mut config = Config::load(home).map_err(CliError::from)?;
     let server_url = match &server {
         Some(url) => config::normalize_server_url(url).map_err(|e| CliError::general(e.to_string()))?,
         None => config.server_url().ok_or_else(|| {
@@ -158,7 +158,7 @@ fn login(
         username: username.clone(),
         password,
     })
-    .map_err(|e| CliError::general(e.to_string()))?;
+    .map_err(|e| CliError::general(format!("cannot encode the log-in request: {e}")))?;
     let url = format!("{server_url}{LOGIN}");
     let reply = http
         .post(&url, None, Body::Json(&body))

@@ -41,7 +41,7 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = Home::from_env()
-        .map_err(|e| CliError::general(e.to_string()))
+        .map_err(CliError::from)
         .and_then(|home| match cli.command {
             Command::Auth(command) => auth::run(&home, command),
             Command::Sync(command) => sync::run(&home, command),

@@ -8,6 +8,7 @@ use time::OffsetDateTime;
 use crate::auth::AuthError;
 use crate::credentials::CredentialsError;
 use crate::outcome::Outcome;
+use crate::tasks::TaskError;
 
 /// A failed command: what to tell the user, and the exit code.
 #[derive(Debug)]
@@ -40,6 +41,39 @@ impl From<AuthError> for CliError {
 impl From<CredentialsError> for CliError {
     fn from(e: CredentialsError) -> CliError {
         CliError::new(Outcome::from(&e).exit_code(), e.to_string())
+    }
+}
+
+/// Library errors that have no more specific exit code than 1: the
+/// message is the error's own (each names the file or server involved).
+macro_rules! general_failures {
+    ($($error:ty),* $(,)?) => {
+        $(impl From<$error> for CliError {
+            fn from(e: $error) -> CliError {
+                CliError::general(e.to_string())
+            }
+        })*
+    };
+}
+
+general_failures!(
+    crate::queue::QueueError,
+    crate::config::ConfigError,
+    crate::python_queue::PythonQueueError,
+    crate::paths::PathsError,
+    crate::sync::DrainError,
+);
+
+impl From<TaskError> for CliError {
+    /// A lane name that does not exist, or `--force` without `--reason`, is
+    /// bad usage (exit 2); anything else exit 1.
+    fn from(e: TaskError) -> CliError {
+        match e {
+            TaskError::UnknownLane { .. } | TaskError::ForceWithoutReason => {
+                CliError::new(2, e.to_string())
+            }
+            other => CliError::general(other.to_string()),
+        }
     }
 }
 

@@ -10,10 +10,10 @@ use spec_kitty_protocol::validate_event;
 use super::output::{CliError, CliResult, print_json};
 use crate::paths::{self, Home};
 use crate::python_queue;
-use crate::queue::Queue;
+use crate::queue::{Queue, State};
 
 fn open(home: &Home) -> Result<Queue, CliError> {
-    Queue::open(home).map_err(|e| CliError::general(e.to_string()))
+    Queue::open(home).map_err(CliError::from)
 }
 
 /// Warns on stderr when the queue holds more than `max_queue_size` events
@@ -64,7 +64,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
     let mut queue = open(home)?;
     let added = queue
         .enqueue_all(&valid)
-        .map_err(|e| CliError::general(e.to_string()))?;
+        .map_err(CliError::from)?;
     warn_if_over_limit(home, &queue);
     println!(
         "Queued {added} event(s){}.",
@@ -91,7 +91,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
 pub fn import_python(home: &Home) -> CliResult {
     let mut queue = open(home)?;
     let moved =
-        python_queue::import(home, &mut queue).map_err(|e| CliError::general(e.to_string()))?;
+        python_queue::import(home, &mut queue).map_err(CliError::from)?;
     warn_if_over_limit(home, &queue);
     println!(
         "Moved {} event(s) from the Python client's queue{}.",
@@ -117,7 +117,7 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
     let ids = if all_rejected {
         queue
             .failed_ids()
-            .map_err(|e| CliError::general(e.to_string()))?
+            .map_err(CliError::from)?
     } else {
         ids
     };
@@ -149,7 +149,7 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
     }
     let removed = queue
         .discard(&ids)
-        .map_err(|e| CliError::general(e.to_string()))?;
+        .map_err(CliError::from)?;
     println!("Discarded {removed} event(s).");
     if removed < ids.len() {
         eprintln!(
@@ -164,7 +164,7 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
 /// `sync diagnose [--json]`: every queued event through the validator the
 /// server uses.
 pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
-    let Some(queue) = Queue::open_existing(home).map_err(|e| CliError::general(e.to_string()))?
+    let Some(queue) = Queue::open_existing(home).map_err(CliError::from)?
     else {
         if as_json {
             print_json(&json!({"total": 0, "invalid": 0, "events": []}))?;
@@ -187,7 +187,7 @@ pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
                     vec![json!({"path": "(event)", "expected": "JSON", "found": e.to_string()})]
                 }
             };
-            if !errors.is_empty() || event.state != "pending" {
+            if !errors.is_empty() || event.state != State::Pending {
                 findings.push(json!({
                     "event_id": event.event_id,
                     "event_type": event.event_type,
@@ -199,7 +199,7 @@ pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
                 }));
             }
         })
-        .map_err(|e| CliError::general(e.to_string()))?;
+        .map_err(CliError::from)?;
     let invalid = findings.iter().filter(|f| f["valid"] == false).count();
     if as_json {
         print_json(&json!({"total": total, "invalid": invalid, "events": findings}))?;

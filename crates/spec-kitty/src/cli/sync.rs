@@ -127,7 +127,7 @@ pub fn run(home: &Home, command: SyncCommand) -> CliResult {
 }
 
 fn server(home: &Home, url: Option<String>) -> CliResult {
-    let mut config = Config::load(home).map_err(|e| CliError::general(e.to_string()))?;
+    let mut config = Config::load(home).map_err(CliError::from)?;
     match url {
         None => match config.server_url() {
             Some(url) => {
@@ -145,7 +145,7 @@ fn server(home: &Home, url: Option<String>) -> CliResult {
                 .map_err(|e| CliError::new(2, e.to_string()))?;
             config
                 .save(home)
-                .map_err(|e| CliError::general(e.to_string()))?;
+                .map_err(CliError::from)?;
             println!("Sync server set to {stored}");
             if let Ok(Stored::Present(creds)) = credentials::load(home)
                 && creds.server_url != stored

@@ -26,19 +26,19 @@ pub fn run(
     strict: bool,
     retry_parked: bool,
 ) -> CliResult {
-    let mut queue = Queue::open(home).map_err(|e| CliError::general(e.to_string()))?;
+    let mut queue = Queue::open(home).map_err(CliError::from)?;
     if retry_parked {
         let back = queue
             .unpark(None)
-            .map_err(|e| CliError::general(e.to_string()))?;
+            .map_err(CliError::from)?;
         if back > 0 && !as_json {
             eprintln!("{back} parked event(s) put back in line.");
         }
     }
-    let total = queue.len().map_err(|e| CliError::general(e.to_string()))?;
+    let total = queue.len().map_err(CliError::from)?;
     let sendable = queue
         .has_sendable()
-        .map_err(|e| CliError::general(e.to_string()))?;
+        .map_err(CliError::from)?;
     if !sendable {
         if as_json {
             print_json(&json_summary(&Summary {
@@ -73,7 +73,7 @@ pub fn run(
                         bar.set_position(done);
                     }
                 })
-                .map_err(|e| CliError::general(e.to_string()))?;
+                .map_err(CliError::from)?;
             if let Some(bar) = bar {
                 bar.finish_and_clear();
             }

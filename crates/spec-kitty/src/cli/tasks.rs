@@ -102,10 +102,7 @@ pub fn run(home: &Home, command: AgentCommand) -> CliResult {
                     }
                     Ok(0)
                 }
-                Err(e @ (TaskError::UnknownLane { .. } | TaskError::ForceWithoutReason)) => {
-                    Err(CliError::new(2, e.to_string()))
-                }
-                Err(e) => Err(CliError::general(e.to_string())),
+                Err(e) => Err(e.into()),
             }
         }
         TasksCommand::ListTasks {
@@ -114,10 +111,7 @@ pub fn run(home: &Home, command: AgentCommand) -> CliResult {
             json,
         } => {
             let (feature, listed) = tasks::list_tasks(&cwd, feature.as_deref(), lane.as_deref())
-                .map_err(|e| match e {
-                    TaskError::UnknownLane { .. } => CliError::new(2, e.to_string()),
-                    other => CliError::general(other.to_string()),
-                })?;
+                .map_err(CliError::from)?;
             if json {
                 print_json(&serde_json::json!({"feature": feature, "work_packages": listed}))?;
                 return Ok(0);

@@ -59,9 +59,35 @@ pub struct Queued {
     pub event_type: String,
     pub ts_micros: i64,
     pub body: String,
-    pub state: String,
+    pub state: State,
     pub retry_count: i64,
     pub last_error: Option<String>,
+}
+
+/// Where a queued event stands (the `state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Waiting to be sent (again).
+    Pending,
+    /// The server answered `rejected` for it; sent again on the next drain.
+    Rejected,
+    /// Set aside after a `400` or `413` of its own; not sent until unparked.
+    Parked,
+}
+
+impl rusqlite::types::FromSql for State {
+    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<State> {
+        match value.as_str()? {
+            "pending" => Ok(State::Pending),
+            "rejected" => Ok(State::Rejected),
+            "parked" => Ok(State::Parked),
+            // The column's CHECK constraint makes this a corrupt file.
+            other => Err(rusqlite::types::FromSqlError::Other(
+                format!("unknown queue state '{other}'").into(),
+            )),
+        }
+    }
 }
 
 /// Whether an enqueue added a row.
