@@ -9,13 +9,18 @@
 //! for recording exactly what the client sent; each use says why.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+#[path = "../support/mod.rs"]
+mod support;
+#[allow(unused_imports)]
+pub use support::*;
+
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -25,29 +30,11 @@ use spec_kitty_server::{BackgroundServer, admin};
 use tempfile::TempDir;
 use toml_edit::DocumentMut;
 
-/// The client binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
-
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct-horse-battery";
 
 /// A timestamp well in the past: an expired token.
 pub const PAST: &str = "2020-01-01T00:00:00+00:00";
-
-/// Environment that would change how the client connects; removed unless a
-/// test sets it on purpose.
-const NETWORK_ENV: &[&str] = &[
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-];
 
 /// A hang guard for every spawned command: far longer than any check may
 /// take, so it only turns a hang into a failure (it is not a timing assert).
@@ -169,23 +156,12 @@ impl Client {
 
     /// `spec-kitty` with this `HOME` and no proxy or CA settings.
     pub fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("spec-kitty").expect("binary built");
-        cmd.env("HOME", self.home.path());
-        for var in NETWORK_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.timeout(HANG_GUARD);
-        cmd
+        support::cmd(self.home.path(), HANG_GUARD)
     }
 
     /// The same, as a plain `std::process::Command` (to spawn several).
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.env("HOME", self.home.path());
-        for var in NETWORK_ENV {
-            cmd.env_remove(var);
-        }
-        cmd
+        support::std_cmd(self.home.path())
     }
 
     /// Runs `spec-kitty ARGS` with empty stdin.
@@ -331,41 +307,6 @@ pub fn parse_time(text: &str) -> time::OffsetDateTime {
 // Output helpers
 // ---------------------------------------------------------------------------
 
-pub fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed by a signal")
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Everything about a run, for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    )
-}
-
-/// Stdout must be exactly one JSON object and nothing else (whitespace
-/// aside): `from_slice` fails on any trailing text.
-pub fn one_json_object(out: &Output) -> Value {
-    let value: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not exactly one JSON document ({e}):\n{}",
-            describe(out)
-        )
-    });
-    assert!(value.is_object(), "not a JSON object: {}", describe(out));
-    value
-}
-
 // ---------------------------------------------------------------------------
 // Unreadable files and root
 // ---------------------------------------------------------------------------
@@ -445,176 +386,4 @@ impl Drop for SilentServer {
             let _ = thread.join();
         }
     }
-}
-
-/// One request as a [`FakeServer`] received it.
-#[derive(Debug, Clone)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Recorded {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("request body is JSON")
-    }
-}
-
-/// A canned answer.
-pub struct Canned {
-    pub status: u16,
-    pub body: String,
-}
-
-impl Canned {
-    pub fn new(status: u16, body: impl Into<String>) -> Canned {
-        Canned {
-            status,
-            body: body.into(),
-        }
-    }
-}
-
-/// A hand-written HTTP/1.1 responder. Only for what a real server cannot
-/// be made to do, or to record exactly what the client sent; every test
-/// that uses it says which.
-pub struct FakeServer {
-    pub url: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl FakeServer {
-    pub fn start(answer: impl Fn(&Recorded) -> Canned + Send + 'static) -> FakeServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let (flag, log) = (Arc::clone(&stop), Arc::clone(&requests));
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = serve_one(stream, &answer, &log);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        FakeServer {
-            url,
-            requests,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// The requests received so far, in order.
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().expect("request log").clone()
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        429 => "Too Many Requests",
-        500 => "Internal Server Error",
-        _ => "Status",
-    }
-}
-
-/// Reads one request (Content-Length or chunked body), records it, answers
-/// it, and closes the connection. Recorded before answering, so a client
-/// that has its answer can rely on the log holding its request.
-fn serve_one(
-    stream: TcpStream,
-    answer: &impl Fn(&Recorded) -> Canned,
-    log: &Mutex<Vec<Recorded>>,
-) -> Option<()> {
-    stream.set_nonblocking(false).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let path = parts.next()?.to_string();
-    let mut headers = Vec::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_string(), value.trim().to_string()));
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _): &&(String, String)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(len, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    let request = Recorded {
-        method,
-        path,
-        headers,
-        body,
-    };
-    let canned = answer(&request);
-    log.lock().ok()?.push(request);
-    let mut stream = stream;
-    let response = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{}",
-        canned.status,
-        reason(canned.status),
-        canned.body.len(),
-        canned.body
-    );
-    stream.write_all(response.as_bytes()).ok()?;
-    stream.flush().ok()
 }

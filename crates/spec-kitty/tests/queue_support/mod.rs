@@ -11,13 +11,15 @@
 //! whole-batch 400, a 200 with missing results); each test says so.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+#[path = "../support/mod.rs"]
+mod support;
+#[allow(unused_imports)]
+pub use support::*;
+
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use flate2::read::GzDecoder;
@@ -28,9 +30,6 @@ use spec_kitty_server::{BackgroundServer, admin};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
-/// The client binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
-
 pub const USER: &str = "alice";
 pub const TEAM: &str = "acme";
 pub const PASSWORD: &str = "password123";
@@ -38,20 +37,6 @@ pub const PASSWORD: &str = "password123";
 /// A hang guard for every command: far longer than any run may take, so
 /// it only turns a hang into a failure (not a timing assertion).
 pub const HANG_GUARD: Duration = Duration::from_secs(300);
-
-/// Environment that would change how the client connects.
-const NETWORK_ENV: &[&str] = &[
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-];
 
 // ---------------------------------------------------------------------------
 // The real server
@@ -142,23 +127,12 @@ impl Home {
 
     /// `spec-kitty` with this `HOME`, no proxy or CA settings, a hang guard.
     pub fn cmd(&self) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("spec-kitty").expect("binary built");
-        cmd.env("HOME", self.home.path());
-        for var in NETWORK_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.timeout(HANG_GUARD);
-        cmd
+        support::cmd(self.home.path(), HANG_GUARD)
     }
 
     /// The same as a plain `std::process::Command`, to spawn and kill.
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.env("HOME", self.home.path());
-        for var in NETWORK_ENV {
-            cmd.env_remove(var);
-        }
-        cmd
+        support::std_cmd(self.home.path())
     }
 
     /// Runs `spec-kitty ARGS` with empty stdin.
@@ -397,40 +371,6 @@ pub fn random_below(n: u64) -> u64 {
 // Output
 // ---------------------------------------------------------------------------
 
-pub fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited, not killed by a signal")
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Everything about a run, for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    )
-}
-
-/// Stdout must be exactly one JSON object and nothing else.
-pub fn one_json_object(out: &Output) -> Value {
-    let value: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not exactly one JSON document ({e}):\n{}",
-            describe(out)
-        )
-    });
-    assert!(value.is_object(), "not a JSON object: {}", describe(out));
-    value
-}
-
 // ---------------------------------------------------------------------------
 // Peak memory of child processes
 // ---------------------------------------------------------------------------
@@ -460,39 +400,29 @@ pub fn children_peak_rss() -> u64 {
 /// One batch as [`FakeBatch`] received it: the event ids, in order.
 pub type Batch = Vec<String>;
 
-/// A hand-written HTTP/1.1 batch endpoint, only for answers a real server
-/// cannot be made to give. It decodes the (gzip) body, hands the event ids
-/// to `answer`, and closes each connection after one answer.
+/// A batch endpoint on the shared [`FakeServer`], only for answers a real
+/// server cannot be made to give. It decodes the (gzip) body and hands the
+/// event ids to `answer`.
 pub struct FakeBatch {
     pub url: String,
     batches: Arc<Mutex<Vec<Batch>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: FakeServer,
 }
 
 impl FakeBatch {
     pub fn start(answer: impl Fn(&[String]) -> (u16, String) + Send + 'static) -> FakeBatch {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        listener.set_nonblocking(true).expect("nonblocking");
-        let stop = Arc::new(AtomicBool::new(false));
         let batches = Arc::new(Mutex::new(Vec::new()));
-        let (flag, log) = (Arc::clone(&stop), Arc::clone(&batches));
-        let thread = std::thread::spawn(move || {
-            while !flag.load(Ordering::Relaxed) {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        let _ = serve_one(stream, &answer, &log);
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
+        let log = Arc::clone(&batches);
+        let server = FakeServer::start(move |request| {
+            let ids = event_ids(request);
+            log.lock().expect("batch log").push(ids.clone());
+            let (status, text) = answer(&ids);
+            Canned::new(status, text)
         });
         FakeBatch {
-            url,
+            url: server.url.clone(),
             batches,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -502,78 +432,23 @@ impl FakeBatch {
     }
 }
 
-impl Drop for FakeBatch {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// A 200 answer with one `success` result per id.
-pub fn all_success(ids: &[String]) -> String {
-    let results: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"event_id": id, "status": "success"}))
-        .collect();
-    json!({ "results": results }).to_string()
-}
-
-fn serve_one(
-    stream: TcpStream,
-    answer: &impl Fn(&[String]) -> (u16, String),
-    log: &Mutex<Vec<Batch>>,
-) -> Option<()> {
-    stream.set_nonblocking(false).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut headers = Vec::new();
-    for _ in 0..100 {
-        let mut header = String::new();
-        reader.read_line(&mut header).ok()?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        let (name, value) = header.split_once(':')?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.clone())
-    };
-    let mut body = Vec::new();
-    if let Some(len) = find("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        body.resize(len, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if find("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
-        for _ in 0..1_000_000 {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim(), 16).ok()?;
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            if size == 0 {
-                break;
-            }
-            body.extend_from_slice(&chunk[..size]);
-        }
-    }
-    if find("content-encoding").is_some_and(|v| v.eq_ignore_ascii_case("gzip")) {
+/// The event ids of a batch request, its body gunzipped if need be.
+fn event_ids(request: &Recorded) -> Batch {
+    let mut body = request.body.clone();
+    if request
+        .header("content-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"))
+    {
         let mut plain = Vec::new();
-        GzDecoder::new(body.as_slice())
+        if GzDecoder::new(body.as_slice())
             .read_to_end(&mut plain)
-            .ok()?;
+            .is_err()
+        {
+            return Vec::new();
+        }
         body = plain;
     }
-    let ids: Vec<String> = serde_json::from_slice::<Value>(&body)
+    serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("events").and_then(Value::as_array).cloned())
         .unwrap_or_default()
@@ -584,15 +459,14 @@ fn serve_one(
                 .unwrap_or_default()
                 .to_string()
         })
+        .collect()
+}
+
+/// A 200 answer with one `success` result per id.
+pub fn all_success(ids: &[String]) -> String {
+    let results: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"event_id": id, "status": "success"}))
         .collect();
-    log.lock().expect("batch log").push(ids.clone());
-    let (status, text) = answer(&ids);
-    let mut stream = stream;
-    let reply = format!(
-        "HTTP/1.1 {status} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-        if status == 200 { "OK" } else { "Status" },
-        text.len()
-    );
-    stream.write_all(reply.as_bytes()).ok()?;
-    stream.flush().ok()
+    json!({ "results": results }).to_string()
 }

@@ -8,6 +8,11 @@
 //! and reads the queued events straight from `HOME/.spec-kitty/events.db`.
 #![allow(dead_code)]
 
+#[path = "../support/mod.rs"]
+mod support;
+#[allow(unused_imports)]
+pub use support::*;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -16,27 +21,9 @@ use serde_json::Value;
 use tempfile::TempDir;
 use yaml_rust2::{Yaml, YamlLoader};
 
-/// The client binary under test.
-pub const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty");
-
 /// Turns a hang into a failure; far longer than any command takes (this is
 /// not a timing assertion).
 pub const HANG_GUARD: Duration = Duration::from_secs(120);
-
-/// Environment that would change how the client connects or who it thinks
-/// the user is; removed from every child.
-const SCRUBBED_ENV: &[&str] = &[
-    "SSL_CERT_FILE",
-    "SSL_CERT_DIR",
-    "HTTP_PROXY",
-    "HTTPS_PROXY",
-    "ALL_PROXY",
-    "NO_PROXY",
-    "http_proxy",
-    "https_proxy",
-    "all_proxy",
-    "no_proxy",
-];
 
 /// The seven canonical lanes and their four-lane sync value (contract
 /// section 3), written out here rather than taken from the code under test.
@@ -123,22 +110,15 @@ impl Project {
 
     /// `spec-kitty` run in `dir` with this `HOME`.
     pub fn cmd_in(&self, dir: &Path) -> assert_cmd::Command {
-        let mut cmd = assert_cmd::Command::cargo_bin("spec-kitty").expect("binary built");
-        cmd.current_dir(dir).env("HOME", self.home.path());
-        for var in SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
-        cmd.timeout(HANG_GUARD);
+        let mut cmd = support::cmd(self.home.path(), HANG_GUARD);
+        cmd.current_dir(dir);
         cmd
     }
 
     /// The same as a plain `std::process::Command`, to spawn many at once.
     pub fn std_cmd(&self) -> std::process::Command {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.current_dir(&self.root).env("HOME", self.home.path());
-        for var in SCRUBBED_ENV {
-            cmd.env_remove(var);
-        }
+        let mut cmd = support::std_cmd(self.home.path());
+        cmd.current_dir(&self.root);
         cmd
     }
 
@@ -243,29 +223,6 @@ impl Project {
 
 /// The feature most tests use.
 pub const FEATURE: &str = "001-some-feature";
-
-/// The exit code (panics on a signal).
-pub fn code(out: &Output) -> i32 {
-    out.status.code().expect("exited normally, not by a signal")
-}
-
-pub fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-pub fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// Exit code, stdout and stderr, for assertion messages.
-pub fn describe(out: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        stdout(out),
-        stderr(out)
-    )
-}
 
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).expect("read file")
