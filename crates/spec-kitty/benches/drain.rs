@@ -25,7 +25,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use spec_kitty::paths::Home;
+use spec_kitty::home::paths::Home;
 use spec_kitty::queue::Queue;
 use spec_kitty_server::config::ServerConfig;
 use spec_kitty_server::{BackgroundServer, admin};

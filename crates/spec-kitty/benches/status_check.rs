@@ -26,9 +26,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
-use spec_kitty::credentials::{self, Credentials, CredentialsLock, LOCK_WAIT};
-use spec_kitty::http::{Body, Http};
-use spec_kitty::paths::Home;
+use spec_kitty::home::paths::Home;
+use spec_kitty::net::http::{Body, Http};
+use spec_kitty::session::credentials::{self, Credentials, CredentialsLock, LOCK_WAIT};
 use spec_kitty_protocol::{LoginRequest, TokenResponse};
 use spec_kitty_server::{BackgroundServer, ServerConfig, admin};
 

@@ -9,9 +9,9 @@
 
 use serde::Serialize;
 
-use crate::auth::AuthError;
-use crate::credentials::CredentialsError;
-use crate::http::HttpError;
+use crate::net::http::HttpError;
+use crate::session::AuthError;
+use crate::session::credentials::CredentialsError;
 
 /// Every way a check can end. Each has its own exit code and JSON value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

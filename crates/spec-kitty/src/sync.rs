@@ -16,12 +16,12 @@ use flate2::write::GzEncoder;
 use serde::Serialize;
 use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 
-use crate::auth::{self, AuthError};
-use crate::credentials::LOCK_WAIT;
-use crate::http::{Body, Http, HttpError, Reply};
+use crate::home::paths::Home;
+use crate::net::http::{Body, Http, HttpError, Reply};
 use crate::outcome::Outcome;
-use crate::paths::Home;
 use crate::queue::{Outcomes, Queue, QueueError, Queued};
+use crate::session::credentials::LOCK_WAIT;
+use crate::session::{self as auth, AuthError};
 use spec_kitty_protocol::paths::BATCH;
 
 /// At most this many events are parked (set aside after a `400` or `413`

@@ -9,12 +9,14 @@ use spec_kitty_protocol::{LoginRequest, TokenResponse};
 use time::OffsetDateTime;
 
 use super::output::{CliError, CliResult, print_json, validity};
-use crate::auth;
-use crate::config::{self, Config};
-use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored};
-use crate::http::{Body, Http};
+use crate::home::config::{self, Config};
+use crate::home::paths::{self, Home};
+use crate::net::http::{Body, Http};
 use crate::outcome::{self, Outcome};
-use crate::paths::{self, Home};
+use crate::session as auth;
+use crate::session::credentials::{
+    self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored,
+};
 use spec_kitty_protocol::paths::LOGIN;
 
 /// Log-in and refresh requests get this long.

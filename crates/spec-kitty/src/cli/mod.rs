@@ -14,7 +14,7 @@ use clap::{Parser, Subcommand};
 
 pub use output::{CliError, CliResult};
 
-use crate::paths::Home;
+use crate::home::paths::Home;
 
 /// spec-kitty: spec-driven development with authenticated team sync.
 #[derive(Parser)]

@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::auth::AuthError;
-use crate::credentials::CredentialsError;
 use crate::outcome::Outcome;
+use crate::session::AuthError;
+use crate::session::credentials::CredentialsError;
 use crate::tasks::TaskError;
 
 /// A failed command: what to tell the user, and the exit code.
@@ -58,9 +58,9 @@ macro_rules! general_failures {
 
 general_failures!(
     crate::queue::QueueError,
-    crate::config::ConfigError,
-    crate::python_queue::PythonQueueError,
-    crate::paths::PathsError,
+    crate::home::config::ConfigError,
+    crate::queue::python::PythonQueueError,
+    crate::home::paths::PathsError,
     crate::sync::DrainError,
 );
 

@@ -8,8 +8,8 @@ use serde_json::{Value, json};
 use spec_kitty_protocol::validate_event;
 
 use super::output::{CliError, CliResult, print_json};
-use crate::paths::{self, Home};
-use crate::python_queue;
+use crate::home::paths::{self, Home};
+use crate::queue::python as python_queue;
 use crate::queue::{Queue, State};
 
 fn open(home: &Home) -> Result<Queue, CliError> {
@@ -19,9 +19,9 @@ fn open(home: &Home) -> Result<Queue, CliError> {
 /// Warns on stderr when the queue holds more than `max_queue_size` events
 /// (`[sync]` in config.toml). Nothing is ever dropped.
 fn warn_if_over_limit(home: &Home, queue: &Queue) {
-    let max = crate::config::Config::load(home)
+    let max = crate::home::config::Config::load(home)
         .map(|c| c.max_queue_size())
-        .unwrap_or(crate::config::DEFAULT_MAX_QUEUE_SIZE);
+        .unwrap_or(crate::home::config::DEFAULT_MAX_QUEUE_SIZE);
     if let Ok(depth) = queue.len()
         && depth as u64 > max
     {
@@ -62,9 +62,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
         }
     }
     let mut queue = open(home)?;
-    let added = queue
-        .enqueue_all(&valid)
-        .map_err(CliError::from)?;
+    let added = queue.enqueue_all(&valid).map_err(CliError::from)?;
     warn_if_over_limit(home, &queue);
     println!(
         "Queued {added} event(s){}.",
@@ -90,8 +88,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
 /// `sync import --python-queue`.
 pub fn import_python(home: &Home) -> CliResult {
     let mut queue = open(home)?;
-    let moved =
-        python_queue::import(home, &mut queue).map_err(CliError::from)?;
+    let moved = python_queue::import(home, &mut queue).map_err(CliError::from)?;
     warn_if_over_limit(home, &queue);
     println!(
         "Moved {} event(s) from the Python client's queue{}.",
@@ -115,9 +112,7 @@ pub fn import_python(home: &Home) -> CliResult {
 pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> CliResult {
     let mut queue = open(home)?;
     let ids = if all_rejected {
-        queue
-            .failed_ids()
-            .map_err(CliError::from)?
+        queue.failed_ids().map_err(CliError::from)?
     } else {
         ids
     };
@@ -147,9 +142,7 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
             return Ok(1);
         }
     }
-    let removed = queue
-        .discard(&ids)
-        .map_err(CliError::from)?;
+    let removed = queue.discard(&ids).map_err(CliError::from)?;
     println!("Discarded {removed} event(s).");
     if removed < ids.len() {
         eprintln!(
@@ -164,8 +157,7 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
 /// `sync diagnose [--json]`: every queued event through the validator the
 /// server uses.
 pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
-    let Some(queue) = Queue::open_existing(home).map_err(CliError::from)?
-    else {
+    let Some(queue) = Queue::open_existing(home).map_err(CliError::from)? else {
         if as_json {
             print_json(&json!({"total": 0, "invalid": 0, "events": []}))?;
         } else {

@@ -8,12 +8,12 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::output::{CliError, CliResult, print_json, validity};
-use crate::config::{self, Config};
-use crate::credentials::{self, CredentialsError, Stored};
+use crate::home::config::{self, Config};
+use crate::home::paths::{self, Home};
+use crate::net::probe;
 use crate::outcome::{self, Outcome};
-use crate::paths::{self, Home};
-use crate::probe;
 use crate::queue::{Queue, Stats};
+use crate::session::credentials::{self, CredentialsError, Stored};
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
@@ -143,9 +143,7 @@ fn server(home: &Home, url: Option<String>) -> CliResult {
             let stored = config
                 .set_server_url(&url)
                 .map_err(|e| CliError::new(2, e.to_string()))?;
-            config
-                .save(home)
-                .map_err(CliError::from)?;
+            config.save(home).map_err(CliError::from)?;
             println!("Sync server set to {stored}");
             if let Ok(Stored::Present(creds)) = credentials::load(home)
                 && creds.server_url != stored

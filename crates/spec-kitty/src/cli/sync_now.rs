@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::output::{CliError, CliResult, print_json};
-use crate::http::Http;
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
+use crate::net::http::Http;
 use crate::queue::Queue;
 use crate::sync::{Category, Drain, Summary};
 
@@ -28,17 +28,13 @@ pub fn run(
 ) -> CliResult {
     let mut queue = Queue::open(home).map_err(CliError::from)?;
     if retry_parked {
-        let back = queue
-            .unpark(None)
-            .map_err(CliError::from)?;
+        let back = queue.unpark(None).map_err(CliError::from)?;
         if back > 0 && !as_json {
             eprintln!("{back} parked event(s) put back in line.");
         }
     }
     let total = queue.len().map_err(CliError::from)?;
-    let sendable = queue
-        .has_sendable()
-        .map_err(CliError::from)?;
+    let sendable = queue.has_sendable().map_err(CliError::from)?;
     if !sendable {
         if as_json {
             print_json(&json_summary(&Summary {
@@ -139,7 +135,7 @@ fn write_report(path: &std::path::Path, summary: &Summary) -> Result<(), CliErro
         "failures": summary.failures,
     });
     let text = serde_json::to_vec_pretty(&report).map_err(|e| CliError::general(e.to_string()))?;
-    crate::atomic::write(path, &text, 0o644).map_err(|e| {
+    crate::home::atomic::write(path, &text, 0o644).map_err(|e| {
         CliError::general(format!(
             "cannot write the report {}: {e}",
             paths::display(path)

@@ -3,7 +3,7 @@
 use clap::Subcommand;
 
 use super::output::{CliError, CliResult, print_json};
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
 use crate::tasks::{self, MoveRequest, TaskError};
 
 #[derive(Subcommand)]

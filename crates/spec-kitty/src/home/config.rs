@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use toml_edit::{DocumentMut, Item, value};
 
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
 
 /// The queue size past which `sync` warns, when config.toml says nothing.
 pub const DEFAULT_MAX_QUEUE_SIZE: u64 = 100_000;
@@ -154,7 +154,8 @@ impl Config {
         };
         home.ensure()
             .map_err(|e| write(std::io::Error::other(e.to_string())))?;
-        crate::atomic::write(&self.path, self.doc.to_string().as_bytes(), 0o600).map_err(write)
+        crate::home::atomic::write(&self.path, self.doc.to_string().as_bytes(), 0o600)
+            .map_err(write)
     }
 }
 

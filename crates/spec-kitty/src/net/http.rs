@@ -97,7 +97,9 @@ impl Http {
         })?;
         let kind = AgentKind {
             https: uri.scheme_str() == Some("https"),
-            loopback: uri.host().is_some_and(crate::config::is_loopback_host),
+            loopback: uri
+                .host()
+                .is_some_and(crate::home::config::is_loopback_host),
         };
         let mut agents = self
             .agents

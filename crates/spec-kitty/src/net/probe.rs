@@ -5,10 +5,10 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::auth::{self, AuthError};
-use crate::http::{Body, Http};
+use crate::home::paths::Home;
+use crate::net::http::{Body, Http};
 pub use crate::outcome::Outcome;
-use crate::paths::Home;
+use crate::session::{self as auth, AuthError};
 use spec_kitty_protocol::paths::BATCH;
 
 /// What a check found.

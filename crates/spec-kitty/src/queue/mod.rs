@@ -9,7 +9,7 @@
 //!
 //! The file is `~/.spec-kitty/events.db`: the Python client's queue is
 //! `~/.spec-kitty/queue.db`, and the two must not share a file (see
-//! [`crate::python_queue`] for moving events from one to the other).
+//! [`crate::queue::python`] for moving events from one to the other).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,8 +20,9 @@ use serde_json::Value;
 use spec_kitty_protocol::{Event, timestamp};
 use time::OffsetDateTime;
 
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
 
+pub mod python;
 mod schema;
 
 /// How long a process waits for another one holding the queue's write lock.
@@ -77,7 +78,9 @@ pub enum State {
 }
 
 impl rusqlite::types::FromSql for State {
-    fn column_result(value: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<State> {
+    fn column_result(
+        value: rusqlite::types::ValueRef<'_>,
+    ) -> rusqlite::types::FromSqlResult<State> {
         match value.as_str()? {
             "pending" => Ok(State::Pending),
             "rejected" => Ok(State::Rejected),

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
 use crate::queue::{Queue, QueueError};
 
 /// Why the Python queue could not be read.

@@ -16,7 +16,7 @@ use spec_kitty_protocol::timestamp;
 use time::OffsetDateTime;
 use toml_edit::{DocumentMut, Item, value};
 
-use crate::paths::{self, Home};
+use crate::home::paths::{self, Home};
 
 /// A token counts as expired this long before its stated expiry.
 pub const EXPIRY_MARGIN: time::Duration = time::Duration::seconds(30);
@@ -256,7 +256,7 @@ pub fn save(
     };
     home.ensure()
         .map_err(|e| write(std::io::Error::other(e.to_string())))?;
-    crate::atomic::write(&path, credentials.to_toml().as_bytes(), 0o600).map_err(write)
+    crate::home::atomic::write(&path, credentials.to_toml().as_bytes(), 0o600).map_err(write)
 }
 
 /// Removes the credentials file. `Ok(false)` when there was none.

@@ -6,16 +6,18 @@
 //! (401) ends the session; a timeout, connection error, 429 or 5xx leaves
 //! the file untouched and is reported as the server problem it is.
 
+pub mod credentials;
+
 use std::time::Duration;
 
 use spec_kitty_protocol::{RefreshRequest, TokenResponse, paths};
 use time::OffsetDateTime;
 
+use self::credentials::{Credentials, CredentialsError, CredentialsLock, Stored};
+use crate::home::paths::Home;
+use crate::net::http::{Body, Http, HttpError};
 #[cfg(doc)]
-use crate::credentials::LOCK_WAIT;
-use crate::credentials::{self, Credentials, CredentialsError, CredentialsLock, Stored};
-use crate::http::{Body, Http, HttpError};
-use crate::paths::Home;
+use crate::session::credentials::LOCK_WAIT;
 
 /// Why no usable access token could be had.
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-use crate::project::{Project, ProjectError};
+use crate::tasks::project::{Project, ProjectError};
 
 /// Who and where an event comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,7 +190,7 @@ fn write(path: &Path, text: &str) -> Result<(), ProjectError> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(fail)?;
     }
-    crate::atomic::write(path, text.as_bytes(), 0o644).map_err(fail)
+    crate::home::atomic::write(path, text.as_bytes(), 0o644).map_err(fail)
 }
 
 #[cfg(test)]

@@ -2,6 +2,11 @@
 //! the work-package file and queues a `WPStatusChanged` event; it needs no
 //! network and no log-in.
 
+pub mod git;
+pub mod identity;
+pub mod project;
+pub mod wp_file;
+
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -9,13 +14,11 @@ use spec_kitty_protocol::{Envelope, Event, Lane, WpStatusChanged, timestamp};
 use time::OffsetDateTime;
 use time::macros::format_description;
 
-use crate::credentials::{self, Stored};
-use crate::git;
-use crate::identity;
-use crate::paths::{self, Home};
-use crate::project::{Project, ProjectError, WorkPackageFile};
+use crate::home::paths::{self, Home};
 use crate::queue::{Queue, QueueError};
-use crate::wp_file::{HistoryEntry, WpError, WpFile};
+use crate::session::credentials::{self, Stored};
+use crate::tasks::project::{Project, ProjectError, WorkPackageFile};
+use crate::tasks::wp_file::{HistoryEntry, WpError, WpFile};
 
 /// Why a task command failed.
 #[derive(Debug, thiserror::Error)]
@@ -200,12 +203,14 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
                     path: path.clone(),
                     source,
                 })?;
-        crate::atomic::write(&path, updated.as_bytes(), file_mode(&path)).map_err(|source| {
-            TaskError::Project(ProjectError::Write {
-                path: path.clone(),
-                source,
-            })
-        })?;
+        crate::home::atomic::write(&path, updated.as_bytes(), file_mode(&path)).map_err(
+            |source| {
+                TaskError::Project(ProjectError::Write {
+                    path: path.clone(),
+                    source,
+                })
+            },
+        )?;
         original = Some(text);
         from_lane = from;
         let payload = WpStatusChanged {
@@ -242,7 +247,7 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
             // The file was rewritten but the event could not be queued:
             // put the file back, so the two never disagree.
             if let Some(text) = original {
-                let _ = crate::atomic::write(&path, text.as_bytes(), file_mode(&path));
+                let _ = crate::home::atomic::write(&path, text.as_bytes(), file_mode(&path));
             }
             return Err(e.into());
         }

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::paths;
+use crate::home::paths;
 
 /// Why the project, a feature or a work package could not be found.
 #[derive(Debug, thiserror::Error)]

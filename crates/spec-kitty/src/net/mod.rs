@@ -1,0 +1,4 @@
+//! The network: the blocking HTTP client and `sync status --check`.
+
+pub mod http;
+pub mod probe;
