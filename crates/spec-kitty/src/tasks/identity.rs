@@ -13,7 +13,8 @@
 
 use std::path::Path;
 
-use crate::tasks::project::{Project, ProjectError};
+use super::project::{Project, ProjectError};
+use super::yaml_line;
 
 /// Who and where an event comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,17 +51,113 @@ pub fn local_node_id() -> String {
     format!("{:012x}", hash & 0xffff_ffff_ffff)
 }
 
-fn unquote(raw: &str) -> String {
-    let without_comment = match raw.find(" #") {
-        Some(at) => &raw[..at],
-        None => raw,
+/// The `project:` block of the file as found: where it starts, the keys it
+/// has, the indentation of its children and where new keys go.
+struct Block {
+    start: Option<usize>,
+    uuid: Option<String>,
+    slug: Option<String>,
+    node_id: Option<String>,
+    indent: String,
+    insert_at: usize,
+}
+
+/// Finds the `project:` block among `lines` and reads its three keys.
+fn find_block(lines: &[&str]) -> Block {
+    let start = lines.iter().position(|line| {
+        let bare = line.trim_end();
+        bare == "project:" || bare.starts_with("project: #") || bare.starts_with("project:  #")
+    });
+    let mut block = Block {
+        start,
+        uuid: None,
+        slug: None,
+        node_id: None,
+        indent: "  ".to_string(),
+        insert_at: lines.len(),
     };
-    let value = without_comment.trim();
-    let stripped = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')));
-    stripped.unwrap_or(value).to_string()
+    let Some(start) = start else {
+        return block;
+    };
+    block.insert_at = start + 1;
+    let mut child_indent: Option<String> = None;
+    for (offset, line) in lines[start + 1..].iter().enumerate() {
+        let bare = yaml_line::bare(line);
+        if bare.trim().is_empty() || bare.trim_start().starts_with('#') {
+            continue;
+        }
+        let leading: String = bare.chars().take_while(|c| *c == ' ').collect();
+        if leading.is_empty() {
+            break;
+        }
+        let level = child_indent.get_or_insert_with(|| leading.clone());
+        block.insert_at = start + 1 + offset + 1;
+        if leading != *level {
+            continue;
+        }
+        if let Some((key, value)) = bare.trim_start().split_once(':') {
+            let value = Some(yaml_line::value_after_colon(value));
+            match key.trim() {
+                "uuid" => block.uuid = value,
+                "slug" => block.slug = value,
+                "node_id" => block.node_id = value,
+                _ => {}
+            }
+        }
+    }
+    if let Some(level) = child_indent {
+        block.indent = level;
+    }
+    block
+}
+
+/// The `key: "value"` lines for what the block lacks. Quoted: a node id
+/// like `123456789012` or `1e5...` would otherwise read back as a number in
+/// YAML (and in the Python client).
+fn additions(block: &Block, identity: &Identity, newline: &str) -> String {
+    let indent = &block.indent;
+    let mut additions = String::new();
+    for (found, key, value) in [
+        (&block.uuid, "uuid", &identity.uuid),
+        (&block.slug, "slug", &identity.slug),
+        (&block.node_id, "node_id", &identity.node_id),
+    ] {
+        if found.is_none() {
+            additions.push_str(&format!(
+                "{indent}{key}: {}{newline}",
+                yaml_line::quote(value)
+            ));
+        }
+    }
+    additions
+}
+
+/// `text` with `additions` inserted into (or appended as) the block.
+fn splice(text: &str, lines: &[&str], block: &Block, additions: &str, newline: &str) -> String {
+    let mut out = String::with_capacity(text.len() + additions.len() + 16);
+    if block.start.is_none() {
+        out.push_str(text);
+        if !text.is_empty() && !text.ends_with('\n') {
+            out.push_str(newline);
+        }
+        out.push_str("project:");
+        out.push_str(newline);
+        out.push_str(additions);
+        return out;
+    }
+    for (index, line) in lines.iter().enumerate() {
+        if index == block.insert_at {
+            out.push_str(additions);
+        }
+        out.push_str(line);
+        if index + 1 == block.insert_at && !line.ends_with('\n') {
+            out.push_str(newline);
+        }
+    }
+    if block.insert_at >= lines.len() {
+        out.push_str(additions);
+    }
+    out
 }
 
 /// Reads the identity, adding what is missing (and writing the file
@@ -74,45 +171,9 @@ pub fn load_or_create(project: &Project) -> Result<Identity, ProjectError> {
     };
     let newline = if text.contains("\r\n") { "\r\n" } else { "\n" };
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let block_start = lines.iter().position(|line| {
-        let bare = line.trim_end();
-        bare == "project:" || bare.starts_with("project: #") || bare.starts_with("project:  #")
-    });
-    let mut found = (None, None, None);
-    let mut indent = "  ".to_string();
-    let mut insert_at = lines.len();
-    if let Some(start) = block_start {
-        insert_at = start + 1;
-        let mut child_indent: Option<String> = None;
-        for (offset, line) in lines[start + 1..].iter().enumerate() {
-            let bare = line.trim_end_matches(['\n', '\r']);
-            if bare.trim().is_empty() || bare.trim_start().starts_with('#') {
-                continue;
-            }
-            let leading: String = bare.chars().take_while(|c| *c == ' ').collect();
-            if leading.is_empty() {
-                break;
-            }
-            let level = child_indent.get_or_insert_with(|| leading.clone());
-            insert_at = start + 1 + offset + 1;
-            if leading != *level {
-                continue;
-            }
-            if let Some((key, value)) = bare.trim_start().split_once(':') {
-                match key.trim() {
-                    "uuid" => found.0 = Some(unquote(value)),
-                    "slug" => found.1 = Some(unquote(value)),
-                    "node_id" => found.2 = Some(unquote(value)),
-                    _ => {}
-                }
-            }
-        }
-        if let Some(level) = child_indent {
-            indent = level;
-        }
-    }
-    if let Some(bad) = found
-        .0
+    let block = find_block(&lines);
+    if let Some(bad) = block
+        .uuid
         .as_ref()
         .filter(|u| uuid::Uuid::try_parse(u).is_err())
     {
@@ -122,63 +183,26 @@ pub fn load_or_create(project: &Project) -> Result<Identity, ProjectError> {
         });
     }
     let identity = Identity {
-        uuid: found
-            .0
+        uuid: block
+            .uuid
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        slug: found
-            .1
+        slug: block
+            .slug
             .clone()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| project.default_slug()),
-        node_id: found
-            .2
+        node_id: block
+            .node_id
             .clone()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(local_node_id),
     };
-    let mut additions = String::new();
-    if found.0.is_none() {
-        // Quoted: a node id like `123456789012` or `1e5...` would otherwise
-        // read back as a number in YAML (and in the Python client).
-        additions.push_str(&format!("{indent}uuid: \"{}\"{newline}", identity.uuid));
-    }
-    if found.1.is_none() {
-        additions.push_str(&format!("{indent}slug: \"{}\"{newline}", identity.slug));
-    }
-    if found.2.is_none() {
-        additions.push_str(&format!(
-            "{indent}node_id: \"{}\"{newline}",
-            identity.node_id
-        ));
-    }
+    let additions = additions(&block, &identity, newline);
     if additions.is_empty() {
         return Ok(identity);
     }
-    let mut out = String::with_capacity(text.len() + additions.len() + 16);
-    if block_start.is_none() {
-        out.push_str(&text);
-        if !text.is_empty() && !text.ends_with('\n') {
-            out.push_str(newline);
-        }
-        out.push_str("project:");
-        out.push_str(newline);
-        out.push_str(&additions);
-    } else {
-        for (index, line) in lines.iter().enumerate() {
-            if index == insert_at {
-                out.push_str(&additions);
-            }
-            out.push_str(line);
-            if index + 1 == insert_at && !line.ends_with('\n') {
-                out.push_str(newline);
-            }
-        }
-        if insert_at >= lines.len() {
-            out.push_str(&additions);
-        }
-    }
-    write(&path, &out)?;
+    write(&path, &splice(&text, &lines, &block, &additions, newline))?;
     Ok(identity)
 }
 

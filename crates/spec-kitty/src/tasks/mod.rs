@@ -6,6 +6,7 @@ pub mod git;
 pub mod identity;
 pub mod project;
 pub mod wp_file;
+pub mod yaml_line;
 
 use std::path::{Path, PathBuf};
 
@@ -106,11 +107,8 @@ fn read(path: &Path) -> Result<String, TaskError> {
     })
 }
 
-/// Moves a work package: rewrites its file and queues the event, the
-/// Lamport tick and the enqueue in one transaction. The file is read and
-/// written inside that transaction too, so concurrent moves of the same
-/// package are serialized instead of losing an update.
-pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved, TaskError> {
+/// The lane asked for, once the request is known to make sense.
+fn requested_lane(request: &MoveRequest) -> Result<Lane, TaskError> {
     let to = Lane::parse(&request.to).map_err(|_| TaskError::UnknownLane {
         given: request.to.clone(),
     })?;
@@ -122,13 +120,13 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
     {
         return Err(TaskError::ForceWithoutReason);
     }
-    let project = Project::find(cwd)?;
-    let git = git::info(&project.root);
-    let feature = project.feature(request.feature.as_deref(), git.branch.as_deref())?;
-    let WorkPackageFile { wp_id, path } = feature.work_package(&request.wp)?;
+    Ok(to)
+}
 
-    // Logged out, or a broken credentials file, must not stop local work:
-    // the event just carries no team (the server uses the sender's).
+/// The team the event names and who moved the package. Logged out, or a
+/// broken credentials file, must not stop local work: the event just
+/// carries no team (the server uses the sender's).
+fn sender(home: &Home, request: &MoveRequest) -> (Option<String>, String) {
     let (team, username) = match credentials::load(home) {
         Ok(Stored::Present(creds)) => (creds.team_slug.clone(), Some(creds.username.clone())),
         Ok(Stored::Absent) => (None, None),
@@ -143,52 +141,87 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         .or(username)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
+    (team, actor)
+}
 
-    let mut queue = Queue::open(home)?;
-    let mut original: Option<String> = None;
-    let mut from_lane: Option<Lane> = None;
-    let now = OffsetDateTime::now_utc();
-    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Event, TaskError> {
-        let text = read(&path)?;
-        let wp = WpFile::parse(&text).map_err(|source| TaskError::File {
-            path: path.clone(),
+/// One move, everything known before the file is read.
+struct Move<'a> {
+    request: &'a MoveRequest,
+    to: Lane,
+    project: &'a Project,
+    git: &'a git::GitInfo,
+    feature_slug: &'a str,
+    wp_id: &'a str,
+    path: &'a Path,
+    team: Option<String>,
+    actor: String,
+    now: OffsetDateTime,
+}
+
+/// What the move did to the file: its text before, the lane it left, and
+/// the project identity the event carries.
+struct Rewritten {
+    original: String,
+    from: Option<Lane>,
+    identity: identity::Identity,
+}
+
+impl Move<'_> {
+    fn file_error(&self, source: WpError) -> TaskError {
+        TaskError::File {
+            path: self.path.to_path_buf(),
             source,
-        })?;
-        let current = wp.fields().lane;
-        let from = match &current {
-            Some(value) => Some(file_lane(value).ok_or_else(|| TaskError::BadFileLane {
-                wp_id: wp_id.clone(),
+        }
+    }
+
+    /// The lane the file has, refusing a move that changes nothing or
+    /// leaves `done` without `--force`.
+    fn from_lane(&self, wp: &WpFile<'_>) -> Result<Option<Lane>, TaskError> {
+        let from = match wp.fields().lane {
+            Some(value) => Some(file_lane(&value).ok_or_else(|| TaskError::BadFileLane {
+                wp_id: self.wp_id.to_string(),
                 found: value.clone(),
-                path: path.clone(),
+                path: self.path.to_path_buf(),
             })?),
             None => None,
         };
-        if from == Some(to) {
+        if from == Some(self.to) {
             return Err(TaskError::AlreadyThere {
-                wp_id: wp_id.clone(),
-                lane: to.as_str().into(),
+                wp_id: self.wp_id.to_string(),
+                lane: self.to.as_str().into(),
             });
         }
-        if from == Some(Lane::Done) && !request.force {
+        if from == Some(Lane::Done) && !self.request.force {
             return Err(TaskError::Backwards {
-                wp_id: wp_id.clone(),
-                to: to.as_str().into(),
+                wp_id: self.wp_id.to_string(),
+                to: self.to.as_str().into(),
             });
         }
-        let identity = identity::load_or_create(&project)?;
-        let mut action = request
+        Ok(from)
+    }
+
+    /// Rewrites the file: the lane, a history entry and an Activity Log line.
+    fn rewrite(&self) -> Result<Rewritten, TaskError> {
+        let to = self.to;
+        let text = read(self.path)?;
+        let wp = WpFile::parse(&text).map_err(|e| self.file_error(e))?;
+        let from = self.from_lane(&wp)?;
+        // Before the file is written: a broken config.yaml leaves it as it was.
+        let identity = identity::load_or_create(self.project)?;
+        let mut action = self
+            .request
             .note
             .clone()
             .unwrap_or_else(|| format!("Moved to {to}"));
-        if request.force
-            && let Some(reason) = &request.reason
+        if self.request.force
+            && let Some(reason) = &self.request.reason
         {
             action = format!("{action} (forced: {reason})");
         }
         // One Activity Log line each: no line breaks from --note or --agent.
         let action = one_line(&action);
-        let actor = one_line(&actor);
-        let stamp = file_timestamp(now);
+        let actor = one_line(&self.actor);
+        let stamp = file_timestamp(self.now);
         let entry = HistoryEntry {
             timestamp: stamp.clone(),
             lane: to.as_str().into(),
@@ -197,48 +230,84 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
             action: action.clone(),
         };
         let log_line = format!("- {stamp} – {actor} – lane={to} – {action}");
-        let updated =
-            wp.moved(to.as_str(), &entry, &log_line)
-                .map_err(|source| TaskError::File {
-                    path: path.clone(),
-                    source,
-                })?;
-        crate::home::atomic::write(&path, updated.as_bytes(), file_mode(&path)).map_err(
+        let updated = wp
+            .moved(to.as_str(), &entry, &log_line)
+            .map_err(|e| self.file_error(e))?;
+        crate::home::atomic::write(self.path, updated.as_bytes(), file_mode(self.path)).map_err(
             |source| {
                 TaskError::Project(ProjectError::Write {
-                    path: path.clone(),
+                    path: self.path.to_path_buf(),
                     source,
                 })
             },
         )?;
-        original = Some(text);
-        from_lane = from;
+        Ok(Rewritten {
+            original: text,
+            from,
+            identity,
+        })
+    }
+
+    /// The `WPStatusChanged` event of the move, with Lamport value `lamport`.
+    fn event(&self, done: &Rewritten, lamport: u64) -> Event {
+        let (from, identity) = (done.from, done.identity.clone());
         let payload = WpStatusChanged {
-            feature_slug: feature.slug.clone(),
-            wp_id: wp_id.clone(),
+            feature_slug: self.feature_slug.to_string(),
+            wp_id: self.wp_id.to_string(),
             from_lane: from.map(|l| l.to_sync().as_str().to_string()),
-            to_lane: to.to_sync().as_str().to_string(),
-            actor,
-            force: request.force,
-            reason: request.reason.clone(),
+            to_lane: self.to.to_sync().as_str().to_string(),
+            actor: one_line(&self.actor),
+            force: self.request.force,
+            reason: self.request.reason.clone(),
             execution_mode: None,
             review_ref: None,
             evidence: None,
             extra: serde_json::Map::new(),
         };
-        let event = payload.into_event(Envelope {
+        payload.into_event(Envelope {
             event_id: ulid::Ulid::new().to_string(),
-            timestamp: timestamp::format(now),
+            timestamp: timestamp::format(self.now),
             node_id: identity.node_id,
             lamport_clock: lamport,
             correlation_id: Some(ulid::Ulid::new().to_string()),
             project_uuid: identity.uuid,
             project_slug: Some(identity.slug),
-            team_slug: team.clone(),
-            git_branch: git.branch.clone(),
-            head_commit_sha: git.commit.clone(),
-        });
-        Ok(event)
+            team_slug: self.team.clone(),
+            git_branch: self.git.branch.clone(),
+            head_commit_sha: self.git.commit.clone(),
+        })
+    }
+}
+
+/// Moves a work package: rewrites its file and queues the event, the
+/// Lamport tick and the enqueue in one transaction. The file is read and
+/// written inside that transaction too, so concurrent moves of the same
+/// package are serialized instead of losing an update.
+pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved, TaskError> {
+    let to = requested_lane(request)?;
+    let project = Project::find(cwd)?;
+    let git = git::info(&project.root);
+    let feature = project.feature(request.feature.as_deref(), git.branch.as_deref())?;
+    let WorkPackageFile { wp_id, path } = feature.work_package(&request.wp)?;
+    let (team, actor) = sender(home, request);
+    let mv = Move {
+        request,
+        to,
+        project: &project,
+        git: &git,
+        feature_slug: &feature.slug,
+        wp_id: &wp_id,
+        path: &path,
+        team,
+        actor,
+        now: OffsetDateTime::now_utc(),
+    };
+
+    let mut queue = Queue::open(home)?;
+    let mut rewritten: Option<Rewritten> = None;
+    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Event, TaskError> {
+        let done = rewritten.insert(mv.rewrite()?);
+        Ok(mv.event(done, lamport))
     });
     let (lamport, event) = match result {
         Ok(Ok(done)) => done,
@@ -246,17 +315,20 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         Err(e) => {
             // The file was rewritten but the event could not be queued:
             // put the file back, so the two never disagree.
-            if let Some(text) = original {
-                let _ = crate::home::atomic::write(&path, text.as_bytes(), file_mode(&path));
+            if let Some(done) = rewritten {
+                let _ =
+                    crate::home::atomic::write(&path, done.original.as_bytes(), file_mode(&path));
             }
             return Err(e.into());
         }
     };
     Ok(Moved {
+        from_lane: rewritten
+            .and_then(|r| r.from)
+            .map(|l| l.as_str().to_string()),
         wp_id,
         feature: feature.slug,
         file: path,
-        from_lane: from_lane.map(|l| l.as_str().to_string()),
         to_lane: to.as_str().into(),
         sync_lane: to.to_sync().as_str().into(),
         event_id: event.event_id,

@@ -8,6 +8,8 @@
 //! included. The body may contain `---` lines: only the first two delimit
 //! the front matter.
 
+use super::yaml_line::{bare, quote, scalar, value_span};
+
 /// Why a work-package file cannot be read or changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WpError {
@@ -49,10 +51,6 @@ pub struct WpFile<'a> {
     newline: &'static str,
 }
 
-fn bare(line: &str) -> &str {
-    line.trim_end_matches(['\n', '\r'])
-}
-
 fn is_delimiter(line: &str) -> bool {
     bare(line).trim_end() == "---"
 }
@@ -65,58 +63,6 @@ fn top_key(line: &str) -> Option<&str> {
     }
     let (key, _) = text.split_once(':')?;
     (!key.is_empty() && !key.contains(' ')).then_some(key)
-}
-
-/// The byte span of a scalar value within `text`: quotes included for a
-/// quoted value, trailing comment and spaces excluded.
-fn value_span(text: &str, start: usize) -> (usize, usize) {
-    let rest = &text[start..];
-    let skip = rest.len() - rest.trim_start_matches([' ', '\t']).len();
-    let begin = start + skip;
-    let value = &text[begin..];
-    if let Some(inner) = value.strip_prefix('"') {
-        let mut escaped = false;
-        for (i, c) in inner.char_indices() {
-            match c {
-                '\\' if !escaped => escaped = true,
-                '"' if !escaped => return (begin, begin + 1 + i + 1),
-                _ => escaped = false,
-            }
-        }
-        return (begin, text.len());
-    }
-    if let Some(inner) = value.strip_prefix('\'') {
-        let bytes = inner.as_bytes();
-        let mut i = 0;
-        while i < bytes.len() {
-            if bytes[i] == b'\'' {
-                if bytes.get(i + 1) == Some(&b'\'') {
-                    i += 2;
-                    continue;
-                }
-                return (begin, begin + 1 + i + 1);
-            }
-            i += 1;
-        }
-        return (begin, text.len());
-    }
-    let end = value.find(" #").unwrap_or(value.len());
-    (begin, begin + value[..end].trim_end().len())
-}
-
-/// The value of a scalar, unquoted.
-fn scalar(raw: &str) -> String {
-    if let Some(inner) = raw.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-        return inner.replace("\\\"", "\"").replace("\\\\", "\\");
-    }
-    if let Some(inner) = raw.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-        return inner.replace("''", "'");
-    }
-    raw.to_string()
-}
-
-fn quote(value: &str) -> String {
-    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 impl<'a> WpFile<'a> {
@@ -186,18 +132,24 @@ impl<'a> WpFile<'a> {
         }
     }
 
-    /// The file's text after a move to `lane`.
+    /// The file's text after a move to `lane`: the lane value, one
+    /// `history` entry and one Activity Log line change, nothing else.
     pub fn moved(
         &self,
         lane: &str,
         entry: &HistoryEntry,
         log_line: &str,
     ) -> Result<String, WpError> {
-        let nl = self.newline;
         let lane_at = self.find_key("lane").ok_or(WpError::NoLane)?;
         let mut out: Vec<String> = self.lines.iter().map(|l| (*l).to_string()).collect();
+        out[lane_at] = self.lane_line(lane_at, lane);
+        self.append_history(&mut out, entry);
+        self.append_log_line(&mut out, log_line);
+        Ok(out.concat())
+    }
 
-        // 1. The lane value, keeping its quotes and comment.
+    /// The `lane:` line with a new value, keeping its quotes and comment.
+    fn lane_line(&self, lane_at: usize, lane: &str) -> String {
         let line = self.lines[lane_at];
         let text = bare(line);
         let (start, end) = value_span(text, "lane".len() + 1);
@@ -208,14 +160,17 @@ impl<'a> WpFile<'a> {
             _ => lane.to_string(),
         };
         let spacer = if start == "lane:".len() { " " } else { "" };
-        out[lane_at] = format!(
+        format!(
             "{}{spacer}{replacement}{}{}",
             &text[..start],
             &text[end..],
             &line[text.len()..]
-        );
+        )
+    }
 
-        // 2. One history entry at the end of the history list.
+    /// Appends one entry at the end of the `history` list (creating it).
+    fn append_history(&self, out: &mut [String], entry: &HistoryEntry) {
+        let nl = self.newline;
         let (after, block) = match self.find_key("history") {
             Some(at) => {
                 let text = bare(self.lines[at]);
@@ -271,8 +226,11 @@ impl<'a> WpFile<'a> {
             out[after].push_str(nl);
         }
         out[after].push_str(&block);
+    }
 
-        // 3. One Activity Log line at the end of its section.
+    /// Appends one line at the end of the Activity Log (creating it).
+    fn append_log_line(&self, out: &mut [String], log_line: &str) {
+        let nl = self.newline;
         let heading = (self.close + 1..self.lines.len())
             .rev()
             .find(|&i| bare(self.lines[i]).trim_end() == "## Activity Log");
@@ -326,7 +284,6 @@ impl<'a> WpFile<'a> {
                 out[last].push_str(&format!("{nl}## Activity Log{nl}{nl}{log_line}{nl}"));
             }
         }
-        Ok(out.concat())
     }
 }
 
