@@ -142,6 +142,45 @@ fn stop_for_network(e: HttpError) -> Stop {
     }
 }
 
+fn stop_for_too_many_parked(reply: &Reply) -> Stop {
+    Stop {
+        category: Category::Server,
+        outcome: Outcome::UnexpectedStatus,
+        message: format!(
+            "The server refused {MAX_PARKED_PER_RUN} events one by one (HTTP {}: {}); stopping in case the server, not the events, is at fault. Events kept for later sync.",
+            reply.status,
+            reply.error_text()
+        ),
+    }
+}
+
+/// The stop for a whole-batch answer other than success, 400 or 413.
+fn stop_for_status(reply: &Reply) -> Stop {
+    match reply.status {
+        401 => Stop {
+            category: Category::Auth,
+            outcome: Outcome::AuthenticationFailed,
+            message: "Authentication failed: the server refused the token after a refresh. Run `spec-kitty auth login`; events kept for later sync.".into(),
+        },
+        403 => Stop {
+            category: Category::Auth,
+            outcome: Outcome::PermissionDenied,
+            message: format!(
+                "Permission denied: {}. Check team membership for this project; events kept for later sync.",
+                reply.error_text()
+            ),
+        },
+        status => Stop {
+            category: Category::Server,
+            outcome: Outcome::UnexpectedStatus,
+            message: format!(
+                "Server error (HTTP {status}: {}); events kept for later sync.",
+                reply.error_text()
+            ),
+        },
+    }
+}
+
 fn compress(batch: &[Queued]) -> std::io::Result<Vec<u8>> {
     let refs: Vec<&Queued> = batch.iter().collect();
     gzip_batch(&refs)
@@ -299,35 +338,49 @@ impl<'a> Drain<'a> {
         self.answer(events, &body, reply)
     }
 
+    /// On a first 401, refreshes the token and sends `body` again. `None`
+    /// when the refresh failed (the drain then stops).
+    fn after_refresh(
+        &mut self,
+        body: &[u8],
+        reply: Result<Reply, HttpError>,
+    ) -> Option<Result<Reply, HttpError>> {
+        if !matches!(&reply, Ok(r) if r.status == 401) || self.refreshed {
+            return Some(reply);
+        }
+        self.refreshed = true;
+        match auth::refresh(
+            self.home,
+            self.http,
+            &self.access,
+            self.http.timeout(),
+            LOCK_WAIT,
+        ) {
+            Ok(session) => {
+                self.access = session.access;
+                Some(
+                    self.http
+                        .post(&self.url, Some(&self.access), Body::GzipJson(body)),
+                )
+            }
+            Err(e) => {
+                self.summary.stopped = Some(stop_for_auth(e));
+                None
+            }
+        }
+    }
+
     /// Applies the server's answer to a batch: refresh once on 401 and
     /// resend, bisect a 400, split a 413, stop on whole-batch trouble.
     fn answer(
         &mut self,
         events: &[&Queued],
         body: &[u8],
-        mut reply: Result<Reply, HttpError>,
+        reply: Result<Reply, HttpError>,
     ) -> Result<(), DrainError> {
-        if matches!(&reply, Ok(r) if r.status == 401) && !self.refreshed {
-            self.refreshed = true;
-            match auth::refresh(
-                self.home,
-                self.http,
-                &self.access,
-                self.http.timeout(),
-                LOCK_WAIT,
-            ) {
-                Ok(session) => {
-                    self.access = session.access;
-                    reply = self
-                        .http
-                        .post(&self.url, Some(&self.access), Body::GzipJson(body));
-                }
-                Err(e) => {
-                    self.summary.stopped = Some(stop_for_auth(e));
-                    return Ok(());
-                }
-            }
-        }
+        let Some(reply) = self.after_refresh(body, reply) else {
+            return Ok(());
+        };
         let reply = match reply {
             Ok(reply) => reply,
             Err(e) => {
@@ -347,63 +400,31 @@ impl<'a> Drain<'a> {
                 // So many single events refused as bad requests is more
                 // likely a server or proxy problem than poisoned events:
                 // stop before parking the whole queue.
-                self.summary.stopped = Some(Stop {
-                    category: Category::Server,
-                    outcome: Outcome::UnexpectedStatus,
-                    message: format!(
-                        "The server refused {MAX_PARKED_PER_RUN} events one by one (HTTP {}: {}); stopping in case the server, not the events, is at fault. Events kept for later sync.",
-                        reply.status,
-                        reply.error_text()
-                    ),
-                });
+                self.summary.stopped = Some(stop_for_too_many_parked(&reply));
                 Ok(())
             }
-            400 | 413 => {
-                let event = events[0];
-                self.parked += 1;
-                let reason = if reply.status == 413 {
-                    "too large for the server (HTTP 413)".to_string()
-                } else {
-                    format!("the server refused it (HTTP 400): {}", reply.error_text())
-                };
-                self.queue.apply(&Outcomes {
-                    parked: vec![(event.id, reason.clone())],
-                    ..Outcomes::default()
-                })?;
-                self.fail(event, Category::Schema, reason, true);
-                Ok(())
-            }
-            401 => {
-                self.summary.stopped = Some(Stop {
-                    category: Category::Auth,
-                    outcome: Outcome::AuthenticationFailed,
-                    message: "Authentication failed: the server refused the token after a refresh. Run `spec-kitty auth login`; events kept for later sync.".into(),
-                });
-                Ok(())
-            }
-            403 => {
-                self.summary.stopped = Some(Stop {
-                    category: Category::Auth,
-                    outcome: Outcome::PermissionDenied,
-                    message: format!(
-                        "Permission denied: {}. Check team membership for this project; events kept for later sync.",
-                        reply.error_text()
-                    ),
-                });
-                Ok(())
-            }
-            status => {
-                self.summary.stopped = Some(Stop {
-                    category: Category::Server,
-                    outcome: Outcome::UnexpectedStatus,
-                    message: format!(
-                        "Server error (HTTP {status}: {}); events kept for later sync.",
-                        reply.error_text()
-                    ),
-                });
+            400 | 413 => self.park(events[0], &reply),
+            _ => {
+                self.summary.stopped = Some(stop_for_status(&reply));
                 Ok(())
             }
         }
+    }
+
+    /// Sets aside one event the server refused on its own.
+    fn park(&mut self, event: &Queued, reply: &Reply) -> Result<(), DrainError> {
+        self.parked += 1;
+        let reason = if reply.status == 413 {
+            "too large for the server (HTTP 413)".to_string()
+        } else {
+            format!("the server refused it (HTTP 400): {}", reply.error_text())
+        };
+        self.queue.apply(&Outcomes {
+            parked: vec![(event.id, reason.clone())],
+            ..Outcomes::default()
+        })?;
+        self.fail(event, Category::Schema, reason, true);
+        Ok(())
     }
 
     fn apply_results(&mut self, events: &[&Queued], body: &[u8]) -> Result<(), DrainError> {

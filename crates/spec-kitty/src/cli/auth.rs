@@ -80,32 +80,39 @@ fn read_line(prompt: Option<&str>) -> Result<String, CliError> {
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
-fn login(
-    home: &Home,
-    username: Option<String>,
-    password_stdin: bool,
-    server: Option<String>,
-    force: bool,
-) -> CliResult {
-    let mut config = Config::load(home).map_err(CliError::from)?;
-    let server_url = match &server {
-        Some(url) => config::normalize_server_url(url).map_err(|e| CliError::general(e.to_string()))?,
+/// The server to log in to: `--server`, else the configured one.
+fn login_server(config: &Config, server: Option<&str>) -> Result<String, CliError> {
+    match server {
+        Some(url) => config::normalize_server_url(url).map_err(|e| CliError::general(e.to_string())),
         None => config.server_url().ok_or_else(|| {
             CliError::general(format!(
                 "no sync server is configured. Set one with `spec-kitty sync server {}`, or pass --server URL",
                 config::EXAMPLE_URL
             ))
-        })?,
-    };
+        }),
+    }
+}
 
-    let mut previous: Option<Credentials> = None;
+/// What to do about the session already stored.
+enum Existing {
+    /// A usable session, and no --force: nothing to do.
+    Keep,
+    /// Log in; the previous session's extra fields are carried over.
+    Replace(Option<Credentials>),
+}
+
+fn existing_session(
+    home: &Home,
+    username: Option<&str>,
+    force: bool,
+) -> Result<Existing, CliError> {
     match credentials::load(home) {
-        Ok(Stored::Absent) => {}
+        Ok(Stored::Absent) => Ok(Existing::Replace(None)),
         Ok(Stored::Present(creds)) => {
             let usable = !creds.refresh_expired(OffsetDateTime::now_utc());
             if usable && !force {
-                if let Some(wanted) = &username
-                    && wanted != &creds.username
+                if let Some(wanted) = username
+                    && wanted != creds.username
                 {
                     return Err(CliError::general(format!(
                         "already logged in as {} on {}; pass --force to log in as {wanted}",
@@ -116,18 +123,22 @@ fn login(
                     "Already logged in as {} on {}. Use --force to log in again.",
                     creds.username, creds.server_url
                 );
-                return Ok(0);
+                return Ok(Existing::Keep);
             }
-            previous = Some(creds);
+            Ok(Existing::Replace(Some(creds)))
         }
         Err(CredentialsError::Invalid { path, reason }) => {
             if !force {
                 return Err(CredentialsError::Invalid { path, reason }.into());
             }
+            Ok(Existing::Replace(None))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
+}
 
+/// The username and password: from the flags, stdin or the terminal.
+fn ask_user(username: Option<String>, password_stdin: bool) -> Result<(String, String), CliError> {
     let interactive = std::io::stdin().is_terminal();
     let username = match username {
         Some(name) => name,
@@ -154,10 +165,18 @@ fn login(
     if password.is_empty() {
         return Err(CliError::general("the password is empty"));
     }
+    Ok((username, password))
+}
 
+/// Sends the log-in request; the tokens, or why there are none.
+fn request_tokens(
+    server_url: &str,
+    username: &str,
+    password: String,
+) -> Result<TokenResponse, CliError> {
     let http = Http::new(AUTH_TIMEOUT);
     let body = serde_json::to_vec(&LoginRequest {
-        username: username.clone(),
+        username: username.to_string(),
         password,
     })
     .map_err(|e| CliError::general(format!("cannot encode the log-in request: {e}")))?;
@@ -165,7 +184,7 @@ fn login(
     let reply = http
         .post(&url, None, Body::Json(&body))
         .map_err(|e| CliError::new(Outcome::from(&e).exit_code(), format!("log-in failed: {e}")))?;
-    let tokens: TokenResponse = match reply.status {
+    let tokens = match reply.status {
         200 => serde_json::from_slice(&reply.body).map_err(|e| {
             CliError::new(
                 Outcome::UnexpectedStatus.exit_code(),
@@ -197,6 +216,44 @@ fn login(
         }
     };
 
+    Ok(tokens)
+}
+
+/// Writes the new session under the lock, moving a corrupt file aside.
+fn store_session(home: &Home, creds: &Credentials) -> Result<(), CliError> {
+    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
+    if let Err(CredentialsError::Invalid { .. }) = credentials::load(home) {
+        let backup = home.credentials().with_file_name(format!(
+            "credentials.corrupt-{}",
+            OffsetDateTime::now_utc().unix_timestamp()
+        ));
+        std::fs::rename(home.credentials(), &backup).map_err(|e| {
+            CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
+        })?;
+        eprintln!(
+            "Kept the corrupt credentials file as {}",
+            paths::display(&backup)
+        );
+    }
+    credentials::save(home, creds, &lock).map_err(CliError::from)?;
+    Ok(())
+}
+
+fn login(
+    home: &Home,
+    username: Option<String>,
+    password_stdin: bool,
+    server: Option<String>,
+    force: bool,
+) -> CliResult {
+    let mut config = Config::load(home).map_err(CliError::from)?;
+    let server_url = login_server(&config, server.as_deref())?;
+    let previous = match existing_session(home, username.as_deref(), force)? {
+        Existing::Keep => return Ok(0),
+        Existing::Replace(previous) => previous,
+    };
+    let (username, password) = ask_user(username, password_stdin)?;
+    let tokens = request_tokens(&server_url, &username, password)?;
     let refresh = tokens.refresh.ok_or_else(|| {
         CliError::new(
             Outcome::UnexpectedStatus.exit_code(),
@@ -215,22 +272,7 @@ fn login(
     if let Some(previous) = &previous {
         creds.keep_extras_from(previous);
     }
-    let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
-    if let Err(CredentialsError::Invalid { .. }) = credentials::load(home) {
-        let backup = home.credentials().with_file_name(format!(
-            "credentials.corrupt-{}",
-            OffsetDateTime::now_utc().unix_timestamp()
-        ));
-        std::fs::rename(home.credentials(), &backup).map_err(|e| {
-            CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
-        })?;
-        eprintln!(
-            "Kept the corrupt credentials file as {}",
-            paths::display(&backup)
-        );
-    }
-    credentials::save(home, &creds, &lock).map_err(CliError::from)?;
-    drop(lock);
+    store_session(home, &creds)?;
     if config.server_url().is_none() {
         let saved = config
             .set_server_url(&server_url)

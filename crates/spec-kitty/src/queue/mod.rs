@@ -15,15 +15,18 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
-use serde::Serialize;
-use serde_json::Value;
-use spec_kitty_protocol::{Event, timestamp};
 use time::OffsetDateTime;
 
 use crate::home::paths::{self, Home};
 
 pub mod python;
+mod row;
 mod schema;
+mod stats;
+
+pub use row::{Queueable, State};
+use row::{Row, insert, queued_from};
+pub use stats::{ParkedEvent, RetryBuckets, Stats};
 
 /// How long a process waits for another one holding the queue's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -65,34 +68,6 @@ pub struct Queued {
     pub last_error: Option<String>,
 }
 
-/// Where a queued event stands (the `state` column).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    /// Waiting to be sent (again).
-    Pending,
-    /// The server answered `rejected` for it; sent again on the next drain.
-    Rejected,
-    /// Set aside after a `400` or `413` of its own; not sent until unparked.
-    Parked,
-}
-
-impl rusqlite::types::FromSql for State {
-    fn column_result(
-        value: rusqlite::types::ValueRef<'_>,
-    ) -> rusqlite::types::FromSqlResult<State> {
-        match value.as_str()? {
-            "pending" => Ok(State::Pending),
-            "rejected" => Ok(State::Rejected),
-            "parked" => Ok(State::Parked),
-            // The column's CHECK constraint makes this a corrupt file.
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown queue state '{other}'").into(),
-            )),
-        }
-    }
-}
-
 /// Whether an enqueue added a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Enqueued {
@@ -102,38 +77,6 @@ pub enum Enqueued {
 
 /// A position in replay order: (timestamp, queue id).
 pub type Cursor = (i64, i64);
-
-/// Queue health for `sync status`.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Stats {
-    pub depth: i64,
-    pub oldest_event_at: Option<String>,
-    pub oldest_event_age_secs: Option<i64>,
-    pub retries: RetryBuckets,
-    pub top_event_types: Vec<(String, i64)>,
-    pub rejected: i64,
-    pub parked: Vec<ParkedEvent>,
-    pub last_sync_at: Option<String>,
-}
-
-/// How many events have been tried how often.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RetryBuckets {
-    #[serde(rename = "0")]
-    pub none: i64,
-    #[serde(rename = "1-3")]
-    pub few: i64,
-    #[serde(rename = "4+")]
-    pub many: i64,
-}
-
-/// An event set aside, and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct ParkedEvent {
-    pub event_id: String,
-    pub event_type: String,
-    pub reason: Option<String>,
-}
 
 /// The change a sync makes after one answer, applied in one transaction.
 #[derive(Debug, Default)]
@@ -499,88 +442,6 @@ impl Queue {
             .map_err(self.err())?;
         Ok(ids)
     }
-
-    /// Queue health, read-only.
-    pub fn stats(&self) -> Result<Stats, QueueError> {
-        let err = self.err();
-        let (depth, oldest, none, few, many, rejected): (i64, Option<i64>, i64, i64, i64, i64) =
-            self.conn
-                .query_row(
-                    "SELECT count(*), min(ts_micros),
-                        coalesce(sum(retry_count = 0), 0),
-                        coalesce(sum(retry_count BETWEEN 1 AND 3), 0),
-                        coalesce(sum(retry_count >= 4), 0),
-                        coalesce(sum(state = 'rejected'), 0)
-                 FROM events",
-                    [],
-                    |r| {
-                        Ok((
-                            r.get(0)?,
-                            r.get(1)?,
-                            r.get(2)?,
-                            r.get(3)?,
-                            r.get(4)?,
-                            r.get(5)?,
-                        ))
-                    },
-                )
-                .map_err(&err)?;
-        let mut types = self
-            .conn
-            .prepare(
-                "SELECT event_type, count(*) AS n FROM events GROUP BY event_type
-                 ORDER BY n DESC, event_type LIMIT 5",
-            )
-            .map_err(&err)?;
-        let top_event_types = types
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .map_err(&err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&err)?;
-        let mut parked_stmt = self
-            .conn
-            .prepare(
-                "SELECT event_id, event_type, last_error FROM events WHERE state = 'parked'
-                 ORDER BY ts_micros, id LIMIT 20",
-            )
-            .map_err(&err)?;
-        let parked = parked_stmt
-            .query_map([], |r| {
-                Ok(ParkedEvent {
-                    event_id: r.get(0)?,
-                    event_type: r.get(1)?,
-                    reason: r.get(2)?,
-                })
-            })
-            .map_err(&err)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(&err)?;
-        let last_sync: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT value FROM meta WHERE key = 'last_sync_at'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(&err)?;
-        let now = now_micros();
-        let to_text = |micros: i64| {
-            OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
-                .map(timestamp::format)
-                .ok()
-        };
-        Ok(Stats {
-            depth,
-            oldest_event_at: oldest.and_then(to_text),
-            oldest_event_age_secs: oldest.map(|o| ((now - o) / 1_000_000).max(0)),
-            retries: RetryBuckets { none, few, many },
-            top_event_types,
-            rejected,
-            parked,
-            last_sync_at: last_sync.and_then(to_text),
-        })
-    }
 }
 
 /// Narrows the queue files to 0600: events name projects and people.
@@ -596,117 +457,10 @@ fn restrict_mode(path: &Path) {
     }
 }
 
-/// What the queue needs of an event: its id, type and time, and the JSON
-/// text that is stored and sent as it is.
-///
-/// Events this client makes are [`Event`]s; imported ones (`sync import`,
-/// the Python queue) stay raw JSON [`Value`]s, so that what another program
-/// wrote is sent byte for byte, unknown fields and explicit nulls included,
-/// and an invalid one can still be queued, diagnosed and discarded.
-pub trait Queueable {
-    fn event_id(&self) -> Option<&str>;
-    fn event_type(&self) -> Option<&str>;
-    fn timestamp(&self) -> Option<&str>;
-    fn json(&self) -> String;
-}
-
-impl Queueable for Event {
-    fn event_id(&self) -> Option<&str> {
-        Some(&self.event_id)
-    }
-    fn event_type(&self) -> Option<&str> {
-        Some(&self.event_type)
-    }
-    fn timestamp(&self) -> Option<&str> {
-        Some(&self.timestamp)
-    }
-    fn json(&self) -> String {
-        self.to_json()
-    }
-}
-
-impl Queueable for Value {
-    fn event_id(&self) -> Option<&str> {
-        self.get("event_id").and_then(Value::as_str)
-    }
-    fn event_type(&self) -> Option<&str> {
-        self.get("event_type").and_then(Value::as_str)
-    }
-    fn timestamp(&self) -> Option<&str> {
-        self.get("timestamp").and_then(Value::as_str)
-    }
-    fn json(&self) -> String {
-        self.to_string()
-    }
-}
-
-struct Row {
-    event_id: String,
-    event_type: String,
-    ts_micros: i64,
-    body: String,
-}
-
-impl Row {
-    fn of(event: &impl Queueable) -> Result<Row, QueueError> {
-        let text = |key: &str, value: Option<&str>| {
-            value
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .ok_or_else(|| QueueError::Invalid(format!("{key} is missing or not a string")))
-        };
-        let event_id = text("event_id", event.event_id())?;
-        let event_type = text("event_type", event.event_type())?;
-        let ts_micros = event
-            .timestamp()
-            .and_then(|t| timestamp::parse(t).ok())
-            .map_or_else(now_micros, micros_of);
-        Ok(Row {
-            event_id,
-            event_type,
-            ts_micros,
-            body: event.json(),
-        })
-    }
-}
-
-fn insert(tx: &rusqlite::Transaction<'_>, row: &Row) -> rusqlite::Result<Enqueued> {
-    let changed = tx
-        .prepare_cached(
-            "INSERT INTO events (event_id, event_type, ts_micros, body, queued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(event_id) DO NOTHING",
-        )?
-        .execute(params![
-            row.event_id,
-            row.event_type,
-            row.ts_micros,
-            row.body,
-            now_micros()
-        ])?;
-    Ok(if changed == 1 {
-        Enqueued::Added
-    } else {
-        Enqueued::AlreadyQueued
-    })
-}
-
-fn queued_from(row: &rusqlite::Row<'_>) -> rusqlite::Result<Queued> {
-    Ok(Queued {
-        id: row.get(0)?,
-        event_id: row.get(1)?,
-        event_type: row.get(2)?,
-        ts_micros: row.get(3)?,
-        body: row.get(4)?,
-        state: row.get(5)?,
-        retry_count: row.get(6)?,
-        last_error: row.get(7)?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn queue() -> (tempfile::TempDir, Queue) {
         let dir = tempfile::tempdir().expect("tempdir");
