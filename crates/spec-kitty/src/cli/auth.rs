@@ -98,7 +98,7 @@ enum Existing {
     /// A usable session, and no --force: nothing to do.
     Keep,
     /// Log in; the previous session's extra fields are carried over.
-    Replace(Option<Credentials>),
+    Replace(Option<Box<Credentials>>),
 }
 
 fn existing_session(
@@ -125,7 +125,7 @@ fn existing_session(
                 );
                 return Ok(Existing::Keep);
             }
-            Ok(Existing::Replace(Some(creds)))
+            Ok(Existing::Replace(Some(Box::new(creds))))
         }
         Err(CredentialsError::Invalid { path, reason }) => {
             if !force {
@@ -354,52 +354,68 @@ fn status(home: &Home, as_json: bool) -> CliResult {
         Outcome::SessionExpired
     };
     if as_json {
-        let token = |at: Option<OffsetDateTime>, expired: bool| {
-            json!({
-                "valid": !expired,
-                "expires_at": at.map(spec_kitty_protocol::timestamp::format),
-                "expires_in_secs": at.map(|at| (at - now).whole_seconds()),
-            })
-        };
-        print_json(&json!({
-            "logged_in": usable,
-            "outcome": if usable { "logged_in" } else { "session_expired" },
-            "user": creds.username,
-            "team": creds.team_slug,
-            "server": creds.server_url,
-            "credentials_path": path,
-            "access_token": token(creds.access_expires_at, creds.access_expired(now)),
-            "refresh_token": token(creds.refresh_expires_at, creds.refresh_expired(now)),
-        }))?;
+        status_json(&creds, &path, now, usable)?;
     } else {
-        let team = creds
-            .team_slug
-            .as_deref()
-            .map(|t| format!(" (team {t})"))
-            .unwrap_or_default();
-        println!(
-            "Logged in to {} as {}{team}",
-            creds.server_url, creds.username
-        );
-        let access_note = if creds.access_expired(now) && usable {
-            " (refreshed automatically on next use)"
-        } else {
-            ""
-        };
-        println!(
-            "  Access token:  {}{access_note}",
-            validity(creds.access_expires_at, now)
-        );
-        println!(
-            "  Refresh token: {}",
-            validity(creds.refresh_expires_at, now)
-        );
-        println!("  Credentials:   {}", paths::display(&path));
-        if !usable {
-            println!("Session expired. Run `spec-kitty auth login` to re-authenticate.");
-        }
+        status_text(&creds, &path, now, usable);
     }
     Ok(outcome.exit_code())
+}
+
+/// `auth status --json` for a stored session.
+fn status_json(
+    creds: &Credentials,
+    path: &std::path::Path,
+    now: OffsetDateTime,
+    usable: bool,
+) -> Result<(), CliError> {
+    let token = |at: Option<OffsetDateTime>, expired: bool| {
+        json!({
+            "valid": !expired,
+            "expires_at": at.map(spec_kitty_protocol::timestamp::format),
+            "expires_in_secs": at.map(|at| (at - now).whole_seconds()),
+        })
+    };
+    print_json(&json!({
+        "logged_in": usable,
+        "outcome": if usable { "logged_in" } else { "session_expired" },
+        "user": creds.username,
+        "team": creds.team_slug,
+        "server": creds.server_url,
+        "credentials_path": path,
+        "access_token": token(creds.access_expires_at, creds.access_expired(now)),
+        "refresh_token": token(creds.refresh_expires_at, creds.refresh_expired(now)),
+    }))?;
+    Ok(())
+}
+
+/// `auth status` for a stored session, in words.
+fn status_text(creds: &Credentials, path: &std::path::Path, now: OffsetDateTime, usable: bool) {
+    let team = creds
+        .team_slug
+        .as_deref()
+        .map(|t| format!(" (team {t})"))
+        .unwrap_or_default();
+    println!(
+        "Logged in to {} as {}{team}",
+        creds.server_url, creds.username
+    );
+    let access_note = if creds.access_expired(now) && usable {
+        " (refreshed automatically on next use)"
+    } else {
+        ""
+    };
+    println!(
+        "  Access token:  {}{access_note}",
+        validity(creds.access_expires_at, now)
+    );
+    println!(
+        "  Refresh token: {}",
+        validity(creds.refresh_expires_at, now)
+    );
+    println!("  Credentials:   {}", paths::display(path));
+    if !usable {
+        println!("Session expired. Run `spec-kitty auth login` to re-authenticate.");
+    }
 }
 
 fn token(home: &Home) -> CliResult {

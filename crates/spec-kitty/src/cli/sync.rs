@@ -171,23 +171,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         Err(e) => Err(e.to_string()),
     };
     if as_json {
-        let auth = match &creds {
-            Ok(Stored::Absent) => json!({"state": "not_authenticated"}),
-            Ok(Stored::Present(c)) => json!({
-                "state": if c.refresh_expired(now) { "session_expired" } else { "logged_in" },
-                "user": c.username,
-                "team": c.team_slug,
-                "server": c.server_url,
-                "access_token_valid": !c.access_expired(now),
-                "access_expires_at": c.access_expires_at.map(spec_kitty_protocol::timestamp::format),
-                "refresh_token_valid": !c.refresh_expired(now),
-                "refresh_expires_at": c.refresh_expires_at.map(spec_kitty_protocol::timestamp::format),
-            }),
-            Err(e @ CredentialsError::Invalid { .. }) => {
-                json!({"state": "credentials_invalid", "error": e.to_string()})
-            }
-            Err(e) => json!({"state": "credentials_unreadable", "error": e.to_string()}),
-        };
+        let auth = auth_json(&creds, now);
         print_json(&json!({
             "server_url": server_url,
             "config_path": home.config(),
@@ -212,31 +196,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         ),
     }
     println!("Config:       {}", paths::display(&home.config()));
-    match &creds {
-        Ok(Stored::Absent) => println!("Auth:         not logged in (run `spec-kitty auth login`)"),
-        Ok(Stored::Present(c)) => {
-            let team = c
-                .team_slug
-                .as_deref()
-                .map(|t| format!(", team {t}"))
-                .unwrap_or_default();
-            println!("Auth:         {} on {}{team}", c.username, c.server_url);
-            println!("  Access:     {}", validity(c.access_expires_at, now));
-            println!("  Refresh:    {}", validity(c.refresh_expires_at, now));
-            if c.refresh_expired(now) {
-                println!("  Session expired: run `spec-kitty auth login` to re-authenticate.");
-            }
-            if let Some(url) = &server_url
-                && url != &c.server_url
-            {
-                println!(
-                    "  Note: sync uses {} (the server that issued your tokens), not {url}",
-                    c.server_url
-                );
-            }
-        }
-        Err(e) => println!("Auth:         {e}"),
-    }
+    print_auth(&creds, server_url.as_deref(), now);
     print_queue(&queue, max_queue, home);
     println!("Run `spec-kitty sync status --check` to test the connection.");
     Ok(0)
@@ -275,6 +235,60 @@ fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
         println!("  Detail:  {detail}");
     }
     Ok(code)
+}
+
+/// The `auth` object of `sync status --json`.
+fn auth_json(creds: &Result<Stored, CredentialsError>, now: OffsetDateTime) -> serde_json::Value {
+    match &creds {
+        Ok(Stored::Absent) => json!({"state": "not_authenticated"}),
+        Ok(Stored::Present(c)) => json!({
+            "state": if c.refresh_expired(now) { "session_expired" } else { "logged_in" },
+            "user": c.username,
+            "team": c.team_slug,
+            "server": c.server_url,
+            "access_token_valid": !c.access_expired(now),
+            "access_expires_at": c.access_expires_at.map(spec_kitty_protocol::timestamp::format),
+            "refresh_token_valid": !c.refresh_expired(now),
+            "refresh_expires_at": c.refresh_expires_at.map(spec_kitty_protocol::timestamp::format),
+        }),
+        Err(e @ CredentialsError::Invalid { .. }) => {
+            json!({"state": "credentials_invalid", "error": e.to_string()})
+        }
+        Err(e) => json!({"state": "credentials_unreadable", "error": e.to_string()}),
+    }
+}
+
+/// The `Auth:` lines of `sync status`.
+fn print_auth(
+    creds: &Result<Stored, CredentialsError>,
+    server_url: Option<&str>,
+    now: OffsetDateTime,
+) {
+    match &creds {
+        Ok(Stored::Absent) => println!("Auth:         not logged in (run `spec-kitty auth login`)"),
+        Ok(Stored::Present(c)) => {
+            let team = c
+                .team_slug
+                .as_deref()
+                .map(|t| format!(", team {t}"))
+                .unwrap_or_default();
+            println!("Auth:         {} on {}{team}", c.username, c.server_url);
+            println!("  Access:     {}", validity(c.access_expires_at, now));
+            println!("  Refresh:    {}", validity(c.refresh_expires_at, now));
+            if c.refresh_expired(now) {
+                println!("  Session expired: run `spec-kitty auth login` to re-authenticate.");
+            }
+            if let Some(url) = &server_url
+                && url != &c.server_url
+            {
+                println!(
+                    "  Note: sync uses {} (the server that issued your tokens), not {url}",
+                    c.server_url
+                );
+            }
+        }
+        Err(e) => println!("Auth:         {e}"),
+    }
 }
 
 fn print_queue(queue: &Result<Stats, String>, max_queue: u64, home: &Home) {

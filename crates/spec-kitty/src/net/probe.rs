@@ -83,7 +83,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
     report.user = Some(creds.username.clone());
     report.team = creds.team_slug.clone();
 
-    let mut session = match auth::access_token(home, &http, remaining(), remaining()) {
+    let session = match auth::access_token(home, &http, remaining(), remaining()) {
         Ok(session) => session,
         Err(e) => {
             let (outcome, status) = auth_outcome(&e);
@@ -92,6 +92,19 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
         }
     };
     report.refreshed = session.refreshed;
+    probe_batch(home, &http, session, &mut report, &remaining);
+    report
+}
+
+/// Posts an empty batch with the session's token (refreshing once on a
+/// 401) and records what the answer means in `report`.
+fn probe_batch(
+    home: &Home,
+    http: &Http,
+    mut session: auth::Session,
+    report: &mut Report,
+    remaining: &dyn Fn() -> Duration,
+) {
     let url = format!("{}{BATCH}", session.credentials.server_url);
     let mut retried = false;
     loop {
@@ -107,7 +120,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
             Ok(reply) => reply,
             Err(e) => {
                 report.set_outcome((&e).into(), None, Some(e.to_string()));
-                return report;
+                return;
             }
         };
         let status = Some(reply.status);
@@ -120,7 +133,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
             }
             401 if !retried => {
                 retried = true;
-                match auth::refresh(home, &http, &session.access, remaining(), remaining()) {
+                match auth::refresh(home, http, &session.access, remaining(), remaining()) {
                     Ok(fresh) => {
                         report.refreshed |= fresh.refreshed;
                         session = fresh;
@@ -143,6 +156,6 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
         if let Some(team) = &session.credentials.team_slug {
             report.team = Some(team.clone());
         }
-        return report;
+        return;
     }
 }

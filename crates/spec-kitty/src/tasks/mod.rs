@@ -176,7 +176,7 @@ impl Move<'_> {
 
     /// The lane the file has, refusing a move that changes nothing or
     /// leaves `done` without `--force`.
-    fn from_lane(&self, wp: &WpFile<'_>) -> Result<Option<Lane>, TaskError> {
+    fn lane_left(&self, wp: &WpFile<'_>) -> Result<Option<Lane>, TaskError> {
         let from = match wp.fields().lane {
             Some(value) => Some(file_lane(&value).ok_or_else(|| TaskError::BadFileLane {
                 wp_id: self.wp_id.to_string(),
@@ -205,7 +205,7 @@ impl Move<'_> {
         let to = self.to;
         let text = read(self.path)?;
         let wp = WpFile::parse(&text).map_err(|e| self.file_error(e))?;
-        let from = self.from_lane(&wp)?;
+        let from = self.lane_left(&wp)?;
         // Before the file is written: a broken config.yaml leaves it as it was.
         let identity = identity::load_or_create(self.project)?;
         let mut action = self
