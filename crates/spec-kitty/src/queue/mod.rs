@@ -337,7 +337,16 @@ impl Queue {
             if !outcomes.delivered.is_empty() {
                 // One statement for the whole batch: the ids travel as one
                 // JSON array, read back by SQLite's json_each.
-                let ids = serde_json::to_string(&outcomes.delivered).unwrap_or_default();
+                // A JSON array of integers, written out: nothing here can fail.
+                let ids = format!(
+                    "[{}]",
+                    outcomes
+                        .delivered
+                        .iter()
+                        .map(i64::to_string)
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
                 tx.prepare_cached(
                     "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))",
                 )
@@ -345,23 +354,20 @@ impl Queue {
                 .execute([ids])
                 .map_err(err)?;
             }
-            let mut reject = tx
+            let mut mark = tx
                 .prepare_cached(
-                    "UPDATE events SET state = 'rejected', retry_count = retry_count + 1,
+                    "UPDATE events SET state = ?4, retry_count = retry_count + 1,
                      last_error = ?2, last_attempt_at = ?3 WHERE id = ?1",
                 )
                 .map_err(err)?;
-            for (id, reason) in &outcomes.rejected {
-                reject.execute(params![id, reason, now]).map_err(err)?;
-            }
-            let mut park = tx
-                .prepare_cached(
-                    "UPDATE events SET state = 'parked', retry_count = retry_count + 1,
-                     last_error = ?2, last_attempt_at = ?3 WHERE id = ?1",
-                )
-                .map_err(err)?;
-            for (id, reason) in &outcomes.parked {
-                park.execute(params![id, reason, now]).map_err(err)?;
+            for (state, events) in [
+                (State::Rejected, &outcomes.rejected),
+                (State::Parked, &outcomes.parked),
+            ] {
+                for (id, reason) in events {
+                    mark.execute(params![id, reason, now, state.as_str()])
+                        .map_err(err)?;
+                }
             }
         }
         if !outcomes.delivered.is_empty() {

@@ -20,19 +20,29 @@ pub enum State {
     Parked,
 }
 
+impl State {
+    /// The value of the `state` column.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Rejected => "rejected",
+            State::Parked => "parked",
+        }
+    }
+}
+
 impl rusqlite::types::FromSql for State {
     fn column_result(
         value: rusqlite::types::ValueRef<'_>,
     ) -> rusqlite::types::FromSqlResult<State> {
-        match value.as_str()? {
-            "pending" => Ok(State::Pending),
-            "rejected" => Ok(State::Rejected),
-            "parked" => Ok(State::Parked),
+        let text = value.as_str()?;
+        [State::Pending, State::Rejected, State::Parked]
+            .into_iter()
+            .find(|state| state.as_str() == text)
             // The column's CHECK constraint makes this a corrupt file.
-            other => Err(rusqlite::types::FromSqlError::Other(
-                format!("unknown queue state '{other}'").into(),
-            )),
-        }
+            .ok_or_else(|| {
+                rusqlite::types::FromSqlError::Other(format!("unknown queue state '{text}'").into())
+            })
     }
 }
 

@@ -25,8 +25,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use spec_kitty_server::config::ServerConfig;
-use spec_kitty_server::{BackgroundServer, admin};
 use tempfile::TempDir;
 use toml_edit::DocumentMut;
 
@@ -44,27 +42,7 @@ pub const HANG_GUARD: Duration = Duration::from_secs(120);
 // The real server
 // ---------------------------------------------------------------------------
 
-/// A real server and its data directory. Field order matters: the server
-/// stops before the directory is removed.
-pub struct TestServer {
-    pub server: BackgroundServer,
-    pub dir: TempDir,
-}
-
 impl TestServer {
-    pub fn start() -> TestServer {
-        TestServer::start_with(|_| {})
-    }
-
-    /// A server whose configuration `tweak` may change (limits, TLS, ...).
-    pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
-        let dir = tempfile::tempdir().expect("temp data dir");
-        let mut config = ServerConfig::for_data_dir(&dir.path().join("data"));
-        tweak(&mut config);
-        let server = BackgroundServer::start(&config).expect("server starts");
-        TestServer { server, dir }
-    }
-
     /// A server with team `acme` and user `alice` in it.
     pub fn with_alice() -> TestServer {
         let server = TestServer::start();
@@ -73,62 +51,9 @@ impl TestServer {
         server
     }
 
-    pub fn url(&self) -> &str {
-        &self.server.url
-    }
-
-    pub fn add_team(&self, slug: &str) {
-        self.server
-            .block_on(admin::add_team(&self.server.store, slug))
-            .expect("team added");
-    }
-
+    /// Adds `username` to `team` with the password every test user gets.
     pub fn add_user(&self, username: &str, team: &str) {
-        self.server
-            .block_on(admin::add_user(
-                &self.server.store,
-                username,
-                PASSWORD,
-                team,
-            ))
-            .expect("user added");
-    }
-
-    pub fn remove_member(&self, team: &str, username: &str) {
-        self.server
-            .block_on(self.server.store.remove_member(team, username))
-            .expect("member removed");
-    }
-
-    pub fn disable_user(&self, username: &str) {
-        self.server
-            .block_on(self.server.store.disable_user(username))
-            .expect("user disabled");
-    }
-
-    /// Stops the server: connections are refused from now on.
-    pub fn stop(&mut self) {
-        self.server.stop();
-    }
-
-    /// How many refreshes the server has performed: it rotates refresh
-    /// tokens and marks each one it retires with `used_at`, so this counts
-    /// successful refreshes as the server itself recorded them. Read-only.
-    pub fn refreshes(&self) -> i64 {
-        let db = self.dir.path().join("data").join("spec-kitty.db");
-        let conn = rusqlite::Connection::open_with_flags(
-            &db,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .expect("open the server database read-only");
-        conn.busy_timeout(Duration::from_secs(10))
-            .expect("busy timeout");
-        conn.query_row(
-            "SELECT count(*) FROM refresh_tokens WHERE used_at IS NOT NULL",
-            [],
-            |r| r.get(0),
-        )
-        .expect("count refreshes")
+        self.add_user_with_password(username, PASSWORD, team);
     }
 }
 

@@ -26,7 +26,7 @@ use flate2::read::GzDecoder;
 use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 use spec_kitty_server::config::ServerConfig;
-use spec_kitty_server::{BackgroundServer, admin};
+
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -42,12 +42,8 @@ pub const HANG_GUARD: Duration = Duration::from_secs(300);
 // The real server
 // ---------------------------------------------------------------------------
 
-/// A real server with team `acme` and user `alice`. Field order matters:
-/// the server stops before its directory is removed.
-pub struct Server {
-    pub server: BackgroundServer,
-    pub dir: TempDir,
-}
+/// A real server with team `acme` and user `alice`.
+pub struct Server(TestServer);
 
 impl Server {
     pub fn start() -> Server {
@@ -56,40 +52,29 @@ impl Server {
 
     /// A server whose configuration `tweak` may change (limits, ...).
     pub fn start_with(tweak: impl FnOnce(&mut ServerConfig)) -> Server {
-        let dir = tempfile::tempdir().expect("temp data dir");
-        let mut config = ServerConfig::for_data_dir(&dir.path().join("data"));
-        tweak(&mut config);
-        let server = BackgroundServer::start(&config).expect("server starts");
-        server
-            .block_on(admin::add_team(&server.store, TEAM))
-            .expect("team added");
-        server
-            .block_on(admin::add_user(&server.store, USER, PASSWORD, TEAM))
-            .expect("user added");
-        Server { server, dir }
+        let server = TestServer::start_with(tweak);
+        server.add_team(TEAM);
+        server.add_user_with_password(USER, PASSWORD, TEAM);
+        Server(server)
     }
 
     pub fn url(&self) -> &str {
-        &self.server.url
+        self.0.url()
     }
 
     /// How many events the server has stored.
     pub fn event_count(&self) -> i64 {
-        self.server
-            .block_on(self.server.store.event_count())
-            .expect("event count")
+        self.0.event_count()
     }
 
     /// Takes alice out of her team: her next batch is answered 403.
     pub fn remove_alice(&self) {
-        self.server
-            .block_on(self.server.store.remove_member(TEAM, USER))
-            .expect("member removed");
+        self.0.remove_member(TEAM, USER);
     }
 
     /// Stops the server: connections are refused from now on.
     pub fn stop(&mut self) {
-        self.server.stop();
+        self.0.stop();
     }
 }
 
