@@ -1,7 +1,9 @@
-//! The spec-kitty client, grouped by domain. Dependencies point down this
-//! list: `cli` uses everything; `sync` uses `queue`, `session` and `net`;
-//! `session` uses `net` and `home`; `home` and `outcome` use nothing of the
-//! crate but each other's types.
+//! The spec-kitty client, grouped by domain. Dependencies point one way:
+//! `cli` uses everything; `sync` uses `queue`, `session`, `net` and
+//! `outcome`; `outcome` maps the errors of `session` and `net`; `net::probe`
+//! uses `session`; `session` uses `net::http` and `home`; `queue` uses
+//! `home`; `tasks` uses `home`, `queue` and the credentials (for the team);
+//! `home` uses nothing else of the crate.
 //!
 //! - [`home`]: `~/.spec-kitty` paths, `config.toml`, atomic file writes
 //! - [`session`]: the credentials file and the token manager
