@@ -6,7 +6,10 @@
 pub mod admin;
 pub mod api_error;
 pub mod app;
+pub mod clock;
 pub mod config;
+pub mod hex;
+pub mod ingest;
 pub mod passwords;
 pub mod routes;
 pub mod serve;

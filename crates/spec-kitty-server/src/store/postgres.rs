@@ -8,7 +8,7 @@
 //! statement, sorted by event id so that concurrent transactions take row
 //! locks in the same order and never deadlock each other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -19,7 +19,9 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
-use super::{insufficient, no_team, not_member};
+use crate::clock::now_secs;
+use crate::ingest::rules::{self, IngestTx, Placement};
+use crate::signing_key;
 
 /// The schema, one entry per version; append, never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["
@@ -103,10 +105,6 @@ impl Default for PoolSettings {
     }
 }
 
-fn db(e: sqlx::Error) -> StoreError {
-    StoreError::Postgres(e.to_string())
-}
-
 fn code_of(e: &sqlx::Error) -> Option<String> {
     match e {
         sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
@@ -183,20 +181,17 @@ impl PostgresStore {
     /// Applies pending migrations under a transaction-scoped advisory lock,
     /// so instances starting together migrate once.
     async fn migrate(&self) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(MIGRATION_LOCK)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         sqlx::query("CREATE TABLE IF NOT EXISTS spec_kitty_schema (version BIGINT NOT NULL)")
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         let current: Option<i64> = sqlx::query_scalar("SELECT max(version) FROM spec_kitty_schema")
             .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         let current = current.unwrap_or(0);
         let known = MIGRATIONS.len() as i64;
         if current > known {
@@ -206,28 +201,22 @@ impl PostgresStore {
             });
         }
         for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-            sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(db)?;
+            sqlx::raw_sql(*sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO spec_kitty_schema (version) VALUES ($1)")
                 .bind(index as i64 + 1)
                 .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                .await?;
         }
-        tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(())
     }
-}
-
-fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 async fn team_id(tx: &mut Transaction<'_, Postgres>, slug: &str) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT id FROM teams WHERE slug = $1")
         .bind(slug)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| StoreError::NotFound(format!("no team '{slug}'")))
 }
 
@@ -235,8 +224,7 @@ async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreRes
     sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
         .bind(username)
         .fetch_optional(&mut **tx)
-        .await
-        .map_err(db)?
+        .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
 }
 
@@ -266,27 +254,15 @@ impl Store for PostgresStore {
     }
 
     async fn shared_signing_key(&self, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {
-        let hex: String = candidate.iter().map(|b| format!("{b:02x}")).collect();
         sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('jwt_hs256', $1) ON CONFLICT (name) DO NOTHING")
-            .bind(&hex)
+            .bind(signing_key::encode_key(candidate))
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         let stored: String =
             sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'jwt_hs256'")
                 .fetch_one(&self.pool)
-                .await
-                .map_err(db)?;
-        let bytes = (0..stored.len())
-            .step_by(2)
-            .map(|i| {
-                stored
-                    .get(i..i + 2)
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-            })
-            .collect::<Option<Vec<u8>>>()
-            .filter(|k| k.len() >= 32)
-            .ok_or_else(|| StoreError::Postgres("the stored signing key is corrupt".into()))?;
+                .await?;
+        let bytes = signing_key::decode_key(&stored).ok_or(StoreError::CorruptSigningKey)?;
         Ok(Some(bytes))
     }
 
@@ -301,7 +277,7 @@ impl Store for PostgresStore {
             Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
                 "team '{slug}' already exists"
             ))),
-            Err(e) => Err(db(e)),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -314,8 +290,7 @@ impl Store for PostgresStore {
              FROM teams t ORDER BY t.slug",
         )
         .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         rows.iter()
             .map(|r| {
                 Ok(TeamSummary {
@@ -325,7 +300,7 @@ impl Store for PostgresStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(db)
+            .map_err(StoreError::from)
     }
 
     async fn create_user(
@@ -334,7 +309,7 @@ impl Store for PostgresStore {
         password_hash: &str,
         team: &str,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         let tid = team_id(&mut tx, team).await?;
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (username, password_hash, team_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -352,49 +327,50 @@ impl Store for PostgresStore {
                     "user '{username}' already exists"
                 )));
             }
-            Err(e) => return Err(db(e)),
+            Err(e) => return Err(e.into()),
         };
         sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
             .bind(tid)
             .bind(uid)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(USER_BY_NAME)
             .bind(username)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.as_ref().map(user_from_row).transpose().map_err(db)
+            .await?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         let row = sqlx::query(USER_BY_ID)
             .bind(id)
             .fetch_optional(&self.pool)
-            .await
-            .map_err(db)?;
-        row.as_ref().map(user_from_row).transpose().map_err(db)
+            .await?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(StoreError::from)
     }
 
     async fn disable_user(&self, username: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         let uid = user_id(&mut tx, username).await?;
         sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
             .bind(uid)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
             .bind(uid)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
     }
 
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
@@ -406,7 +382,7 @@ impl Store for PostgresStore {
         )
         .fetch_all(&self.pool)
         .await
-        .map_err(db)?;
+        ?;
         rows.iter()
             .map(|r| {
                 Ok(UserSummary {
@@ -417,11 +393,11 @@ impl Store for PostgresStore {
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
-            .map_err(db)
+            .map_err(StoreError::from)
     }
 
     async fn add_member(&self, team: &str, username: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         let tid = team_id(&mut tx, team).await?;
         let uid = user_id(&mut tx, username).await?;
         let added = sqlx::query(
@@ -430,8 +406,7 @@ impl Store for PostgresStore {
         .bind(tid)
         .bind(uid)
         .execute(&mut *tx)
-        .await
-        .map_err(db)?
+        .await?
         .rows_affected();
         if added == 0 {
             return Err(StoreError::Conflict(format!(
@@ -442,28 +417,26 @@ impl Store for PostgresStore {
             .bind(tid)
             .bind(uid)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        tx.commit().await.map_err(db)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
     }
 
     async fn remove_member(&self, team: &str, username: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         let tid = team_id(&mut tx, team).await?;
         let uid = user_id(&mut tx, username).await?;
         let removed = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
             .bind(tid)
             .bind(uid)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?
+            .await?
             .rows_affected();
         if removed == 0 {
             return Err(StoreError::NotFound(format!(
                 "user '{username}' is not a member of team '{team}'"
             )));
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(StoreError::from)
     }
 
     async fn is_member(&self, user_id: i64, team: &str) -> StoreResult<bool> {
@@ -474,7 +447,7 @@ impl Store for PostgresStore {
         .bind(team)
         .fetch_optional(&self.pool)
         .await
-        .map_err(db)?;
+        ?;
         Ok(found.is_some())
     }
 
@@ -487,8 +460,7 @@ impl Store for PostgresStore {
         .bind(token.user_id)
         .bind(token.expires_at)
         .execute(&self.pool)
-        .await
-        .map_err(db)?;
+        .await?;
         Ok(())
     }
 
@@ -498,7 +470,7 @@ impl Store for PostgresStore {
         new: NewRefresh,
         now: i64,
     ) -> StoreResult<RotateOutcome> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         // FOR UPDATE: two instances presenting the same token serialize here,
         // and the second sees it used.
         let row = sqlx::query(
@@ -507,20 +479,19 @@ impl Store for PostgresStore {
         .bind(old_jti)
         .fetch_optional(&mut *tx)
         .await
-        .map_err(db)?;
+        ?;
         let outcome = match row {
             None => RotateOutcome::Unknown,
             Some(row) => {
-                let family: String = row.try_get(0).map_err(db)?;
-                let used_at: Option<i64> = row.try_get(1).map_err(db)?;
-                let revoked: bool = row.try_get(2).map_err(db)?;
-                let expires_at: i64 = row.try_get(3).map_err(db)?;
+                let family: String = row.try_get(0)?;
+                let used_at: Option<i64> = row.try_get(1)?;
+                let revoked: bool = row.try_get(2)?;
+                let expires_at: i64 = row.try_get(3)?;
                 if used_at.is_some() {
                     sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
                         .bind(&family)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                        .await?;
                     RotateOutcome::Reused
                 } else if revoked || expires_at <= now {
                     RotateOutcome::Revoked
@@ -529,8 +500,7 @@ impl Store for PostgresStore {
                         .bind(now)
                         .bind(old_jti)
                         .execute(&mut *tx)
-                        .await
-                        .map_err(db)?;
+                        .await?;
                     sqlx::query(
                         "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
                     )
@@ -540,12 +510,12 @@ impl Store for PostgresStore {
                     .bind(new.expires_at)
                     .execute(&mut *tx)
                     .await
-                    .map_err(db)?;
+                    ?;
                     RotateOutcome::Rotated
                 }
             }
         };
-        tx.commit().await.map_err(db)?;
+        tx.commit().await?;
         Ok(outcome)
     }
 
@@ -559,10 +529,10 @@ impl Store for PostgresStore {
             .bind(since)
             .fetch_one(&self.pool)
             .await
-            .map_err(db)?;
+            ?;
             counts.push(FailureCount {
-                count: row.try_get(0).map_err(db)?,
-                oldest: row.try_get(1).map_err(db)?,
+                count: row.try_get(0)?,
+                oldest: row.try_get(1)?,
             });
         }
         Ok(counts)
@@ -574,29 +544,26 @@ impl Store for PostgresStore {
         at: i64,
         prune_before: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await.map_err(db)?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM login_failures WHERE at < $1")
             .bind(prune_before)
             .execute(&mut *tx)
-            .await
-            .map_err(db)?;
+            .await?;
         for key in keys {
             sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
                 .bind(key)
                 .bind(at)
                 .execute(&mut *tx)
-                .await
-                .map_err(db)?;
+                .await?;
         }
-        tx.commit().await.map_err(db)
+        tx.commit().await.map_err(StoreError::from)
     }
 
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
         sqlx::query("DELETE FROM login_failures WHERE key = $1")
             .bind(key)
             .execute(&self.pool)
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(())
     }
 
@@ -613,7 +580,7 @@ impl Store for PostgresStore {
                 Err(IngestFailure::Retryable(e)) if attempt < 5 => {
                     tracing::debug!(error = %e, attempt, "ingest transaction retried");
                 }
-                Err(IngestFailure::Retryable(e)) => return Err(db(e)),
+                Err(IngestFailure::Retryable(e)) => return Err(e.into()),
                 Err(IngestFailure::Store(e)) => return Err(e),
                 Ok(outcome) => return Ok(outcome),
             }
@@ -624,7 +591,7 @@ impl Store for PostgresStore {
         sqlx::query_scalar("SELECT count(*) FROM events")
             .fetch_one(&self.pool)
             .await
-            .map_err(db)
+            .map_err(StoreError::from)
     }
 }
 
@@ -638,133 +605,153 @@ impl From<sqlx::Error> for IngestFailure {
         if is_retryable(&e) {
             IngestFailure::Retryable(e)
         } else {
-            IngestFailure::Store(db(e))
+            IngestFailure::Store(e.into())
         }
     }
 }
 
 impl PostgresStore {
+    /// One attempt at a batch: the ingest rules in one transaction.
     async fn ingest_once(
         &self,
         sender: &Sender,
         events: &[IncomingEvent],
         now: i64,
     ) -> Result<IngestOutcome, IngestFailure> {
-        let Some(own_team) = sender.team.clone() else {
-            return Ok(IngestOutcome::Forbidden(no_team(&sender.username)));
-        };
-        let mut tx = self.pool.begin().await?;
-        let mut teams: HashMap<String, Option<i64>> = HashMap::new();
-        let mut wanted: Vec<&str> = vec![own_team.as_str()];
-        wanted.extend(events.iter().filter_map(|e| e.team.as_deref()));
-        for slug in wanted {
-            if teams.contains_key(slug) {
-                continue;
-            }
-            let found: Option<i64> = sqlx::query_scalar(
-                "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id WHERE t.slug = $1 AND m.user_id = $2",
-            )
-            .bind(slug)
-            .bind(sender.user_id)
-            .fetch_optional(&mut *tx)
+        let mut tx = PgIngest(self.pool.begin().await?);
+        let outcome = rules::apply(&mut tx, sender, events, now).await?;
+        if matches!(outcome, IngestOutcome::Stored(_)) {
+            tx.0.commit().await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// The ingest lookups and inserts over an open PostgreSQL transaction.
+struct PgIngest(Transaction<'static, Postgres>);
+
+impl IngestTx for PgIngest {
+    type Error = IngestFailure;
+
+    async fn member_team_id(
+        &mut self,
+        slug: &str,
+        user_id: i64,
+    ) -> Result<Option<i64>, IngestFailure> {
+        Ok(sqlx::query_scalar(
+            "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id WHERE t.slug = $1 AND m.user_id = $2",
+        )
+        .bind(slug)
+        .bind(user_id)
+        .fetch_optional(&mut *self.0)
+        .await?)
+    }
+
+    async fn place_project(
+        &mut self,
+        uuid: &str,
+        slug: Option<&str>,
+        team_id: i64,
+        now: i64,
+    ) -> Result<(i64, i64), IngestFailure> {
+        sqlx::query(
+            "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (uuid) DO NOTHING",
+        )
+        .bind(uuid)
+        .bind(slug)
+        .bind(team_id)
+        .bind(now)
+        .execute(&mut *self.0)
+        .await?;
+        let row = sqlx::query("SELECT id, team_id FROM projects WHERE uuid = $1")
+            .bind(uuid)
+            .fetch_one(&mut *self.0)
             .await?;
-            teams.insert(slug.to_string(), found);
-        }
-        if teams.get(own_team.as_str()).copied().flatten().is_none() {
-            return Ok(IngestOutcome::Forbidden(not_member(
-                &own_team,
-                &sender.username,
-            )));
-        }
-        let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();
-        let mut placed = Vec::with_capacity(events.len());
-        for event in events {
-            let team_slug = event.team.as_deref().unwrap_or(&own_team);
-            let project_name = event.project_slug.as_deref().unwrap_or(&event.project_uuid);
-            let Some(tid) = teams.get(team_slug).copied().flatten() else {
-                return Ok(IngestOutcome::Forbidden(insufficient(
-                    team_slug,
-                    project_name,
-                )));
-            };
-            let (pid, owner) = match projects.get(event.project_uuid.as_str()) {
-                Some(found) => *found,
-                None => {
-                    sqlx::query(
-                        "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (uuid) DO NOTHING",
-                    )
-                    .bind(&event.project_uuid)
-                    .bind(&event.project_slug)
-                    .bind(tid)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    let row = sqlx::query("SELECT id, team_id FROM projects WHERE uuid = $1")
-                        .bind(&event.project_uuid)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                    let found: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
-                    projects.insert(event.project_uuid.as_str(), found);
-                    found
-                }
-            };
-            if owner != tid {
-                return Ok(IngestOutcome::Forbidden(insufficient(
-                    team_slug,
-                    project_name,
-                )));
-            }
-            placed.push((pid, tid));
-        }
-        // First occurrence of each id in this batch, sorted by id so that
-        // concurrent batches lock rows in one order.
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    /// One `UNNEST` statement over the batch's first occurrence of each id,
+    /// sorted by id so that concurrent batches lock rows in one order and
+    /// never deadlock each other.
+    async fn insert_events(
+        &mut self,
+        sender: &Sender,
+        events: &[IncomingEvent],
+        placed: &[Placement],
+        now: i64,
+    ) -> Result<Vec<bool>, IngestFailure> {
         let mut seen = HashSet::with_capacity(events.len());
         let mut order: Vec<usize> = (0..events.len())
             .filter(|&i| seen.insert(events[i].event_id.as_str()))
             .collect();
         order.sort_by(|&a, &b| events[a].event_id.cmp(&events[b].event_id));
-        let column =
-            |f: &dyn Fn(usize) -> String| order.iter().map(|&i| f(i)).collect::<Vec<String>>();
-        let ids = column(&|i| events[i].event_id.clone());
-        let types = column(&|i| events[i].event_type.clone());
-        let aggregates = column(&|i| events[i].aggregate_id.clone());
-        let nodes = column(&|i| events[i].node_id.clone());
-        let stamps = column(&|i| events[i].timestamp.clone());
-        let bodies = column(&|i| events[i].body.clone());
-        let lanes: Vec<Option<String>> = order
-            .iter()
-            .map(|&i| events[i].lane.map(str::to_string))
-            .collect();
-        let project_ids: Vec<i64> = order.iter().map(|&i| placed[i].0).collect();
-        let team_ids: Vec<i64> = order.iter().map(|&i| placed[i].1).collect();
-        let lamports: Vec<i64> = order.iter().map(|&i| events[i].lamport).collect();
-        let inserted: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at)
-             SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
-                  WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, n)
-             ORDER BY e.n
-             ON CONFLICT (event_id) DO NOTHING
-             RETURNING event_id",
-        )
-        .bind(&ids)
-        .bind(&types)
-        .bind(&aggregates)
-        .bind(&project_ids)
-        .bind(&team_ids)
-        .bind(&nodes)
-        .bind(sender.user_id)
-        .bind(&lamports)
-        .bind(&stamps)
-        .bind(&lanes)
-        .bind(&bodies)
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await?;
-        tx.commit().await?;
+        let columns = EventColumns::new(events, placed, &order);
+        let inserted: Vec<String> = sqlx::query_scalar(INSERT_EVENTS_SQL)
+            .bind(&columns.ids)
+            .bind(&columns.types)
+            .bind(&columns.aggregates)
+            .bind(&columns.project_ids)
+            .bind(&columns.team_ids)
+            .bind(&columns.nodes)
+            .bind(sender.user_id)
+            .bind(&columns.lamports)
+            .bind(&columns.stamps)
+            .bind(&columns.lanes)
+            .bind(&columns.bodies)
+            .bind(now)
+            .fetch_all(&mut *self.0)
+            .await?;
         let mut fresh: HashSet<String> = inserted.into_iter().collect();
-        let stored = events.iter().map(|e| fresh.remove(&e.event_id)).collect();
-        Ok(IngestOutcome::Stored(stored))
+        Ok(events.iter().map(|e| fresh.remove(&e.event_id)).collect())
+    }
+}
+
+/// The batch insert: one row per element of the bound arrays, in order.
+const INSERT_EVENTS_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at)
+     SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
+          WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, n)
+     ORDER BY e.n
+     ON CONFLICT (event_id) DO NOTHING
+     RETURNING event_id";
+
+/// The events picked by `order`, one array per column, for `UNNEST`.
+struct EventColumns {
+    ids: Vec<String>,
+    types: Vec<String>,
+    aggregates: Vec<String>,
+    nodes: Vec<String>,
+    stamps: Vec<String>,
+    bodies: Vec<String>,
+    lanes: Vec<Option<String>>,
+    project_ids: Vec<i64>,
+    team_ids: Vec<i64>,
+    lamports: Vec<i64>,
+}
+
+impl EventColumns {
+    fn new(events: &[IncomingEvent], placed: &[Placement], order: &[usize]) -> EventColumns {
+        let text = |f: &dyn Fn(&IncomingEvent) -> &str| {
+            order
+                .iter()
+                .map(|&i| f(&events[i]).to_string())
+                .collect::<Vec<String>>()
+        };
+        EventColumns {
+            ids: text(&|e| &e.event_id),
+            types: text(&|e| &e.event_type),
+            aggregates: text(&|e| &e.aggregate_id),
+            nodes: text(&|e| &e.node_id),
+            stamps: text(&|e| &e.timestamp),
+            bodies: text(&|e| &e.body),
+            lanes: order
+                .iter()
+                .map(|&i| events[i].lane.map(str::to_string))
+                .collect(),
+            project_ids: order.iter().map(|&i| placed[i].project_id).collect(),
+            team_ids: order.iter().map(|&i| placed[i].team_id).collect(),
+            lamports: order.iter().map(|&i| events[i].lamport).collect(),
+        }
     }
 }
 

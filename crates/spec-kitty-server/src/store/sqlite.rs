@@ -5,7 +5,6 @@
 //! from a small pool. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +15,8 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
-use super::{insufficient, no_team, not_member};
+use crate::clock::now_secs;
+use crate::ingest::rules::{self, IngestTx, Placement};
 
 /// The schema, one entry per version. Never edit an entry that has shipped:
 /// add a new one.
@@ -247,10 +247,6 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
-}
-
-fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn team_id(conn: &Connection, slug: &str) -> StoreResult<i64> {
@@ -620,6 +616,7 @@ impl Store for SqliteStore {
     }
 }
 
+/// Runs the ingest rules in one immediate transaction on the writer.
 fn ingest_blocking(
     conn: &mut Connection,
     sender: &Sender,
@@ -627,77 +624,80 @@ fn ingest_blocking(
     now: i64,
 ) -> StoreResult<IngestOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // team slug -> team id, for teams the sender is a member of (None: not).
-    let mut teams: HashMap<String, Option<i64>> = HashMap::new();
-    let mut membership = |tx: &rusqlite::Transaction<'_>, slug: &str| -> StoreResult<Option<i64>> {
-        if let Some(known) = teams.get(slug) {
-            return Ok(*known);
-        }
-        let found = tx
+    let outcome = run_ready(rules::apply(&mut SqliteIngest(&tx), sender, events, now))??;
+    if matches!(outcome, IngestOutcome::Stored(_)) {
+        tx.commit()?;
+    }
+    Ok(outcome)
+}
+
+/// Drives a future that never waits, on the current thread. The SQLite
+/// side of [`IngestTx`] does all its work synchronously, so the rules'
+/// future is ready on its first poll; anything else is a bug, reported
+/// as an error rather than a hang.
+fn run_ready<F: std::future::Future>(future: F) -> StoreResult<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Ok(output),
+        std::task::Poll::Pending => Err(StoreError::Task(
+            "the SQLite ingest waited on something; it must run synchronously".into(),
+        )),
+    }
+}
+
+/// The ingest lookups and inserts over an open SQLite transaction.
+struct SqliteIngest<'a>(&'a Connection);
+
+impl IngestTx for SqliteIngest<'_> {
+    type Error = StoreError;
+
+    async fn member_team_id(&mut self, slug: &str, user_id: i64) -> StoreResult<Option<i64>> {
+        Ok(self
+            .0
             .prepare_cached(
                 "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id
                  WHERE t.slug = ?1 AND m.user_id = ?2",
             )?
-            .query_row(params![slug, sender.user_id], |r| r.get(0))
-            .optional()?;
-        teams.insert(slug.to_string(), found);
-        Ok(found)
-    };
-    let Some(own_team) = sender.team.clone() else {
-        return Ok(IngestOutcome::Forbidden(no_team(&sender.username)));
-    };
-    if membership(&tx, &own_team)?.is_none() {
-        return Ok(IngestOutcome::Forbidden(not_member(
-            &own_team,
-            &sender.username,
-        )));
+            .query_row(params![slug, user_id], |r| r.get(0))
+            .optional()?)
     }
-    // project uuid -> (project id, team id)
-    let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut placed = Vec::with_capacity(events.len());
-    for event in events {
-        let team_slug = event.team.as_deref().unwrap_or(&own_team);
-        let project_name = event.project_slug.as_deref().unwrap_or(&event.project_uuid);
-        let Some(tid) = membership(&tx, team_slug)? else {
-            return Ok(IngestOutcome::Forbidden(insufficient(
-                team_slug,
-                project_name,
-            )));
-        };
-        let (pid, owner) =
-            match projects.get(event.project_uuid.as_str()) {
-                Some(found) => *found,
-                None => {
-                    tx.prepare_cached(
-                    "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(uuid) DO NOTHING",
-                )?
-                .execute(params![event.project_uuid, event.project_slug, tid, now])?;
-                    let found: (i64, i64) = tx
-                        .prepare_cached("SELECT id, team_id FROM projects WHERE uuid = ?1")?
-                        .query_row([&event.project_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    projects.insert(event.project_uuid.as_str(), found);
-                    found
-                }
-            };
-        if owner != tid {
-            return Ok(IngestOutcome::Forbidden(insufficient(
-                team_slug,
-                project_name,
-            )));
-        }
-        placed.push((pid, tid));
+
+    async fn place_project(
+        &mut self,
+        uuid: &str,
+        slug: Option<&str>,
+        team_id: i64,
+        now: i64,
+    ) -> StoreResult<(i64, i64)> {
+        self.0
+            .prepare_cached(
+                "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(uuid) DO NOTHING",
+            )?
+            .execute(params![uuid, slug, team_id, now])?;
+        Ok(self
+            .0
+            .prepare_cached("SELECT id, team_id FROM projects WHERE uuid = ?1")?
+            .query_row([uuid], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
-    let mut stored = Vec::with_capacity(events.len());
-    {
-        let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
-        for (event, (pid, tid)) in events.iter().zip(placed) {
+
+    async fn insert_events(
+        &mut self,
+        sender: &Sender,
+        events: &[IncomingEvent],
+        placed: &[Placement],
+        now: i64,
+    ) -> StoreResult<Vec<bool>> {
+        let mut insert = self.0.prepare_cached(INSERT_EVENT_SQL)?;
+        let mut stored = Vec::with_capacity(events.len());
+        for (event, place) in events.iter().zip(placed) {
             let changed = insert.execute(params![
                 event.event_id,
                 event.event_type,
                 event.aggregate_id,
-                pid,
-                tid,
+                place.project_id,
+                place.team_id,
                 sender.user_id,
                 event.node_id,
                 event.lamport,
@@ -708,9 +708,8 @@ fn ingest_blocking(
             ])?;
             stored.push(changed == 1);
         }
+        Ok(stored)
     }
-    tx.commit()?;
-    Ok(IngestOutcome::Stored(stored))
 }
 
 #[cfg(test)]
