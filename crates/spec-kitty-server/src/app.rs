@@ -26,6 +26,8 @@ pub struct AppState {
 
 /// Builds the router of contract sections 1 and 2 plus the health checks.
 pub fn router(state: AppState) -> Router {
+    // Made now, so a failure stops start-up rather than a log-in.
+    crate::passwords::decoy_hash();
     Router::new()
         .route("/api/v1/token/", post(routes::auth::login))
         .route("/api/v1/token/refresh/", post(routes::auth::refresh))

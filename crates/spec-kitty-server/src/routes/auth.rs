@@ -22,9 +22,7 @@ const BAD_CREDENTIALS: &str = "Invalid username or password";
 /// so a shared NAT does not lock out a whole office.
 const ADDRESS_FACTOR: i64 = 4;
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::clock::now_secs as now;
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
@@ -95,7 +93,7 @@ pub async fn login(
         ));
     }
     state.store.clear_login_failures(&keys[0]).await?;
-    let issued = state.signer.issue(&user, None, now);
+    let issued = state.signer.issue(&user, None, now)?;
     state
         .store
         .insert_refresh(NewRefresh {
@@ -135,7 +133,7 @@ pub async fn refresh(
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized(REFUSED.into()))?;
     let now = now();
-    let issued = state.signer.issue(&user, Some(family), now);
+    let issued = state.signer.issue(&user, Some(family), now)?;
     let new = NewRefresh {
         jti: issued.refresh_jti.clone(),
         family: issued.family.clone(),
