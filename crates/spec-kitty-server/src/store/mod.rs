@@ -23,6 +23,8 @@ pub enum StoreError {
     /// The shared signing key in the database is not 128 hex characters.
     #[error("database error: the stored signing key is corrupt")]
     CorruptSigningKey,
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]

@@ -8,6 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+mod ingest;
+mod schema;
+
+pub use schema::migrate;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -16,69 +21,6 @@ use super::{
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
 use crate::clock::now_secs;
-use crate::ingest::rules::{self, IngestTx, Placement};
-
-/// The schema, one entry per version. Never edit an entry that has shipped:
-/// add a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: users, teams, tokens, throttling, projects, events.
-    "
-    CREATE TABLE teams (
-        id INTEGER PRIMARY KEY,
-        slug TEXT NOT NULL UNIQUE,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE users (
-        id INTEGER PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        disabled INTEGER NOT NULL DEFAULT 0,
-        team_id INTEGER REFERENCES teams(id),
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE team_members (
-        team_id INTEGER NOT NULL REFERENCES teams(id),
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        PRIMARY KEY (team_id, user_id)
-    );
-    CREATE TABLE refresh_tokens (
-        jti TEXT PRIMARY KEY,
-        family TEXT NOT NULL,
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        expires_at INTEGER NOT NULL,
-        used_at INTEGER,
-        revoked INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX refresh_tokens_family ON refresh_tokens(family);
-    CREATE TABLE login_failures (
-        key TEXT NOT NULL,
-        at INTEGER NOT NULL
-    );
-    CREATE INDEX login_failures_key_at ON login_failures(key, at);
-    CREATE TABLE projects (
-        id INTEGER PRIMARY KEY,
-        uuid TEXT NOT NULL UNIQUE,
-        slug TEXT,
-        team_id INTEGER NOT NULL REFERENCES teams(id),
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
-        project_id INTEGER NOT NULL,
-        team_id INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        node_id TEXT NOT NULL,
-        lamport INTEGER NOT NULL,
-        ts TEXT NOT NULL,
-        lane TEXT,
-        body TEXT NOT NULL,
-        received_at INTEGER NOT NULL
-    );
-    ",
-];
 
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
@@ -140,26 +82,6 @@ pub fn connect(path: &Path) -> StoreResult<Connection> {
         reason: e.to_string(),
     })?;
     Ok(conn)
-}
-
-/// Brings the schema up to date. Safe when several processes start at once:
-/// the version is read inside an immediate (write-locked) transaction.
-pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 struct Inner {
@@ -606,109 +528,13 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<IngestOutcome> {
         let sender = sender.clone();
-        self.write(move |conn| ingest_blocking(conn, &sender, &events, now))
+        self.write(move |conn| ingest::ingest_blocking(conn, &sender, &events, now))
             .await
     }
 
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
-    }
-}
-
-/// Runs the ingest rules in one immediate transaction on the writer.
-fn ingest_blocking(
-    conn: &mut Connection,
-    sender: &Sender,
-    events: &[IncomingEvent],
-    now: i64,
-) -> StoreResult<IngestOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let outcome = run_ready(rules::apply(&mut SqliteIngest(&tx), sender, events, now))??;
-    if matches!(outcome, IngestOutcome::Stored(_)) {
-        tx.commit()?;
-    }
-    Ok(outcome)
-}
-
-/// Drives a future that never waits, on the current thread. The SQLite
-/// side of [`IngestTx`] does all its work synchronously, so the rules'
-/// future is ready on its first poll; anything else is a bug, reported
-/// as an error rather than a hang.
-fn run_ready<F: std::future::Future>(future: F) -> StoreResult<F::Output> {
-    let mut future = std::pin::pin!(future);
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match future.as_mut().poll(&mut cx) {
-        std::task::Poll::Ready(output) => Ok(output),
-        std::task::Poll::Pending => Err(StoreError::Task(
-            "the SQLite ingest waited on something; it must run synchronously".into(),
-        )),
-    }
-}
-
-/// The ingest lookups and inserts over an open SQLite transaction.
-struct SqliteIngest<'a>(&'a Connection);
-
-impl IngestTx for SqliteIngest<'_> {
-    type Error = StoreError;
-
-    async fn member_team_id(&mut self, slug: &str, user_id: i64) -> StoreResult<Option<i64>> {
-        Ok(self
-            .0
-            .prepare_cached(
-                "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id
-                 WHERE t.slug = ?1 AND m.user_id = ?2",
-            )?
-            .query_row(params![slug, user_id], |r| r.get(0))
-            .optional()?)
-    }
-
-    async fn place_project(
-        &mut self,
-        uuid: &str,
-        slug: Option<&str>,
-        team_id: i64,
-        now: i64,
-    ) -> StoreResult<(i64, i64)> {
-        self.0
-            .prepare_cached(
-                "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(uuid) DO NOTHING",
-            )?
-            .execute(params![uuid, slug, team_id, now])?;
-        Ok(self
-            .0
-            .prepare_cached("SELECT id, team_id FROM projects WHERE uuid = ?1")?
-            .query_row([uuid], |r| Ok((r.get(0)?, r.get(1)?)))?)
-    }
-
-    async fn insert_events(
-        &mut self,
-        sender: &Sender,
-        events: &[IncomingEvent],
-        placed: &[Placement],
-        now: i64,
-    ) -> StoreResult<Vec<bool>> {
-        let mut insert = self.0.prepare_cached(INSERT_EVENT_SQL)?;
-        let mut stored = Vec::with_capacity(events.len());
-        for (event, place) in events.iter().zip(placed) {
-            let changed = insert.execute(params![
-                event.event_id,
-                event.event_type,
-                event.aggregate_id,
-                place.project_id,
-                place.team_id,
-                sender.user_id,
-                event.node_id,
-                event.lamport,
-                event.timestamp,
-                event.lane,
-                event.body,
-                now,
-            ])?;
-            stored.push(changed == 1);
-        }
-        Ok(stored)
     }
 }
 
