@@ -22,8 +22,8 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
+use crate::auth::signing_key;
 use crate::clock::now_secs;
-use crate::signing_key;
 
 /// How the pool connects.
 #[derive(Debug, Clone, Copy)]

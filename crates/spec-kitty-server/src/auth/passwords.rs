@@ -39,7 +39,7 @@ pub fn verify(password: &str, stored: &str) -> bool {
 /// A valid hash of a random password, verified against when the username is
 /// unknown, so that "no such user" takes as long as "wrong password".
 ///
-/// Made once; the server makes it at start-up ([`crate::app::router`]) so
+/// Made once; the server makes it at start-up ([`crate::http::app::router`]) so
 /// a failure stops the server there. An empty or predictable decoy would
 /// defeat the timing protection it exists for, so there is no fallback.
 ///

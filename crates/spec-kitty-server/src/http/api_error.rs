@@ -39,8 +39,8 @@ impl ApiError {
     }
 }
 
-impl From<crate::tokens::SignError> for ApiError {
-    fn from(e: crate::tokens::SignError) -> Self {
+impl From<crate::auth::tokens::SignError> for ApiError {
+    fn from(e: crate::auth::tokens::SignError) -> Self {
         ApiError::Internal(e.to_string())
     }
 }

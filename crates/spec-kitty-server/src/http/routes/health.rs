@@ -3,10 +3,10 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::api_error::ApiError;
-use crate::app::AppState;
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
+use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::rules;
-use crate::routes::authenticated::Authenticated;
 use axum::extract::State;
 
 /// `GET /healthz`: the process accepts requests. No authentication, no

@@ -8,11 +8,11 @@ use axum::extract::{ConnectInfo, State};
 use serde::de::DeserializeOwned;
 use spec_kitty_protocol::{LoginRequest, RefreshRequest, TokenResponse};
 
-use crate::api_error::ApiError;
-use crate::app::AppState;
-use crate::passwords;
+use crate::auth::passwords;
+use crate::auth::tokens::TokenKind;
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
 use crate::store::{NewRefresh, RotateOutcome, User};
-use crate::tokens::TokenKind;
 
 /// The one answer to a wrong password and to an unknown user, so that the
 /// server never reveals which usernames exist.
