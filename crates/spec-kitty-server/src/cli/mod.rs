@@ -24,7 +24,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the sync API (SQLite in the data directory by default)
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Manage teams
     #[command(subcommand)]
     Team(TeamCommand),
@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::serve(args, cli.storage)),
+        Command::Serve(args) => runtime.block_on(serve::serve(*args, cli.storage)),
         Command::Team(command) => {
             serve::init_logging(LogFormat::Text, "warn");
             runtime.block_on(admin::team(command, &cli.storage))
