@@ -8,14 +8,16 @@
 //! statement, sorted by event id so that concurrent transactions take row
 //! locks in the same order and never deadlock each other.
 
+mod connect;
 mod ingest;
 mod schema;
 
+pub use connect::{PoolSettings, redact};
+
 use ingest::IngestFailure;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
@@ -24,23 +26,6 @@ use super::{
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
-
-/// How the pool connects.
-#[derive(Debug, Clone, Copy)]
-pub struct PoolSettings {
-    pub max_connections: u32,
-    /// How long start-up keeps retrying an unreachable database.
-    pub connect_timeout: Duration,
-}
-
-impl Default for PoolSettings {
-    fn default() -> Self {
-        PoolSettings {
-            max_connections: 10,
-            connect_timeout: Duration::from_secs(30),
-        }
-    }
-}
 
 fn code_of(e: &sqlx::Error) -> Option<String> {
     match e {
@@ -54,65 +39,14 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 /// Deadlock or serialization failure: the transaction may simply be retried.
-fn is_retryable(e: &sqlx::Error) -> bool {
+pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(code_of(e).as_deref(), Some("40P01") | Some("40001"))
-}
-
-/// Hides the password of a database URL for messages.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or_default();
-            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// The PostgreSQL store.
 #[derive(Clone)]
 pub struct PostgresStore {
     pool: PgPool,
-}
-
-impl PostgresStore {
-    /// Connects (retrying until `settings.connect_timeout` while the
-    /// database is unreachable) and migrates.
-    pub async fn open(url: &str, settings: PoolSettings) -> StoreResult<PostgresStore> {
-        let options: PgConnectOptions = url.parse().map_err(|e: sqlx::Error| StoreError::Open {
-            path: redact(url),
-            reason: e.to_string(),
-        })?;
-        let deadline = tokio::time::Instant::now() + settings.connect_timeout;
-        let mut wait = Duration::from_millis(250);
-        let pool = loop {
-            let attempt = PgPoolOptions::new()
-                .max_connections(settings.max_connections)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(options.clone())
-                .await;
-            match attempt {
-                Ok(pool) => break pool,
-                Err(e) if tokio::time::Instant::now() + wait < deadline => {
-                    tracing::warn!(database = %redact(url), error = %e, "database unreachable; retrying in {} ms", wait.as_millis());
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    return Err(StoreError::Open {
-                        path: redact(url),
-                        reason: format!(
-                            "{e} (gave up after {} s; check the URL and that PostgreSQL is running)",
-                            settings.connect_timeout.as_secs()
-                        ),
-                    });
-                }
-            }
-        };
-        schema::migrate(&pool).await?;
-        Ok(PostgresStore { pool })
-    }
 }
 
 async fn team_id(tx: &mut Transaction<'_, Postgres>, slug: &str) -> StoreResult<i64> {
@@ -495,19 +429,5 @@ impl Store for PostgresStore {
             .fetch_one(&self.pool)
             .await
             .map_err(StoreError::from)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://bob:secret@db:5432/x"),
-            "postgres://bob:***@db:5432/x"
-        );
-        assert_eq!(redact("postgres://db/x"), "postgres://db/x");
     }
 }

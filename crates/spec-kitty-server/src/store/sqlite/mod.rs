@@ -5,12 +5,15 @@
 //! from a small pool. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+mod connection;
 mod ingest;
 mod schema;
 
+use connection::prepare_private_file;
+pub use connection::{connect, path_from_url};
 pub use schema::migrate;
 
 use async_trait::async_trait;
@@ -25,64 +28,6 @@ use crate::clock::now_secs;
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
 pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(event_id) DO NOTHING";
-
-/// Reads the path out of `sqlite://PATH`, `sqlite:PATH` or a plain path.
-pub fn path_from_url(url: &str) -> StoreResult<PathBuf> {
-    let rest = if let Some(rest) = url.strip_prefix("sqlite://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("sqlite:") {
-        rest
-    } else if url.contains("://") {
-        return Err(StoreError::UnsupportedUrl(url.to_string()));
-    } else {
-        url
-    };
-    let rest = rest.split('?').next().unwrap_or_default();
-    if rest.is_empty() {
-        return Err(StoreError::UnsupportedUrl(url.to_string()));
-    }
-    Ok(PathBuf::from(rest))
-}
-
-/// Creates the database's directory (0700) and an empty database file
-/// (0600) if they are missing: the database holds password hashes, and
-/// SQLite gives its -wal and -shm files the mode of the main file.
-fn prepare_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Opens a connection with the pragmas every connection needs.
-pub fn connect(path: &Path) -> StoreResult<Connection> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )
-    .map_err(|e| StoreError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(conn)
-}
 
 struct Inner {
     path: PathBuf,
@@ -535,28 +480,5 @@ impl Store for SqliteStore {
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_urls() {
-        assert_eq!(
-            path_from_url("sqlite:///tmp/a.db").ok(),
-            Some(PathBuf::from("/tmp/a.db"))
-        );
-        assert_eq!(
-            path_from_url("sqlite:data/a.db").ok(),
-            Some(PathBuf::from("data/a.db"))
-        );
-        assert_eq!(
-            path_from_url("/tmp/b.db").ok(),
-            Some(PathBuf::from("/tmp/b.db"))
-        );
-        assert!(path_from_url("mysql://x").is_err());
-        assert!(path_from_url("sqlite://").is_err());
     }
 }
