@@ -20,7 +20,6 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use rusqlite::{TransactionBehavior, params};
-use serde_json::{Value, json};
 use spec_kitty_server::config::ServerConfig;
 use spec_kitty_server::store::sqlite::{self, INSERT_EVENT_SQL};
 use spec_kitty_server::{BackgroundServer, admin};
@@ -28,7 +27,9 @@ use spec_kitty_server::{BackgroundServer, admin};
 /// One event, as JSON and as the row the server would store.
 mod support;
 
-use support::{BATCH, BoxResult, PASSWORD, Prepared, SENDERS, build_events, gzip_batch};
+use support::{
+    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, build_events, gzip_batch, login, send_all,
+};
 
 /// The same rows straight into SQLite, 1000 per transaction.
 fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
@@ -66,52 +67,6 @@ fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
         return Err(format!("raw baseline stored {stored} of {} rows", events.len()).into());
     }
     Ok(events.len() as f64 / elapsed)
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent()
-}
-
-fn login(agent: &ureq::Agent, base: &str, username: &str) -> BoxResult<String> {
-    let body = json!({"username": username, "password": PASSWORD}).to_string();
-    let mut response = agent
-        .post(format!("{base}/api/v1/token/"))
-        .header("Content-Type", "application/json")
-        .send(body.as_bytes())?;
-    let text = response.body_mut().read_to_string()?;
-    if response.status() != 200 {
-        return Err(format!("log-in answered {}: {text}", response.status()).into());
-    }
-    let value: Value = serde_json::from_str(&text)?;
-    value["access"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "log-in answer without an access token".into())
-}
-
-/// Posts the batches in order; returns how many events came back `success`.
-fn send_all(agent: &ureq::Agent, base: &str, token: &str, batches: &[Vec<u8>]) -> BoxResult<usize> {
-    let url = format!("{base}/api/v1/events/batch/");
-    let mut successes = 0;
-    for batch in batches {
-        let mut response = agent
-            .post(&url)
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-            .send(batch.as_slice())?;
-        let text = response.body_mut().read_to_string()?;
-        if response.status() != 200 {
-            return Err(format!("batch answered {}: {text}", response.status()).into());
-        }
-        // Counting is cheap next to the request; a substring count avoids
-        // timing a second JSON parse.
-        successes += text.matches("\"status\":\"success\"").count();
-    }
-    Ok(successes)
 }
 
 /// A fresh server with team `acme` and `users` users; returns their tokens.

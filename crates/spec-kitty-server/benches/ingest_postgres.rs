@@ -23,7 +23,6 @@ use std::process::ExitCode;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
 use spec_kitty_server::config::ServerConfig;
 use spec_kitty_server::{BackgroundServer, admin};
 use sqlx::Connection;
@@ -43,31 +42,18 @@ const RAW_INSERT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregat
           AS e(event_id, aggregate_id, project_id, node_id, lamport, ts, lane, body)";
 
 /// One event, as JSON and as the row the server would store.
+#[path = "../tests/pg_support/mod.rs"]
+mod pg_support;
 mod support;
 
-use support::{BATCH, BoxResult, PASSWORD, Prepared, SENDERS, build_events, gzip_batch};
+use support::{
+    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, build_events, gzip_batch, login, send_all,
+};
 
 fn runtime() -> BoxResult<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?)
-}
-
-/// Replaces the database name (the last path segment) of a URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let root = match base[scheme_end..].find('/') {
-        Some(slash) => &base[..scheme_end + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{root}/{name}?{q}"),
-        None => format!("{root}/{name}"),
-    }
 }
 
 async fn admin_connection(admin_url: &str) -> BoxResult<sqlx::PgConnection> {
@@ -109,7 +95,7 @@ impl BenchDb {
         })?;
         Ok(BenchDb {
             admin_url: admin_url.to_string(),
-            url: with_database(admin_url, &name),
+            url: pg_support::with_database(admin_url, &name),
             name,
         })
     }
@@ -185,52 +171,6 @@ fn raw_baseline(admin_url: &str, events: &[Prepared]) -> BoxResult<f64> {
         }
         Ok(events.len() as f64 / elapsed)
     })
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(120)))
-        .build()
-        .new_agent()
-}
-
-fn login(agent: &ureq::Agent, base: &str, username: &str) -> BoxResult<String> {
-    let body = json!({"username": username, "password": PASSWORD}).to_string();
-    let mut response = agent
-        .post(format!("{base}/api/v1/token/"))
-        .header("Content-Type", "application/json")
-        .send(body.as_bytes())?;
-    let text = response.body_mut().read_to_string()?;
-    if response.status() != 200 {
-        return Err(format!("log-in answered {}: {text}", response.status()).into());
-    }
-    let value: Value = serde_json::from_str(&text)?;
-    value["access"]
-        .as_str()
-        .map(str::to_string)
-        .ok_or_else(|| "log-in answer without an access token".into())
-}
-
-/// Posts the batches in order; returns how many events came back `success`.
-fn send_all(agent: &ureq::Agent, base: &str, token: &str, batches: &[Vec<u8>]) -> BoxResult<usize> {
-    let url = format!("{base}/api/v1/events/batch/");
-    let mut successes = 0;
-    for batch in batches {
-        let mut response = agent
-            .post(&url)
-            .header("Authorization", format!("Bearer {token}"))
-            .header("Content-Type", "application/json")
-            .header("Content-Encoding", "gzip")
-            .send(batch.as_slice())?;
-        let text = response.body_mut().read_to_string()?;
-        if response.status() != 200 {
-            return Err(format!("batch answered {}: {text}", response.status()).into());
-        }
-        // A substring count avoids timing a second JSON parse.
-        successes += text.matches("\"status\":\"success\"").count();
-    }
-    Ok(successes)
 }
 
 /// `instances` servers on one fresh database, with team `acme` and
