@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use crate::passwords::{self, PasswordError};
-use crate::store::{Store, StoreError};
+use crate::auth::passwords::{self, PasswordError};
+use crate::store::{Store, StoreError, TeamSummary, UserSummary};
 
 /// Why an admin operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -79,4 +79,34 @@ pub async fn add_user(
         .await
         .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))??;
     Ok(store.create_user(username, &hash, team).await?)
+}
+
+/// Teams with their members and project counts, for `team list`.
+pub async fn list_teams(store: &Arc<dyn Store>) -> Result<Vec<TeamSummary>, AdminError> {
+    Ok(store.list_teams().await?)
+}
+
+/// Adds an existing user to a team; a user without a team of their own
+/// gets this one.
+pub async fn add_member(store: &Arc<dyn Store>, team: &str, user: &str) -> Result<(), AdminError> {
+    Ok(store.add_member(team, user).await?)
+}
+
+/// Removes a user from a team; their next sync for it is refused.
+pub async fn remove_member(
+    store: &Arc<dyn Store>,
+    team: &str,
+    user: &str,
+) -> Result<(), AdminError> {
+    Ok(store.remove_member(team, user).await?)
+}
+
+/// Disables a user and revokes their sessions at once.
+pub async fn disable_user(store: &Arc<dyn Store>, username: &str) -> Result<(), AdminError> {
+    Ok(store.disable_user(username).await?)
+}
+
+/// Users with their teams, for `user list`.
+pub async fn list_users(store: &Arc<dyn Store>) -> Result<Vec<UserSummary>, AdminError> {
+    Ok(store.list_users().await?)
 }

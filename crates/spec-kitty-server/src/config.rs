@@ -1,5 +1,12 @@
 //! Server configuration: flags, then `SPEC_KITTY_SERVER_*` environment
 //! variables (clap reads both), then an optional TOML file, then defaults.
+//!
+//! One settings type, [`ServeArgs`], is both the clap flag set and the
+//! serde shape of the TOML file, every field optional; [`ServeArgs::over`]
+//! layers one over another, and [`ServerConfig::resolve`] fills what is
+//! still unset from the defaults, each written once ([`DEFAULT_LISTEN`],
+//! [`Limits::default`], [`PoolSettings::default`] and the protocol's token
+//! lifetimes).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,9 +49,24 @@ pub struct StorageArgs {
     pub database: Option<String>,
 }
 
-/// Flags of `spec-kitty-server serve`.
-#[derive(Debug, Clone, Default, Args)]
+/// Where `serve` listens when nothing says otherwise.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8000,
+));
+
+/// The settings of `spec-kitty-server serve`: its flags (and their
+/// environment variables) and, with the same names, the keys of the TOML
+/// file. Unknown keys in the file are errors, so a typo never goes unseen.
+#[derive(Debug, Clone, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServeArgs {
+    /// File only: the flag is the global `--data-dir` ([`StorageArgs`]).
+    #[arg(skip)]
+    pub data_dir: Option<PathBuf>,
+    /// File only: the flag is the global `--database` ([`StorageArgs`]).
+    #[arg(skip)]
+    pub database: Option<String>,
     /// Address to listen on [default: 127.0.0.1:8000]
     #[arg(long, env = "SPEC_KITTY_SERVER_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -112,7 +134,43 @@ pub struct ServeArgs {
     /// Optional TOML file with any of the settings above (flags and
     /// environment win over it)
     #[arg(long, env = "SPEC_KITTY_SERVER_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
+}
+
+/// Layers `$upper` over `$lower`, field by field: the first that is set
+/// wins. The field list is the only place the settings are named twice.
+macro_rules! layer {
+    ($upper:expr, $lower:expr; $($field:ident),+ $(,)?) => {
+        ServeArgs { $($field: $upper.$field.or($lower.$field)),+ }
+    };
+}
+
+impl ServeArgs {
+    /// These settings over `lower`: each one set here wins.
+    pub fn over(self, lower: ServeArgs) -> ServeArgs {
+        layer!(self, lower;
+            data_dir, database, listen, tls_cert, tls_key, access_lifetime,
+            refresh_lifetime, max_body_bytes, max_decompressed_bytes,
+            login_max_failures, login_window, signing_key_file,
+            database_max_connections, database_connect_timeout, log_format, config,
+        )
+    }
+
+    /// The settings of the TOML file `--config` names, or none.
+    fn from_file(path: Option<&Path>) -> Result<ServeArgs, ConfigError> {
+        let Some(path) = path else {
+            return Ok(ServeArgs::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.message().to_string(),
+        })
+    }
 }
 
 /// How log lines are written.
@@ -122,27 +180,6 @@ pub enum LogFormat {
     #[default]
     Text,
     Json,
-}
-
-/// The TOML file: the same settings, all optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    access_lifetime: Option<u64>,
-    refresh_lifetime: Option<u64>,
-    max_body_bytes: Option<usize>,
-    max_decompressed_bytes: Option<usize>,
-    login_max_failures: Option<u32>,
-    login_window: Option<u64>,
-    log_format: Option<LogFormat>,
-    signing_key_file: Option<PathBuf>,
-    database_max_connections: Option<u32>,
-    database_connect_timeout: Option<u64>,
 }
 
 /// Why the configuration cannot be used.
@@ -235,32 +272,23 @@ impl ServerConfig {
         }
     }
 
-    /// Merges flags and environment (already in `args`) over the file over
-    /// the defaults.
+    /// Merges flags and environment (already in `args` and `storage`) over
+    /// the file over the defaults, and checks the result.
     pub fn resolve(args: &ServeArgs, storage: &StorageArgs) -> Result<ServerConfig, ConfigError> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.clone(),
-                    source,
-                })?;
-                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::Parse {
-                    path: path.clone(),
-                    message: e.message().to_string(),
-                })?
-            }
-            None => FileConfig::default(),
+        let flags = ServeArgs {
+            data_dir: storage.data_dir.clone(),
+            database: storage.database.clone(),
+            ..args.clone()
         };
-        let defaults = Limits::default();
-        let storage = StorageArgs {
-            data_dir: storage.data_dir.clone().or(file.data_dir),
-            database: storage.database.clone().or(file.database),
-        }
-        .resolve();
-        let tls = match (
-            args.tls_cert.clone().or(file.tls_cert),
-            args.tls_key.clone().or(file.tls_key),
-        ) {
+        let file = ServeArgs::from_file(args.config.as_deref())?;
+        let config = ServerConfig::from_settings(flags.over(file))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Fills every setting still unset from its default.
+    fn from_settings(s: ServeArgs) -> Result<ServerConfig, ConfigError> {
+        let tls = match (s.tls_cert, s.tls_key) {
             (Some(cert), Some(key)) => Some((cert, key)),
             (None, None) => None,
             _ => {
@@ -269,69 +297,59 @@ impl ServerConfig {
                 ));
             }
         };
-        let config = ServerConfig {
-            listen: args
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
-            storage,
+        let limits = Limits::default();
+        let pool = PoolSettings::default();
+        Ok(ServerConfig {
+            listen: s.listen.unwrap_or(DEFAULT_LISTEN),
+            storage: StorageArgs {
+                data_dir: s.data_dir,
+                database: s.database,
+            }
+            .resolve(),
             tls,
-            access_lifetime: args
+            access_lifetime: s
                 .access_lifetime
-                .or(file.access_lifetime)
                 .unwrap_or(spec_kitty_protocol::token::DEFAULT_ACCESS_LIFETIME),
-            refresh_lifetime: args
+            refresh_lifetime: s
                 .refresh_lifetime
-                .or(file.refresh_lifetime)
                 .unwrap_or(spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME),
             limits: Limits {
-                max_body_bytes: args
-                    .max_body_bytes
-                    .or(file.max_body_bytes)
-                    .unwrap_or(defaults.max_body_bytes),
-                max_decompressed_bytes: args
+                max_body_bytes: s.max_body_bytes.unwrap_or(limits.max_body_bytes),
+                max_decompressed_bytes: s
                     .max_decompressed_bytes
-                    .or(file.max_decompressed_bytes)
-                    .unwrap_or(defaults.max_decompressed_bytes),
-                login_max_failures: args
-                    .login_max_failures
-                    .or(file.login_max_failures)
-                    .unwrap_or(defaults.login_max_failures),
-                login_window: args
-                    .login_window
-                    .or(file.login_window)
-                    .unwrap_or(defaults.login_window),
+                    .unwrap_or(limits.max_decompressed_bytes),
+                login_max_failures: s.login_max_failures.unwrap_or(limits.login_max_failures),
+                login_window: s.login_window.unwrap_or(limits.login_window),
             },
-            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
-            signing_key_file: args.signing_key_file.clone().or(file.signing_key_file),
+            log_format: s.log_format.unwrap_or_default(),
+            signing_key_file: s.signing_key_file,
             pool: PoolSettings {
-                max_connections: args
-                    .database_max_connections
-                    .or(file.database_max_connections)
-                    .unwrap_or(PoolSettings::default().max_connections),
-                connect_timeout: std::time::Duration::from_secs(
-                    args.database_connect_timeout
-                        .or(file.database_connect_timeout)
-                        .unwrap_or(PoolSettings::default().connect_timeout.as_secs()),
-                ),
+                max_connections: s.database_max_connections.unwrap_or(pool.max_connections),
+                connect_timeout: s
+                    .database_connect_timeout
+                    .map_or(pool.connect_timeout, std::time::Duration::from_secs),
             },
-        };
-        if config.access_lifetime == 0 || config.refresh_lifetime == 0 {
+        })
+    }
+
+    /// The rules no single setting can check alone.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.access_lifetime == 0 || self.refresh_lifetime == 0 {
             return Err(ConfigError::Invalid(
                 "token lifetimes must be at least 1 second".into(),
             ));
         }
-        if config.refresh_lifetime < config.access_lifetime {
+        if self.refresh_lifetime < self.access_lifetime {
             return Err(ConfigError::Invalid(
                 "the refresh lifetime must not be shorter than the access lifetime".into(),
             ));
         }
-        if config.limits.login_max_failures == 0 {
+        if self.limits.login_max_failures == 0 {
             return Err(ConfigError::Invalid(
                 "login-max-failures must be at least 1".into(),
             ));
         }
-        Ok(config)
+        Ok(())
     }
 }
 
@@ -381,5 +399,27 @@ mod tests {
             ..ServeArgs::default()
         };
         assert!(ServerConfig::resolve(&args, &StorageArgs::default()).is_err());
+    }
+
+    #[test]
+    fn the_file_cannot_name_another_file_and_storage_comes_from_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "config = \"other.toml\"\n").expect("write");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let err = ServerConfig::resolve(&args, &StorageArgs::default()).expect_err("no nesting");
+        assert!(err.to_string().contains("config"), "{err}");
+        std::fs::write(
+            &file,
+            "database = \"sqlite:///tmp/x.db\"\nlogin_window = 60\n",
+        )
+        .expect("write");
+        let config = ServerConfig::resolve(&args, &StorageArgs::default()).expect("resolves");
+        assert_eq!(config.storage.database_url, "sqlite:///tmp/x.db");
+        assert_eq!(config.limits.login_window, 60);
+        assert_eq!(config.listen, DEFAULT_LISTEN);
     }
 }

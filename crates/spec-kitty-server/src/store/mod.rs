@@ -19,7 +19,12 @@ pub enum StoreError {
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("database error: {0}")]
-    Postgres(String),
+    Postgres(#[from] sqlx::Error),
+    /// The shared signing key in the database is not 128 hex characters.
+    #[error("database error: the stored signing key is corrupt")]
+    CorruptSigningKey,
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -195,23 +200,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many events are stored (for admin views and tests).
     async fn event_count(&self) -> StoreResult<i64>;
-}
-
-/// The permission message of contract section 2, shared by the backends.
-pub(crate) fn insufficient(team: &str, project: &str) -> String {
-    format!("Insufficient permissions for team '{team}' on project '{project}'")
-}
-
-/// The refusal for a sender who belongs to no team.
-pub(crate) fn no_team(username: &str) -> String {
-    format!(
-        "User '{username}' belongs to no team; ask your server administrator to add them to one"
-    )
-}
-
-/// The refusal for a sender no longer in the team their token names.
-pub(crate) fn not_member(team: &str, username: &str) -> String {
-    format!("Insufficient permissions for team '{team}': user '{username}' is not a member")
 }
 
 /// Opens the store named by a database URL (`postgres://` or

@@ -38,13 +38,21 @@ pub fn verify(password: &str, stored: &str) -> bool {
 
 /// A valid hash of a random password, verified against when the username is
 /// unknown, so that "no such user" takes as long as "wrong password".
+///
+/// Made once; the server makes it at start-up ([`crate::http::app::router`]) so
+/// a failure stops the server there. An empty or predictable decoy would
+/// defeat the timing protection it exists for, so there is no fallback.
+///
+/// # Panics
+///
+/// If the system has no randomness or argon2 cannot hash, neither of which
+/// happens on a working system.
 pub fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
         let mut random = [0u8; 24];
-        let _ = getrandom::fill(&mut random);
-        let text: String = random.iter().map(|b| format!("{b:02x}")).collect();
-        hash(&text).unwrap_or_default()
+        getrandom::fill(&mut random).expect("no randomness for the decoy password hash");
+        hash(&crate::hex::encode(&random)).expect("could not hash the decoy password")
     })
 }
 

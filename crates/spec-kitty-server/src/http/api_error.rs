@@ -39,6 +39,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::auth::tokens::SignError> for ApiError {
+    fn from(e: crate::auth::tokens::SignError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())

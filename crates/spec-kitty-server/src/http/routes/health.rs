@@ -3,10 +3,10 @@
 use axum::Json;
 use serde_json::{Value, json};
 
-use crate::api_error::ApiError;
-use crate::app::AppState;
-use crate::routes::authenticated::Authenticated;
-use crate::store;
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
+use crate::http::routes::authenticated::Authenticated;
+use crate::ingest::rules;
 use axum::extract::State;
 
 /// `GET /healthz`: the process accepts requests. No authentication, no
@@ -22,10 +22,10 @@ pub async fn sync_health(
     auth: Authenticated,
 ) -> Result<Json<Value>, ApiError> {
     let Some(team) = auth.team.clone() else {
-        return Err(ApiError::Forbidden(store::no_team(&auth.user.username)));
+        return Err(ApiError::Forbidden(rules::no_team(&auth.user.username)));
     };
     if !state.store.is_member(auth.user.id, &team).await? {
-        return Err(ApiError::Forbidden(store::not_member(
+        return Err(ApiError::Forbidden(rules::not_member(
             &team,
             &auth.user.username,
         )));

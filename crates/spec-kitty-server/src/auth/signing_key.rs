@@ -30,15 +30,19 @@ pub enum KeyError {
 /// The key file's name inside the data directory.
 pub const KEY_FILE: &str = "signing-key";
 
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if text.len() != 128 {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
+/// The key's length in bytes (HS256 wants at least 32; we make 64).
+pub const KEY_BYTES: usize = 64;
+
+/// The key's text form, the same in the key file and in the database: its
+/// [`KEY_BYTES`] bytes as 128 lower-case hex characters.
+pub fn encode_key(key: &[u8]) -> String {
+    crate::hex::encode(key)
+}
+
+/// Reads a key's text form, wherever it is kept: exactly 128 hex
+/// characters (surrounding white space ignored), or `None`.
+pub fn decode_key(text: &str) -> Option<Vec<u8>> {
+    crate::hex::decode(text.trim()).filter(|key| key.len() == KEY_BYTES)
 }
 
 /// Loads a key file that must exist (given by configuration, shared by
@@ -48,7 +52,7 @@ pub fn load_file(path: &Path) -> Result<Vec<u8>, KeyError> {
         path: path.to_path_buf(),
         source,
     })?;
-    decode_hex(&text).ok_or(KeyError::Corrupt {
+    decode_key(&text).ok_or(KeyError::Corrupt {
         path: path.to_path_buf(),
     })
 }
@@ -64,14 +68,14 @@ pub fn load_or_create(dir: &Path) -> Result<Vec<u8>, KeyError> {
                 {
                     tracing::warn!(path = %path.display(), "signing key is readable by others; run: chmod 600 {}", path.display());
                 }
-                return decode_hex(&text).ok_or(KeyError::Corrupt { path });
+                return decode_key(&text).ok_or(KeyError::Corrupt { path });
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(source) => return Err(KeyError::Read { path, source }),
         }
-        let mut key = [0u8; 64];
+        let mut key = [0u8; KEY_BYTES];
         getrandom::fill(&mut key).map_err(|e| KeyError::Random(e.to_string()))?;
-        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = encode_key(&key);
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -122,6 +126,21 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert_eq!(load_or_create(dir.path()).expect("reloaded"), first);
+    }
+
+    #[test]
+    fn one_text_form_for_file_and_database() {
+        let key = [7u8; KEY_BYTES];
+        assert_eq!(
+            decode_key(&format!(" {}\n", encode_key(&key))),
+            Some(key.to_vec())
+        );
+        assert_eq!(
+            decode_key(&"ab".repeat(32)),
+            None,
+            "64 hex characters is too short"
+        );
+        assert_eq!(decode_key(&"ab".repeat(65)), None);
     }
 
     #[test]

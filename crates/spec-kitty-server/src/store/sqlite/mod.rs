@@ -5,9 +5,16 @@
 //! from a small pool. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+mod connection;
+mod ingest;
+mod schema;
+
+use connection::prepare_private_file;
+pub use connection::{connect, path_from_url};
+pub use schema::migrate;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -16,151 +23,11 @@ use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
-use super::{insufficient, no_team, not_member};
-
-/// The schema, one entry per version. Never edit an entry that has shipped:
-/// add a new one.
-const MIGRATIONS: &[&str] = &[
-    // 1: users, teams, tokens, throttling, projects, events.
-    "
-    CREATE TABLE teams (
-        id INTEGER PRIMARY KEY,
-        slug TEXT NOT NULL UNIQUE,
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE users (
-        id INTEGER PRIMARY KEY,
-        username TEXT NOT NULL UNIQUE,
-        password_hash TEXT NOT NULL,
-        disabled INTEGER NOT NULL DEFAULT 0,
-        team_id INTEGER REFERENCES teams(id),
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE team_members (
-        team_id INTEGER NOT NULL REFERENCES teams(id),
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        PRIMARY KEY (team_id, user_id)
-    );
-    CREATE TABLE refresh_tokens (
-        jti TEXT PRIMARY KEY,
-        family TEXT NOT NULL,
-        user_id INTEGER NOT NULL REFERENCES users(id),
-        expires_at INTEGER NOT NULL,
-        used_at INTEGER,
-        revoked INTEGER NOT NULL DEFAULT 0
-    );
-    CREATE INDEX refresh_tokens_family ON refresh_tokens(family);
-    CREATE TABLE login_failures (
-        key TEXT NOT NULL,
-        at INTEGER NOT NULL
-    );
-    CREATE INDEX login_failures_key_at ON login_failures(key, at);
-    CREATE TABLE projects (
-        id INTEGER PRIMARY KEY,
-        uuid TEXT NOT NULL UNIQUE,
-        slug TEXT,
-        team_id INTEGER NOT NULL REFERENCES teams(id),
-        created_at INTEGER NOT NULL
-    );
-    CREATE TABLE events (
-        seq INTEGER PRIMARY KEY,
-        event_id TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        aggregate_id TEXT NOT NULL,
-        project_id INTEGER NOT NULL,
-        team_id INTEGER NOT NULL,
-        user_id INTEGER NOT NULL,
-        node_id TEXT NOT NULL,
-        lamport INTEGER NOT NULL,
-        ts TEXT NOT NULL,
-        lane TEXT,
-        body TEXT NOT NULL,
-        received_at INTEGER NOT NULL
-    );
-    ",
-];
+use crate::clock::now_secs;
 
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
 pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(event_id) DO NOTHING";
-
-/// Reads the path out of `sqlite://PATH`, `sqlite:PATH` or a plain path.
-pub fn path_from_url(url: &str) -> StoreResult<PathBuf> {
-    let rest = if let Some(rest) = url.strip_prefix("sqlite://") {
-        rest
-    } else if let Some(rest) = url.strip_prefix("sqlite:") {
-        rest
-    } else if url.contains("://") {
-        return Err(StoreError::UnsupportedUrl(url.to_string()));
-    } else {
-        url
-    };
-    let rest = rest.split('?').next().unwrap_or_default();
-    if rest.is_empty() {
-        return Err(StoreError::UnsupportedUrl(url.to_string()));
-    }
-    Ok(PathBuf::from(rest))
-}
-
-/// Creates the database's directory (0700) and an empty database file
-/// (0600) if they are missing: the database holds password hashes, and
-/// SQLite gives its -wal and -shm files the mode of the main file.
-fn prepare_private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-/// Opens a connection with the pragmas every connection needs.
-pub fn connect(path: &Path) -> StoreResult<Connection> {
-    let conn = Connection::open(path).map_err(|e| StoreError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )
-    .map_err(|e| StoreError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    Ok(conn)
-}
-
-/// Brings the schema up to date. Safe when several processes start at once:
-/// the version is read inside an immediate (write-locked) transaction.
-pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
-    if current > known {
-        return Err(StoreError::SchemaTooNew {
-            found: current,
-            known,
-        });
-    }
-    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", index as i64 + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
-}
 
 struct Inner {
     path: PathBuf,
@@ -247,10 +114,6 @@ impl SqliteStore {
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?
     }
-}
-
-fn now_secs() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
 fn team_id(conn: &Connection, slug: &str) -> StoreResult<i64> {
@@ -610,128 +473,12 @@ impl Store for SqliteStore {
         now: i64,
     ) -> StoreResult<IngestOutcome> {
         let sender = sender.clone();
-        self.write(move |conn| ingest_blocking(conn, &sender, &events, now))
+        self.write(move |conn| ingest::ingest_blocking(conn, &sender, &events, now))
             .await
     }
 
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
-    }
-}
-
-fn ingest_blocking(
-    conn: &mut Connection,
-    sender: &Sender,
-    events: &[IncomingEvent],
-    now: i64,
-) -> StoreResult<IngestOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    // team slug -> team id, for teams the sender is a member of (None: not).
-    let mut teams: HashMap<String, Option<i64>> = HashMap::new();
-    let mut membership = |tx: &rusqlite::Transaction<'_>, slug: &str| -> StoreResult<Option<i64>> {
-        if let Some(known) = teams.get(slug) {
-            return Ok(*known);
-        }
-        let found = tx
-            .prepare_cached(
-                "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id
-                 WHERE t.slug = ?1 AND m.user_id = ?2",
-            )?
-            .query_row(params![slug, sender.user_id], |r| r.get(0))
-            .optional()?;
-        teams.insert(slug.to_string(), found);
-        Ok(found)
-    };
-    let Some(own_team) = sender.team.clone() else {
-        return Ok(IngestOutcome::Forbidden(no_team(&sender.username)));
-    };
-    if membership(&tx, &own_team)?.is_none() {
-        return Ok(IngestOutcome::Forbidden(not_member(
-            &own_team,
-            &sender.username,
-        )));
-    }
-    // project uuid -> (project id, team id)
-    let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();
-    let mut placed = Vec::with_capacity(events.len());
-    for event in events {
-        let team_slug = event.team.as_deref().unwrap_or(&own_team);
-        let project_name = event.project_slug.as_deref().unwrap_or(&event.project_uuid);
-        let Some(tid) = membership(&tx, team_slug)? else {
-            return Ok(IngestOutcome::Forbidden(insufficient(
-                team_slug,
-                project_name,
-            )));
-        };
-        let (pid, owner) =
-            match projects.get(event.project_uuid.as_str()) {
-                Some(found) => *found,
-                None => {
-                    tx.prepare_cached(
-                    "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                     ON CONFLICT(uuid) DO NOTHING",
-                )?
-                .execute(params![event.project_uuid, event.project_slug, tid, now])?;
-                    let found: (i64, i64) = tx
-                        .prepare_cached("SELECT id, team_id FROM projects WHERE uuid = ?1")?
-                        .query_row([&event.project_uuid], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    projects.insert(event.project_uuid.as_str(), found);
-                    found
-                }
-            };
-        if owner != tid {
-            return Ok(IngestOutcome::Forbidden(insufficient(
-                team_slug,
-                project_name,
-            )));
-        }
-        placed.push((pid, tid));
-    }
-    let mut stored = Vec::with_capacity(events.len());
-    {
-        let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
-        for (event, (pid, tid)) in events.iter().zip(placed) {
-            let changed = insert.execute(params![
-                event.event_id,
-                event.event_type,
-                event.aggregate_id,
-                pid,
-                tid,
-                sender.user_id,
-                event.node_id,
-                event.lamport,
-                event.timestamp,
-                event.lane,
-                event.body,
-                now,
-            ])?;
-            stored.push(changed == 1);
-        }
-    }
-    tx.commit()?;
-    Ok(IngestOutcome::Stored(stored))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn database_urls() {
-        assert_eq!(
-            path_from_url("sqlite:///tmp/a.db").ok(),
-            Some(PathBuf::from("/tmp/a.db"))
-        );
-        assert_eq!(
-            path_from_url("sqlite:data/a.db").ok(),
-            Some(PathBuf::from("data/a.db"))
-        );
-        assert_eq!(
-            path_from_url("/tmp/b.db").ok(),
-            Some(PathBuf::from("/tmp/b.db"))
-        );
-        assert!(path_from_url("mysql://x").is_err());
-        assert!(path_from_url("sqlite://").is_err());
     }
 }

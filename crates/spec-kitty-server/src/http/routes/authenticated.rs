@@ -4,10 +4,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
-use crate::api_error::ApiError;
-use crate::app::AppState;
+use crate::auth::tokens::TokenKind;
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
 use crate::store::User;
-use crate::tokens::TokenKind;
 
 /// A request whose access token verified and whose user still exists and
 /// is enabled. Team membership is checked by each route, because a removed

@@ -8,11 +8,11 @@ use axum::extract::{ConnectInfo, State};
 use serde::de::DeserializeOwned;
 use spec_kitty_protocol::{LoginRequest, RefreshRequest, TokenResponse};
 
-use crate::api_error::ApiError;
-use crate::app::AppState;
-use crate::passwords;
+use crate::auth::passwords;
+use crate::auth::tokens::TokenKind;
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
 use crate::store::{NewRefresh, RotateOutcome, User};
-use crate::tokens::TokenKind;
 
 /// The one answer to a wrong password and to an unknown user, so that the
 /// server never reveals which usernames exist.
@@ -22,9 +22,7 @@ const BAD_CREDENTIALS: &str = "Invalid username or password";
 /// so a shared NAT does not lock out a whole office.
 const ADDRESS_FACTOR: i64 = 4;
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+use crate::clock::now_secs as now;
 
 fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
@@ -95,7 +93,7 @@ pub async fn login(
         ));
     }
     state.store.clear_login_failures(&keys[0]).await?;
-    let issued = state.signer.issue(&user, None, now);
+    let issued = state.signer.issue(&user, None, now)?;
     state
         .store
         .insert_refresh(NewRefresh {
@@ -135,7 +133,7 @@ pub async fn refresh(
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized(REFUSED.into()))?;
     let now = now();
-    let issued = state.signer.issue(&user, Some(family), now);
+    let issued = state.signer.issue(&user, Some(family), now)?;
     let new = NewRefresh {
         jti: issued.refresh_jti.clone(),
         family: issued.family.clone(),

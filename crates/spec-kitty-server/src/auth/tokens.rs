@@ -50,6 +50,13 @@ pub enum TokenError {
     WrongKind,
 }
 
+/// A token could not be signed. HS256 over these claims cannot fail in
+/// practice; if it ever does, the request fails loudly (500) instead of
+/// handing out an empty token.
+#[derive(Debug, thiserror::Error)]
+#[error("could not sign a token: {0}")]
+pub struct SignError(#[from] jsonwebtoken::errors::Error);
+
 /// A freshly issued pair.
 pub struct Issued {
     pub access: String,
@@ -89,15 +96,17 @@ impl Signer {
         })
     }
 
-    fn sign(&self, claims: &Claims) -> String {
-        // HS256 over serializable claims cannot fail; an empty token would
-        // simply be refused by every verifier.
-        encode(&Header::new(Algorithm::HS256), claims, &self.encoding).unwrap_or_default()
+    fn sign(&self, claims: &Claims) -> Result<String, SignError> {
+        Ok(encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &self.encoding,
+        )?)
     }
 
     /// Issues an access token and a refresh token; `family` continues an
     /// existing rotation family, `None` starts a new one (a log-in).
-    pub fn issue(&self, user: &User, family: Option<&str>, now: i64) -> Issued {
+    pub fn issue(&self, user: &User, family: Option<&str>, now: i64) -> Result<Issued, SignError> {
         let family = family.map_or_else(|| ulid::Ulid::new().to_string(), str::to_string);
         let access = Claims {
             sub: user.username.clone(),
@@ -118,13 +127,13 @@ impl Signer {
             fam: Some(family.clone()),
             ..access.clone()
         };
-        Issued {
-            access: self.sign(&access),
-            refresh: self.sign(&refresh),
+        Ok(Issued {
+            access: self.sign(&access)?,
+            refresh: self.sign(&refresh)?,
             refresh_jti,
             family,
             refresh_expires_at,
-        }
+        })
     }
 
     /// Verifies signature, algorithm, expiry and kind.
@@ -157,14 +166,12 @@ mod tests {
         }
     }
 
-    fn now() -> i64 {
-        time::OffsetDateTime::now_utc().unix_timestamp()
-    }
+    use crate::clock::now_secs as now;
 
     #[test]
     fn issued_tokens_verify_as_their_kind_only() {
         let signer = Signer::new(b"0123456789abcdef0123456789abcdef", 900, 3600).expect("key");
-        let issued = signer.issue(&user(), None, now());
+        let issued = signer.issue(&user(), None, now()).expect("signs");
         let access = signer
             .verify(&issued.access, TokenKind::Access)
             .expect("access verifies");
@@ -188,13 +195,13 @@ mod tests {
     #[test]
     fn expired_and_foreign_tokens_are_refused() {
         let signer = Signer::new(b"0123456789abcdef0123456789abcdef", 900, 3600).expect("key");
-        let old = signer.issue(&user(), None, now() - 10_000);
+        let old = signer.issue(&user(), None, now() - 10_000).expect("signs");
         assert_eq!(
             signer.verify(&old.access, TokenKind::Access).err(),
             Some(TokenError::Expired)
         );
         let other = Signer::new(b"another-key-another-key-another!", 900, 3600).expect("key");
-        let foreign = other.issue(&user(), None, now());
+        let foreign = other.issue(&user(), None, now()).expect("signs");
         assert_eq!(
             signer.verify(&foreign.access, TokenKind::Access).err(),
             Some(TokenError::Invalid)

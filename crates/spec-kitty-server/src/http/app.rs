@@ -11,10 +11,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use spec_kitty_protocol::ErrorBody;
 
+use crate::auth::tokens::Signer;
 use crate::config::Limits;
-use crate::routes;
+use crate::http::routes;
 use crate::store::Store;
-use crate::tokens::Signer;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -26,6 +26,8 @@ pub struct AppState {
 
 /// Builds the router of contract sections 1 and 2 plus the health checks.
 pub fn router(state: AppState) -> Router {
+    // Made now, so a failure stops start-up rather than a log-in.
+    crate::auth::passwords::decoy_hash();
     Router::new()
         .route("/api/v1/token/", post(routes::auth::login))
         .route("/api/v1/token/refresh/", post(routes::auth::refresh))

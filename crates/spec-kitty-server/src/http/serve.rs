@@ -9,11 +9,11 @@ use axum_server::accept::NoDelayAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinHandle;
 
-use crate::app::{AppState, router};
+use crate::auth::signing_key::{self, KeyError};
+use crate::auth::tokens::Signer;
 use crate::config::ServerConfig;
-use crate::signing_key::{self, KeyError};
+use crate::http::app::{AppState, router};
 use crate::store::{self, Store, StoreError};
-use crate::tokens::Signer;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,173 @@
+//! What both ingest benchmarks share: the events, their gzip batches and
+//! the figures' constants, so the SQLite and PostgreSQL runs measure the
+//! very same load.
+
+#![allow(dead_code)]
+
+use std::error::Error;
+use std::io::Write;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use serde_json::{Value, json};
+
+pub type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+pub const BATCH: usize = 1000;
+pub const PROJECTS: usize = 5;
+pub const SENDERS: usize = 4;
+pub const PASSWORD: &str = "bench-password-123";
+pub const LANES: [&str; 4] = ["planned", "doing", "for_review", "done"];
+
+pub struct Prepared {
+    pub event_id: String,
+    pub aggregate_id: String,
+    pub project: usize,
+    pub node_id: String,
+    pub lamport: i64,
+    pub timestamp: String,
+    pub lane: &'static str,
+    pub body: String,
+}
+
+pub fn build_events(count: usize) -> BoxResult<Vec<Prepared>> {
+    let projects: Vec<(String, String)> = (0..PROJECTS)
+        .map(|i| {
+            (
+                uuid::Uuid::new_v4().to_string(),
+                format!("project-{}", i + 1),
+            )
+        })
+        .collect();
+    let nodes: Vec<String> = (0..SENDERS)
+        .map(|i| format!("3f2a9c1b7d{:02x}", i))
+        .collect();
+    let start = time::macros::datetime!(2026-02-12 10:00:00 UTC);
+    let format = time::format_description::well_known::Rfc3339;
+    let mut events = Vec::with_capacity(count);
+    for i in 0..count {
+        let (project_uuid, project_slug) = &projects[i % PROJECTS];
+        let feature = format!("{:03}-feature-{}", 30 + (i / 997) % 40, (i / 997) % 40);
+        let wp = format!("WP{:02}", 1 + (i / 4) % 24);
+        let to = LANES[i % 4];
+        let from = if i % 4 == 0 {
+            Value::Null
+        } else {
+            json!(LANES[(i % 4) - 1])
+        };
+        let node_id = nodes[i % SENDERS].clone();
+        let timestamp = (start + Duration::from_millis(i as u64 * 250)).format(&format)?;
+        let event_id = ulid::Ulid::new().to_string();
+        let aggregate_id = format!("{feature}/{wp}");
+        let event = json!({
+            "event_id": event_id,
+            "event_type": "WPStatusChanged",
+            "aggregate_id": aggregate_id,
+            "aggregate_type": "WorkPackage",
+            "payload": {
+                "feature_slug": feature,
+                "wp_id": wp,
+                "from_lane": from,
+                "to_lane": to,
+                "actor": format!("user-{}", i % SENDERS),
+                "force": false,
+                "reason": null,
+                "execution_mode": "worktree",
+                "review_ref": null,
+                "evidence": null
+            },
+            "timestamp": timestamp,
+            "node_id": node_id,
+            "lamport_clock": i,
+            "causation_id": null,
+            "correlation_id": ulid::Ulid::new().to_string(),
+            "project_uuid": project_uuid,
+            "project_slug": project_slug,
+            "schema_version": "1.0.0",
+            "data_tier": 0,
+            "git_branch": "main",
+            "head_commit_sha": null,
+            "repo_slug": null
+        });
+        events.push(Prepared {
+            event_id,
+            aggregate_id,
+            project: i % PROJECTS,
+            node_id,
+            lamport: i as i64,
+            timestamp,
+            lane: to,
+            body: event.to_string(),
+        });
+    }
+    Ok(events)
+}
+
+/// `{"events": [...]}` of the given events, gzip-compressed.
+pub fn gzip_batch(events: &[Prepared]) -> BoxResult<Vec<u8>> {
+    let mut json = Vec::with_capacity(events.len() * 600);
+    json.extend_from_slice(b"{\"events\":[");
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(event.body.as_bytes());
+    }
+    json.extend_from_slice(b"]}");
+    let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+    encoder.write_all(&json)?;
+    Ok(encoder.finish()?)
+}
+
+/// An HTTP client that reads error answers instead of failing on them.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent()
+}
+
+pub fn login(agent: &ureq::Agent, base: &str, username: &str) -> BoxResult<String> {
+    let body = json!({"username": username, "password": PASSWORD}).to_string();
+    let mut response = agent
+        .post(format!("{base}/api/v1/token/"))
+        .header("Content-Type", "application/json")
+        .send(body.as_bytes())?;
+    let text = response.body_mut().read_to_string()?;
+    if response.status() != 200 {
+        return Err(format!("log-in answered {}: {text}", response.status()).into());
+    }
+    let value: Value = serde_json::from_str(&text)?;
+    value["access"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| "log-in answer without an access token".into())
+}
+
+/// Posts the batches in order; returns how many events came back `success`.
+pub fn send_all(
+    agent: &ureq::Agent,
+    base: &str,
+    token: &str,
+    batches: &[Vec<u8>],
+) -> BoxResult<usize> {
+    let url = format!("{base}/api/v1/events/batch/");
+    let mut successes = 0;
+    for batch in batches {
+        let mut response = agent
+            .post(&url)
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", "gzip")
+            .send(batch.as_slice())?;
+        let text = response.body_mut().read_to_string()?;
+        if response.status() != 200 {
+            return Err(format!("batch answered {}: {text}", response.status()).into());
+        }
+        // Counting is cheap next to the request; a substring count avoids
+        // timing a second JSON parse.
+        successes += text.matches("\"status\":\"success\"").count();
+    }
+    Ok(successes)
+}

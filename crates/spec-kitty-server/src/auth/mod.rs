@@ -1,0 +1,6 @@
+//! Who the caller is: JWT access and refresh tokens, password hashing and
+//! the signing key. No HTTP here; the routes call into it.
+
+pub mod passwords;
+pub mod signing_key;
+pub mod tokens;

@@ -1,0 +1,433 @@
+//! The PostgreSQL backend, for teams that run several server instances
+//! behind a load balancer on one database.
+//!
+//! Everything shared lives in the database: the signing key, refresh-token
+//! families, log-in failure counters, users, teams and events, so two
+//! instances behave as one server. Queries are checked at run time (no
+//! database is needed to build). Batch inserts go through `UNNEST` in one
+//! statement, sorted by event id so that concurrent transactions take row
+//! locks in the same order and never deadlock each other.
+
+mod connect;
+mod ingest;
+mod schema;
+
+pub use connect::{PoolSettings, redact};
+
+use ingest::IngestFailure;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Row, Transaction};
+
+use super::{
+    FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
+    StoreError, StoreResult, TeamSummary, User, UserSummary,
+};
+use crate::auth::signing_key;
+use crate::clock::now_secs;
+
+fn code_of(e: &sqlx::Error) -> Option<String> {
+    match e {
+        sqlx::Error::Database(d) => d.code().map(|c| c.into_owned()),
+        _ => None,
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    code_of(e).as_deref() == Some("23505")
+}
+
+/// Deadlock or serialization failure: the transaction may simply be retried.
+pub(super) fn is_retryable(e: &sqlx::Error) -> bool {
+    matches!(code_of(e).as_deref(), Some("40P01") | Some("40001"))
+}
+
+/// The PostgreSQL store.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+async fn team_id(tx: &mut Transaction<'_, Postgres>, slug: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM teams WHERE slug = $1")
+        .bind(slug)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no team '{slug}'")))
+}
+
+async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreResult<i64> {
+    sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
+        .bind(username)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
+}
+
+const USER_BY_NAME: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.username = $1";
+const USER_BY_ID: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
+
+fn user_from_row(row: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
+    Ok(User {
+        id: row.try_get(0)?,
+        username: row.try_get(1)?,
+        password_hash: row.try_get(2)?,
+        disabled: row.try_get(3)?,
+        team: row.try_get(4)?,
+    })
+}
+
+fn lines(joined: Option<String>) -> Vec<String> {
+    joined
+        .map(|m| m.lines().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn shared_signing_key(&self, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query("INSERT INTO server_secrets (name, value) VALUES ('jwt_hs256', $1) ON CONFLICT (name) DO NOTHING")
+            .bind(signing_key::encode_key(candidate))
+            .execute(&self.pool)
+            .await?;
+        let stored: String =
+            sqlx::query_scalar("SELECT value FROM server_secrets WHERE name = 'jwt_hs256'")
+                .fetch_one(&self.pool)
+                .await?;
+        let bytes = signing_key::decode_key(&stored).ok_or(StoreError::CorruptSigningKey)?;
+        Ok(Some(bytes))
+    }
+
+    async fn create_team(&self, slug: &str) -> StoreResult<()> {
+        let result = sqlx::query("INSERT INTO teams (slug, created_at) VALUES ($1, $2)")
+            .bind(slug)
+            .bind(now_secs())
+            .execute(&self.pool)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "team '{slug}' already exists"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_teams(&self) -> StoreResult<Vec<TeamSummary>> {
+        let rows = sqlx::query(
+            "SELECT t.slug,
+                    (SELECT string_agg(u.username, E'\\n' ORDER BY u.username)
+                       FROM team_members m JOIN users u ON u.id = m.user_id WHERE m.team_id = t.id),
+                    (SELECT count(*) FROM projects p WHERE p.team_id = t.id)
+             FROM teams t ORDER BY t.slug",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TeamSummary {
+                    slug: r.try_get(0)?,
+                    members: lines(r.try_get(1)?),
+                    projects: r.try_get(2)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn create_user(
+        &self,
+        username: &str,
+        password_hash: &str,
+        team: &str,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let tid = team_id(&mut tx, team).await?;
+        let inserted = sqlx::query_scalar::<_, i64>(
+            "INSERT INTO users (username, password_hash, team_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        )
+        .bind(username)
+        .bind(password_hash)
+        .bind(tid)
+        .bind(now_secs())
+        .fetch_one(&mut *tx)
+        .await;
+        let uid = match inserted {
+            Ok(uid) => uid,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(format!(
+                    "user '{username}' already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        sqlx::query("INSERT INTO team_members (team_id, user_id) VALUES ($1, $2)")
+            .bind(tid)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
+        let row = sqlx::query(USER_BY_NAME)
+            .bind(username)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
+        let row = sqlx::query(USER_BY_ID)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(user_from_row)
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
+    async fn disable_user(&self, username: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let uid = user_id(&mut tx, username).await?;
+        sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn list_users(&self) -> StoreResult<Vec<UserSummary>> {
+        let rows = sqlx::query(
+            "SELECT u.username, u.disabled, t.slug,
+                    (SELECT string_agg(tt.slug, E'\\n' ORDER BY tt.slug)
+                       FROM team_members m JOIN teams tt ON tt.id = m.team_id WHERE m.user_id = u.id)
+             FROM users u LEFT JOIN teams t ON t.id = u.team_id ORDER BY u.username",
+        )
+        .fetch_all(&self.pool)
+        .await
+        ?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserSummary {
+                    username: r.try_get(0)?,
+                    disabled: r.try_get(1)?,
+                    team: r.try_get(2)?,
+                    member_of: lines(r.try_get(3)?),
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+
+    async fn add_member(&self, team: &str, username: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let tid = team_id(&mut tx, team).await?;
+        let uid = user_id(&mut tx, username).await?;
+        let added = sqlx::query(
+            "INSERT INTO team_members (team_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(tid)
+        .bind(uid)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if added == 0 {
+            return Err(StoreError::Conflict(format!(
+                "user '{username}' is already a member of team '{team}'"
+            )));
+        }
+        sqlx::query("UPDATE users SET team_id = $1 WHERE id = $2 AND team_id IS NULL")
+            .bind(tid)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn remove_member(&self, team: &str, username: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let tid = team_id(&mut tx, team).await?;
+        let uid = user_id(&mut tx, username).await?;
+        let removed = sqlx::query("DELETE FROM team_members WHERE team_id = $1 AND user_id = $2")
+            .bind(tid)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if removed == 0 {
+            return Err(StoreError::NotFound(format!(
+                "user '{username}' is not a member of team '{team}'"
+            )));
+        }
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn is_member(&self, user_id: i64, team: &str) -> StoreResult<bool> {
+        let found: Option<i32> = sqlx::query_scalar(
+            "SELECT 1 FROM team_members m JOIN teams t ON t.id = m.team_id WHERE m.user_id = $1 AND t.slug = $2",
+        )
+        .bind(user_id)
+        .bind(team)
+        .fetch_optional(&self.pool)
+        .await
+        ?;
+        Ok(found.is_some())
+    }
+
+    async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&token.jti)
+        .bind(&token.family)
+        .bind(token.user_id)
+        .bind(token.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old_jti: &str,
+        new: NewRefresh,
+        now: i64,
+    ) -> StoreResult<RotateOutcome> {
+        let mut tx = self.pool.begin().await?;
+        // FOR UPDATE: two instances presenting the same token serialize here,
+        // and the second sees it used.
+        let row = sqlx::query(
+            "SELECT family, used_at, revoked, expires_at FROM refresh_tokens WHERE jti = $1 FOR UPDATE",
+        )
+        .bind(old_jti)
+        .fetch_optional(&mut *tx)
+        .await
+        ?;
+        let outcome = match row {
+            None => RotateOutcome::Unknown,
+            Some(row) => {
+                let family: String = row.try_get(0)?;
+                let used_at: Option<i64> = row.try_get(1)?;
+                let revoked: bool = row.try_get(2)?;
+                let expires_at: i64 = row.try_get(3)?;
+                if used_at.is_some() {
+                    sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
+                        .bind(&family)
+                        .execute(&mut *tx)
+                        .await?;
+                    RotateOutcome::Reused
+                } else if revoked || expires_at <= now {
+                    RotateOutcome::Revoked
+                } else {
+                    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2")
+                        .bind(now)
+                        .bind(old_jti)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&new.jti)
+                    .bind(&family)
+                    .bind(new.user_id)
+                    .bind(new.expires_at)
+                    .execute(&mut *tx)
+                    .await
+                    ?;
+                    RotateOutcome::Rotated
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
+        let mut counts = Vec::with_capacity(keys.len());
+        for key in keys {
+            let row = sqlx::query(
+                "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = $1 AND at >= $2",
+            )
+            .bind(key)
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await
+            ?;
+            counts.push(FailureCount {
+                count: row.try_get(0)?,
+                oldest: row.try_get(1)?,
+            });
+        }
+        Ok(counts)
+    }
+
+    async fn record_login_failure(
+        &self,
+        keys: &[String],
+        at: i64,
+        prune_before: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(prune_before)
+            .execute(&mut *tx)
+            .await?;
+        for key in keys {
+            sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                .bind(key)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failures WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn ingest(
+        &self,
+        sender: &Sender,
+        events: Vec<IncomingEvent>,
+        now: i64,
+    ) -> StoreResult<IngestOutcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.ingest_once(sender, &events, now).await {
+                Err(IngestFailure::Retryable(e)) if attempt < 5 => {
+                    tracing::debug!(error = %e, attempt, "ingest transaction retried");
+                }
+                Err(IngestFailure::Retryable(e)) => return Err(e.into()),
+                Err(IngestFailure::Store(e)) => return Err(e),
+                Ok(outcome) => return Ok(outcome),
+            }
+        }
+    }
+
+    async fn event_count(&self) -> StoreResult<i64> {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::from)
+    }
+}

@@ -1,0 +1,37 @@
+//! The SQLite schema: versioned `.sql` files under `migrations/sqlite/`,
+//! applied in order, the version kept in `PRAGMA user_version`.
+//!
+//! A small runner of our own rather than `rusqlite_migration`: its
+//! release for rusqlite 0.39 (2.5) reads `user_version` outside its
+//! migration transaction, so two processes opening a new file at once (the
+//! server and an admin command) could both run migration 1. Here the
+//! version is read and written inside one immediate (write-locked)
+//! transaction, so the second process waits and then finds nothing to do.
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::store::{StoreError, StoreResult};
+
+/// The migrations, one per version, in order. Never edit a file that has
+/// shipped: add the next one.
+pub const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_initial.sql")];
+
+/// Brings the schema up to date. Safe when several processes start at once:
+/// the version is read inside an immediate (write-locked) transaction.
+pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", index as i64 + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
