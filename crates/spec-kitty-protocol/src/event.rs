@@ -6,6 +6,12 @@ use serde_json::{Map, Value};
 /// The event type a lane change produces.
 pub const WP_STATUS_CHANGED: &str = "WPStatusChanged";
 
+/// The event that tells the board a work package exists (title, dependencies).
+pub const WP_CREATED: &str = "WPCreated";
+
+/// The event that tells the board a feature exists.
+pub const FEATURE_CREATED: &str = "FeatureCreated";
+
 /// The schema version written when an event does not name one.
 pub const DEFAULT_SCHEMA_VERSION: &str = "1.0.0";
 

@@ -13,7 +13,8 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::WP_STATUS_CHANGED;
+use crate::board::Fact;
+use crate::event::{FEATURE_CREATED, WP_CREATED, WP_STATUS_CHANGED};
 use crate::lanes::SyncLane;
 use crate::timestamp;
 use crate::validate::{is_semver_str, is_ulid, is_uuid, is_wp_id};
@@ -32,6 +33,8 @@ pub struct CheckedEvent<'a> {
     pub team_slug: Option<Cow<'a, str>>,
     /// The four-lane `to_lane` of a `WPStatusChanged` event.
     pub lane: Option<SyncLane>,
+    /// What the event tells the board, if anything.
+    pub fact: Option<Fact>,
 }
 
 #[derive(Deserialize)]
@@ -114,10 +117,15 @@ pub fn check_event(raw: &str) -> Option<CheckedEvent<'_>> {
         && is_uuid(&e.project_uuid)
         && e.schema_version.as_deref().is_none_or(is_semver_str)
         && e.data_tier.is_none_or(|t| t <= 4)
-        && e.payload.get().starts_with('{');
+        && e.lamport_clock <= crate::validate::MAX_LAMPORT
+        && e.payload.get().starts_with('{')
+        // Board payloads are rare: the full validator checks them.
+        && e.event_type != WP_CREATED
+        && e.event_type != FEATURE_CREATED;
     if !ok {
         return None;
     }
+    let mut fact = None;
     let lane = if e.event_type == WP_STATUS_CHANGED {
         let p: Payload<'_> = serde_json::from_str(e.payload.get()).ok()?;
         let _ = (&p.feature_slug, &p.actor);
@@ -130,7 +138,15 @@ pub fn check_event(raw: &str) -> Option<CheckedEvent<'_>> {
         if !valid {
             return None;
         }
-        Some(SyncLane::from_wire(&p.to_lane).ok()?)
+        let lane = SyncLane::from_wire(&p.to_lane).ok()?;
+        fact = Some(Fact::Status {
+            feature_slug: Fact::feature_key(p.feature_slug.as_deref()),
+            wp_id: p.wp_id.into_owned(),
+            raw_lane: p.to_lane.into_owned(),
+            lane,
+            actor: p.actor.map(Cow::into_owned),
+        });
+        Some(lane)
     } else {
         None
     };
@@ -145,6 +161,7 @@ pub fn check_event(raw: &str) -> Option<CheckedEvent<'_>> {
         project_slug: e.project_slug,
         team_slug: e.team_slug,
         lane,
+        fact,
     })
 }
 

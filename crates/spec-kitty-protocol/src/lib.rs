@@ -9,6 +9,7 @@
 //! module names the section it implements.
 
 pub mod batch;
+pub mod board;
 pub mod error_body;
 pub mod event;
 pub mod fast;

@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::event::WP_STATUS_CHANGED;
+use crate::event::{FEATURE_CREATED, WP_CREATED, WP_STATUS_CHANGED};
 use crate::lanes::SyncLane;
 use crate::timestamp;
 
@@ -77,11 +77,12 @@ pub fn validate_event(event: &Value) -> Vec<FieldError> {
         check.optional_str(key, IdKind::Any);
     }
     match obj.get("payload") {
-        Some(Value::Object(payload)) => {
-            if obj.get("event_type").and_then(Value::as_str) == Some(WP_STATUS_CHANGED) {
-                validate_wp_status_changed(payload, check.errors);
-            }
-        }
+        Some(Value::Object(payload)) => match obj.get("event_type").and_then(Value::as_str) {
+            Some(WP_STATUS_CHANGED) => validate_wp_status_changed(payload, check.errors),
+            Some(WP_CREATED) => validate_wp_created(payload, check.errors),
+            Some(FEATURE_CREATED) => validate_feature_created(payload, check.errors),
+            _ => {}
+        },
         other => check.errors.push(FieldError {
             path: "payload".into(),
             expected: "a JSON object".into(),
@@ -131,6 +132,69 @@ fn validate_wp_status_changed(payload: &Map<String, Value>, errors: &mut Vec<Fie
             }
         }
         other => check.push("reason", "a string or null", describe_value(other)),
+    }
+}
+
+/// The largest Lamport clock a server stores (`i64::MAX`).
+pub const MAX_LAMPORT: u64 = i64::MAX as u64;
+
+const LAMPORT_EXPECTED: &str = "an integer from 0 to 9223372036854775807";
+
+/// `WPCreated` (contract section 8): the work package's title and
+/// dependencies for the board.
+fn validate_wp_created(payload: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    let mut check = Checker {
+        obj: payload,
+        prefix: "payload.",
+        errors,
+    };
+    check.required_str("wp_id", IdKind::WpId);
+    check.optional_str("title", IdKind::Any);
+    check.optional_str("feature_slug", IdKind::Any);
+    match payload.get("dependencies") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for (index, item) in items.iter().enumerate() {
+                if !item.as_str().is_some_and(is_wp_id) {
+                    check.push(
+                        &format!("dependencies[{index}]"),
+                        IdKind::WpId.expected(),
+                        describe_value(Some(item)),
+                    );
+                }
+            }
+        }
+        other => check.push(
+            "dependencies",
+            "a list of work package ids like [\"WP01\"]",
+            describe_value(other),
+        ),
+    }
+}
+
+/// `FeatureCreated` (contract section 8).
+fn validate_feature_created(payload: &Map<String, Value>, errors: &mut Vec<FieldError>) {
+    let mut check = Checker {
+        obj: payload,
+        prefix: "payload.",
+        errors,
+    };
+    check.required_str("feature_slug", IdKind::NonEmpty);
+    check.optional_str("target_branch", IdKind::Any);
+    match payload.get("feature_number") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(number))
+            if number.len() == 3 && number.bytes().all(|b| b.is_ascii_digit()) => {}
+        other => check.push(
+            "feature_number",
+            "three digits as a string, like \"039\"",
+            describe_value(other),
+        ),
+    }
+    match payload.get("wp_count") {
+        None | Some(Value::Null) => {}
+        Some(Value::Number(n)) if n.is_u64() => {}
+        other => check.push("wp_count", "an integer >= 0", describe_value(other)),
     }
 }
 
@@ -206,7 +270,12 @@ impl Checker<'_> {
 
     fn lamport(&mut self, key: &str) {
         match self.obj.get(key) {
-            Some(Value::Number(n)) if n.is_u64() => {}
+            // Stored and compared as a signed 64-bit integer: a larger
+            // value is refused, never clamped.
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| v <= MAX_LAMPORT) => {}
+            Some(Value::Number(n)) if n.is_u64() => {
+                self.push(key, LAMPORT_EXPECTED, describe_value(self.obj.get(key)));
+            }
             other => self.push(key, "an integer >= 0", describe_value(other)),
         }
     }
@@ -406,6 +475,55 @@ mod tests {
         assert!(errors_of(&e).is_empty());
         e["event_id"] = json!("not-an-id");
         assert_eq!(errors_of(&e).len(), 1);
+    }
+
+    #[test]
+    fn lamport_above_i64_is_refused_not_clamped() {
+        let mut e = good_event();
+        e["lamport_clock"] = json!(9_223_372_036_854_775_807u64);
+        assert!(errors_of(&e).is_empty());
+        e["lamport_clock"] = json!(9_223_372_036_854_775_808u64);
+        let errs = errors_of(&e);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].starts_with("lamport_clock: expected an integer from 0 to 9223372036854775807"),
+            "{}",
+            errs[0]
+        );
+    }
+
+    #[test]
+    fn wp_created_and_feature_created_payloads_are_checked() {
+        let mut e = good_event();
+        e["event_type"] = json!("WPCreated");
+        e["payload"] = json!({"wp_id": "WP03", "title": "Fix it", "feature_slug": "039-x", "dependencies": ["WP01"]});
+        assert!(errors_of(&e).is_empty());
+        e["payload"]["dependencies"] = json!(["WP1", 3]);
+        e["payload"]["wp_id"] = json!("W3");
+        let errs = errors_of(&e);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs.iter()
+                .any(|m| m.starts_with("payload.dependencies[0]:")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|m| m.starts_with("payload.wp_id:")),
+            "{errs:?}"
+        );
+        e["payload"] = json!({"wp_id": "WP03", "dependencies": "WP01"});
+        assert_eq!(errors_of(&e).len(), 1);
+
+        e["event_type"] = json!("FeatureCreated");
+        e["payload"] = json!({"feature_slug": "039-x", "feature_number": "039", "target_branch": "main", "wp_count": 6});
+        assert!(errors_of(&e).is_empty());
+        e["payload"] = json!({"feature_number": 39, "wp_count": -1});
+        let errs = errors_of(&e);
+        assert_eq!(errs.len(), 3, "{errs:?}");
+        assert!(
+            errs.iter().any(|m| m.starts_with("payload.feature_slug:")),
+            "{errs:?}"
+        );
     }
 
     #[test]
