@@ -30,6 +30,25 @@ enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// The team board's projection
+    #[command(subcommand)]
+    Board(BoardCommand),
+}
+
+#[derive(Subcommand)]
+enum BoardCommand {
+    /// Recompute the board from the stored events (works while the server runs)
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server board rebuild --check\n  spec-kitty-server board rebuild --project 550e8400-e29b-41d4-a716-446655440000"
+    )]
+    Rebuild {
+        /// Only this project (its uuid); every project by default
+        #[arg(long, value_name = "UUID")]
+        project: Option<String>,
+        /// Report differences between the stored board and the events; change nothing
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -101,6 +120,10 @@ fn main() -> ExitCode {
         Command::Team(command) => {
             init_logging(LogFormat::Text, "warn");
             runtime.block_on(team(command, &cli.storage))
+        }
+        Command::Board(command) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime.block_on(board(command, &cli.storage))
         }
         Command::User(command) => {
             init_logging(LogFormat::Text, "warn");
@@ -240,6 +263,40 @@ async fn team(command: TeamCommand, storage: &StorageArgs) -> Result<(), Failure
             store.remove_member(&slug, &user).await?;
             println!("Removed '{user}' from team '{slug}'.");
         }
+    }
+    Ok(())
+}
+
+async fn board(command: BoardCommand, storage: &StorageArgs) -> Result<(), Failure> {
+    let store = open_store(storage).await?;
+    let BoardCommand::Rebuild { project, check } = command;
+    let report = store.rebuild_board(project.as_deref(), check).await?;
+    if let Some(uuid) = &project
+        && report.projects == 0
+    {
+        return Err(Failure(format!("no project {uuid} on this server")));
+    }
+    for line in &report.differences {
+        println!("{line}");
+    }
+    let verb = if check { "Checked" } else { "Rebuilt" };
+    println!(
+        "{verb} {} project(s): {} event(s), {} work package(s), {} difference(s){}.",
+        report.projects,
+        report.events,
+        report.cards,
+        report.differences.len(),
+        if check || report.differences.is_empty() {
+            ""
+        } else {
+            ", now fixed"
+        }
+    );
+    if check && !report.differences.is_empty() {
+        return Err(Failure(format!(
+            "{} difference(s) between the stored board and the events; `spec-kitty-server board rebuild` fixes them",
+            report.differences.len()
+        )));
     }
     Ok(())
 }

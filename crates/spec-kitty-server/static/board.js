@@ -7,6 +7,7 @@
   const root = document.getElementById("board");
   if (!root) return;
   const project = root.dataset.project;
+  // The feature shown when filtered ("" is the "(no feature)" feature).
   const filter = root.dataset.feature || "";
   const filtered = root.dataset.filtered === "true";
   let cursor = root.dataset.cursor || "";
@@ -104,8 +105,22 @@
     if (empty) empty.hidden = total > 0;
   }
 
+  // The server's order: feature, then work package id by length, then
+  // by text (so WP100 comes after WP99).
+  function compareKeys(a, b) {
+    const split = (key) => {
+      const at = key.lastIndexOf("/");
+      return [key.slice(0, at), key.slice(at + 1)];
+    };
+    const [fa, wa] = split(a);
+    const [fb, wb] = split(b);
+    if (fa !== fb) return fa < fb ? -1 : 1;
+    if (wa.length !== wb.length) return wa.length - wb.length;
+    return wa < wb ? -1 : wa > wb ? 1 : 0;
+  }
+
   function place(card, flash) {
-    if (filter && (card.feature_slug || "") !== filter) return;
+    if (filtered && (card.feature_slug || "") !== filter) return;
     const key = keyOf(card);
     const existing = root.querySelector('a.card[data-wp="' + CSS.escape(key) + '"]');
     if (existing) existing.parentElement.remove();
@@ -113,10 +128,9 @@
     const list = root.querySelector('.column[data-lane="' + lane + '"] .cards');
     if (!list) return;
     const li = renderCard(card);
-    const after = Array.from(list.children).find((other) => {
-      const otherKey = other.firstElementChild.dataset.wp;
-      return otherKey > key;
-    });
+    const after = Array.from(list.children).find(
+      (other) => compareKeys(other.firstElementChild.dataset.wp, key) > 0
+    );
     list.insertBefore(li, after || null);
     if (flash) {
       const a = li.firstElementChild;

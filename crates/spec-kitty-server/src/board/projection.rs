@@ -94,7 +94,11 @@ impl Reduced {
                             lane: lane.as_str(),
                             raw_lane: raw_lane.clone(),
                             actor: actor.clone(),
-                            updated_at: timestamp.to_string(),
+                            // Stored with an explicit offset, whatever form
+                            // the sender wrote (contract: naive means UTC).
+                            updated_at: spec_kitty_protocol::timestamp::parse(timestamp)
+                                .map(spec_kitty_protocol::timestamp::format)
+                                .unwrap_or_else(|_| timestamp.to_string()),
                             seq,
                         },
                     );

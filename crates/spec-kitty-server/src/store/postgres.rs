@@ -951,20 +951,26 @@ impl PostgresStore {
             }
         }
         postgres_board::apply(&mut tx, &reduced).await?;
-        let stamp = stored
+        // Only projects that stored something new move on: a batch of
+        // duplicates changes no cursor and wakes no watcher.
+        let fresh_projects: HashSet<i64> = placed
             .iter()
-            .any(|s| *s)
-            .then(spec_kitty_protocol::timestamp::now);
+            .zip(&stored)
+            .filter(|(_, new)| **new)
+            .map(|((pid, _), _)| *pid)
+            .collect();
+        let stamp = spec_kitty_protocol::timestamp::now();
         let mut advances = Vec::with_capacity(seqs.len());
         for (project_id, seq) in seqs {
-            sqlx::query(
-                "UPDATE projects SET last_seq = $2, last_event_at = coalesce($3, last_event_at) WHERE id = $1",
-            )
-            .bind(project_id)
-            .bind(seq)
-            .bind(&stamp)
-            .execute(&mut *tx)
-            .await?;
+            if !fresh_projects.contains(&project_id) {
+                continue;
+            }
+            sqlx::query("UPDATE projects SET last_seq = $2, last_event_at = $3 WHERE id = $1")
+                .bind(project_id)
+                .bind(seq)
+                .bind(&stamp)
+                .execute(&mut *tx)
+                .await?;
             let advance = Advance { project_id, seq };
             postgres_board::notify(&mut tx, advance).await?;
             advances.push(advance);

@@ -5,7 +5,7 @@
 //! from a small pool. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -832,6 +832,7 @@ fn ingest_blocking(
     // Number the batch per project after the project's current sequence:
     // this transaction holds the write lock, so numbers follow commits.
     let mut seqs: HashMap<i64, i64> = HashMap::new();
+    let mut fresh_projects: HashSet<i64> = HashSet::new();
     let mut reduced = Reduced::default();
     {
         let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
@@ -871,6 +872,9 @@ fn ingest_blocking(
                 feature_key,
             ])?;
             stored.push(changed == 1);
+            if changed == 1 {
+                fresh_projects.insert(pid);
+            }
             if changed == 1
                 && let Some(fact) = &event.fact
             {
@@ -883,10 +887,13 @@ fn ingest_blocking(
                 });
             }
         }
+        // Only projects that stored something new move on: a batch of
+        // duplicates changes no cursor and wakes no watcher.
+        seqs.retain(|pid, _| fresh_projects.contains(pid));
         let mut bump = tx.prepare_cached(
-            "UPDATE projects SET last_seq = ?2, last_event_at = coalesce(?3, last_event_at) WHERE id = ?1",
+            "UPDATE projects SET last_seq = ?2, last_event_at = ?3 WHERE id = ?1",
         )?;
-        let stamp = stored.iter().any(|s| *s).then(sqlite_board::now_text);
+        let stamp = sqlite_board::now_text();
         for (pid, seq) in &seqs {
             bump.execute(params![pid, seq, stamp])?;
         }

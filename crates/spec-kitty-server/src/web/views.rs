@@ -127,6 +127,9 @@ pub struct HistoryRow {
     pub note: String,
 }
 
+/// The filter value that selects the work packages without a feature.
+pub const NO_FEATURE_PARAM: &str = "-";
+
 /// "just now", "5m ago", "3h ago", "2d ago", as the page's script says it.
 pub fn ago(stamp: &str, now: OffsetDateTime) -> String {
     let Ok(at) = spec_kitty_protocol::timestamp::parse(stamp) else {
@@ -211,7 +214,10 @@ impl BoardPage {
         keys.extend(rows.cards.iter().map(|c| c.feature_key.clone()));
         keys.sort();
         keys.dedup();
-        let filter = filter.filter(|f| keys.iter().any(|k| k == f));
+        // "-" in the URL is the "(no feature)" feature, whose key is "".
+        let filter = filter
+            .map(|f| if f == NO_FEATURE_PARAM { "" } else { f })
+            .filter(|f| keys.iter().any(|k| k == f));
         let mut cards: Vec<&StoredCard> = rows
             .cards
             .iter()
@@ -244,7 +250,11 @@ impl BoardPage {
             features: keys
                 .iter()
                 .map(|key| FeatureOption {
-                    value: key.clone(),
+                    value: if key.is_empty() {
+                        NO_FEATURE_PARAM.to_string()
+                    } else {
+                        key.clone()
+                    },
                     label: feature_label(key),
                     selected: Some(key.as_str()) == filter,
                 })
