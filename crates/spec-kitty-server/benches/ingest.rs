@@ -38,11 +38,14 @@ fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
     sqlite::migrate(&mut conn)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let started = Instant::now();
+    let mut seq = 0_i64;
     for chunk in events.chunks(BATCH) {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
             let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
             for e in chunk {
+                seq += 1;
+                let (feature_key, wp_id) = e.aggregate_id.split_once('/').unwrap_or(("", ""));
                 insert.execute(params![
                     e.event_id,
                     "WPStatusChanged",
@@ -56,6 +59,9 @@ fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
                     e.lane,
                     e.body,
                     now,
+                    seq,
+                    wp_id,
+                    feature_key,
                 ])?;
             }
         }
@@ -210,6 +216,7 @@ fn breakdown(
                 timestamp: c.timestamp.into_owned(),
                 lane: c.lane.map(|l| l.as_str()),
                 body: body.to_string(),
+                fact: c.fact,
             })
             .collect();
         totals[3] += t.elapsed().as_secs_f64();

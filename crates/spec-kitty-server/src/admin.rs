@@ -110,3 +110,13 @@ pub async fn disable_user(store: &Arc<dyn Store>, username: &str) -> Result<(), 
 pub async fn list_users(store: &Arc<dyn Store>) -> Result<Vec<UserSummary>, AdminError> {
     Ok(store.list_users().await?)
 }
+
+/// Recomputes the board from the stored events (one project or all); with
+/// `check`, only reports where the stored board differs.
+pub async fn rebuild_board(
+    store: &Arc<dyn Store>,
+    project_uuid: Option<&str>,
+    check: bool,
+) -> Result<crate::board::RebuildReport, AdminError> {
+    Ok(store.rebuild_board(project_uuid, check).await?)
+}

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod board;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod hex;
 pub mod http;
 pub mod ingest;
 pub mod store;
+pub mod web;
 
 // The paths these modules had before the layers were folders; tests,
 // benchmarks and the client crate's tests use them.

@@ -65,6 +65,14 @@ async fn team_and_user(store: &Arc<dyn Store>, team: &str, user: &str) -> i64 {
         .id
 }
 
+/// The stored/duplicate flags of an ingest answer (`None` when refused).
+fn flags(outcome: &IngestOutcome) -> Option<Vec<bool>> {
+    match outcome {
+        IngestOutcome::Stored { flags, .. } => Some(flags.clone()),
+        IngestOutcome::Forbidden(_) => None,
+    }
+}
+
 fn event(id: &str, project: &str, team: Option<&str>) -> IncomingEvent {
     IncomingEvent {
         event_id: id.to_string(),
@@ -78,6 +86,7 @@ fn event(id: &str, project: &str, team: Option<&str>) -> IncomingEvent {
         timestamp: "2026-01-01T00:00:00+00:00".into(),
         lane: Some("doing"),
         body: format!("{{\"event_id\":\"{id}\"}}"),
+        fact: None,
     }
 }
 
@@ -318,7 +327,7 @@ fn ingest_success_duplicates_and_permissions() {
             )
             .await
             .expect("ingest");
-        assert_eq!(first, IngestOutcome::Stored(vec![true, true, false]));
+        assert_eq!(flags(&first), Some(vec![true, true, false]));
         let again = store
             .ingest(
                 &sender(alice, "alice", "acme"),
@@ -327,7 +336,7 @@ fn ingest_success_duplicates_and_permissions() {
             )
             .await
             .expect("ingest");
-        assert_eq!(again, IngestOutcome::Stored(vec![false, true]));
+        assert_eq!(flags(&again), Some(vec![false, true]));
         assert_eq!(store.event_count().await.expect("count"), 3);
 
         // Bob's team may not write to acme's project; nothing of the batch is kept.
@@ -353,7 +362,7 @@ fn ingest_success_duplicates_and_permissions() {
             .await
             .expect("ingest");
         // The refused batch registered nothing: p2 is free for Bob's team.
-        assert_eq!(fresh, IngestOutcome::Stored(vec![true]));
+        assert_eq!(flags(&fresh), Some(vec![true]));
 
         // Naming a team the sender is not in is refused too.
         let named = store
@@ -372,7 +381,10 @@ fn ingest_success_duplicates_and_permissions() {
                 .ingest(&sender(alice, "alice", "acme"), vec![], 5)
                 .await
                 .expect("empty"),
-            IngestOutcome::Stored(vec![])
+            IngestOutcome::Stored {
+                flags: vec![],
+                advances: vec![]
+            }
         );
         store.remove_member("acme", "alice").await.expect("remove");
         assert!(matches!(

@@ -8,7 +8,7 @@ use crate::admin::{self, AdminError};
 use crate::config::StorageArgs;
 use crate::store::{self, Store};
 
-async fn open_store(storage: &StorageArgs) -> Result<Arc<dyn Store>, Failure> {
+pub(super) async fn open_store(storage: &StorageArgs) -> Result<Arc<dyn Store>, Failure> {
     let resolved = storage.resolve();
     Ok(store::open(&resolved.database_url).await?)
 }

@@ -3,6 +3,7 @@
 //! prints and turns errors into messages and exit codes.
 
 mod admin;
+mod board;
 mod serve;
 
 use std::process::ExitCode;
@@ -31,6 +32,25 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// The team board's projection
+    #[command(subcommand)]
+    Board(BoardCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BoardCommand {
+    /// Recompute the board from the stored events (works while the server runs)
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server board rebuild --check\n  spec-kitty-server board rebuild --project 550e8400-e29b-41d4-a716-446655440000"
+    )]
+    Rebuild {
+        /// Only this project (its uuid); every project by default
+        #[arg(long, value_name = "UUID")]
+        project: Option<String>,
+        /// Report differences between the stored board and the events; change nothing
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -90,6 +110,10 @@ pub fn main() -> ExitCode {
         Command::Team(command) => {
             serve::init_logging(LogFormat::Text, "warn");
             runtime.block_on(admin::team(command, &cli.storage))
+        }
+        Command::Board(command) => {
+            serve::init_logging(LogFormat::Text, "warn");
+            runtime.block_on(board::board(command, &cli.storage))
         }
         Command::User(command) => {
             serve::init_logging(LogFormat::Text, "warn");

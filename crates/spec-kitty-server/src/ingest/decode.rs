@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 use serde_json::value::RawValue;
+use spec_kitty_protocol::board::Fact;
 use spec_kitty_protocol::event::WP_STATUS_CHANGED;
 use spec_kitty_protocol::fast::{CheckedEvent, check_event};
 use spec_kitty_protocol::{EventResult, SyncLane, describe_errors, validate_event};
@@ -42,6 +43,7 @@ fn incoming_from_checked(event: CheckedEvent<'_>, body: &str) -> IncomingEvent {
         timestamp: event.timestamp.into_owned(),
         lane: event.lane.map(SyncLane::as_str),
         body: body.to_string(),
+        fact: event.fact,
     }
 }
 
@@ -77,6 +79,7 @@ fn incoming_from_value(event: &Value, body: &str) -> Result<IncomingEvent, Event
         timestamp: str_field(event, "timestamp").unwrap_or_default(),
         lane,
         body: body.to_string(),
+        fact: Fact::of_event(event),
     })
 }
 

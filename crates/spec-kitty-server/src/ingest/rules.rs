@@ -10,13 +10,20 @@
 use std::collections::HashMap;
 use std::future::Future;
 
+use crate::board::hub::Advance;
+use crate::board::projection::{Projected, Reduced};
 use crate::store::{IncomingEvent, IngestOutcome, Sender};
 
-/// Where one event goes: its project and the team that owns it.
+/// Where one event goes: its project, the team that owns it, and its
+/// number in the project's sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Placement {
     pub project_id: i64,
     pub team_id: i64,
+    /// Numbers follow commits: [`IngestTx::place_project`] locks the
+    /// project until this transaction ends, so a batch holding smaller
+    /// numbers always commits before one holding larger numbers.
+    pub seq: i64,
 }
 
 /// The lookups and writes the rules need, inside one open transaction.
@@ -35,8 +42,10 @@ pub trait IngestTx {
         user_id: i64,
     ) -> impl Future<Output = Result<Option<i64>, Self::Error>>;
 
-    /// Registers the project to `team_id` on first sight (an existing
-    /// project keeps its team) and returns `(project id, owner team id)`.
+    /// Finds the project `uuid` of team `team_id`, registering it on first
+    /// sight (each team has its own project per uuid: contract section 2),
+    /// locks it until the transaction ends, and returns `(project id, last
+    /// sequence number)`.
     fn place_project(
         &mut self,
         uuid: &str,
@@ -55,6 +64,21 @@ pub trait IngestTx {
         placed: &[Placement],
         now: i64,
     ) -> impl Future<Output = Result<Vec<bool>, Self::Error>>;
+
+    /// Applies the board changes of the newly stored events (the
+    /// projection's conditional upserts), in this transaction.
+    fn apply_projection(
+        &mut self,
+        reduced: &Reduced,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
+
+    /// Records where each project's sequence now stands and when it last
+    /// got an event (and, on PostgreSQL, tells the other instances).
+    fn advance_projects(
+        &mut self,
+        advances: &[Advance],
+        stamp: &str,
+    ) -> impl Future<Output = Result<(), Self::Error>>;
 }
 
 /// The permission message of contract section 2.
@@ -79,9 +103,12 @@ pub fn not_member(team: &str, username: &str) -> String {
 /// 1. the sender must have a team of their own and still be its member;
 /// 2. every event is written for its own team (or the sender's), of which
 ///    the sender must be a member;
-/// 3. a project is registered to the team of its first event, and events
-///    for it under any other team are refused;
-/// 4. the events are stored, duplicates found by their id.
+/// 3. a project is keyed by its team and uuid: another team sending the
+///    same uuid gets a project of its own, never access to this one;
+/// 4. the events are stored, duplicates found by their id, numbered in
+///    their project's sequence;
+/// 5. the board is updated from the newly stored events, in the same
+///    transaction, and the projects that got something new move on.
 ///
 /// The first refusal, in event order, answers for the whole batch.
 pub async fn apply<T: IngestTx>(
@@ -105,10 +132,52 @@ pub async fn apply<T: IngestTx>(
         Err(refusal) => return Ok(IngestOutcome::Forbidden(refusal)),
     };
     let stored = tx.insert_events(sender, events, &placed, now).await?;
-    // A later projection step (the board) belongs here, in the same
-    // transaction: one more `IngestTx` method called with the events and
-    // `stored`, before the backend commits.
-    Ok(IngestOutcome::Stored(stored))
+    tx.apply_projection(&project(events, &placed, &stored))
+        .await?;
+    let advances = advances(&placed, &stored);
+    if !advances.is_empty() {
+        tx.advance_projects(&advances, &spec_kitty_protocol::timestamp::now())
+            .await?;
+    }
+    Ok(IngestOutcome::Stored {
+        flags: stored,
+        advances,
+    })
+}
+
+/// What the newly stored events change on the board.
+fn project(events: &[IncomingEvent], placed: &[Placement], stored: &[bool]) -> Reduced {
+    let mut reduced = Reduced::default();
+    for ((event, place), new) in events.iter().zip(placed).zip(stored) {
+        if let (true, Some(fact)) = (*new, &event.fact) {
+            reduced.add(Projected {
+                project_id: place.project_id,
+                seq: place.seq,
+                key: event.winner_key(),
+                timestamp: &event.timestamp,
+                fact,
+            });
+        }
+    }
+    reduced
+}
+
+/// Where each project that stored something new now stands: a batch of
+/// duplicates moves no cursor and wakes no watcher.
+fn advances(placed: &[Placement], stored: &[bool]) -> Vec<Advance> {
+    let mut last: HashMap<i64, (i64, bool)> = HashMap::new();
+    for (place, new) in placed.iter().zip(stored) {
+        let entry = last.entry(place.project_id).or_insert((place.seq, false));
+        entry.0 = entry.0.max(place.seq);
+        entry.1 |= *new;
+    }
+    let mut advances: Vec<Advance> = last
+        .into_iter()
+        .filter(|(_, (_, fresh))| *fresh)
+        .map(|(project_id, (seq, _))| Advance { project_id, seq })
+        .collect();
+    advances.sort_by_key(|a| a.project_id);
+    advances
 }
 
 /// Places every event in its project, or answers the first refusal.
@@ -120,7 +189,8 @@ async fn place_events<T: IngestTx>(
     events: &[IncomingEvent],
     now: i64,
 ) -> Result<Result<Vec<Placement>, String>, T::Error> {
-    let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();
+    // (team id, uuid) -> (project id, last number given out)
+    let mut projects: HashMap<(i64, &str), (i64, i64)> = HashMap::new();
     let mut placed = Vec::with_capacity(events.len());
     for event in events {
         let team_slug = event.team.as_deref().unwrap_or(own_team);
@@ -128,8 +198,9 @@ async fn place_events<T: IngestTx>(
         let Some(team_id) = teams.lookup(tx, team_slug, sender.user_id).await? else {
             return Ok(Err(insufficient(team_slug, project_name)));
         };
-        let (project_id, owner) = match projects.get(event.project_uuid.as_str()) {
-            Some(found) => *found,
+        let key = (team_id, event.project_uuid.as_str());
+        let (project_id, seq) = match projects.get_mut(&key) {
+            Some(found) => found,
             None => {
                 let found = tx
                     .place_project(
@@ -139,16 +210,14 @@ async fn place_events<T: IngestTx>(
                         now,
                     )
                     .await?;
-                projects.insert(event.project_uuid.as_str(), found);
-                found
+                projects.entry(key).or_insert(found)
             }
         };
-        if owner != team_id {
-            return Ok(Err(insufficient(team_slug, project_name)));
-        }
+        *seq += 1;
         placed.push(Placement {
-            project_id,
+            project_id: *project_id,
             team_id,
+            seq: *seq,
         });
     }
     Ok(Ok(placed))

@@ -6,12 +6,18 @@
 //! a batch) is one trait method, so each backend can make it one
 //! transaction and no route can interleave reads and writes unsafely.
 
+pub mod board;
 pub mod postgres;
 pub mod sqlite;
+
+pub use board::BoardStore;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use spec_kitty_protocol::board::{Fact, WinnerKey};
+
+use crate::board::hub::Advance;
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -120,14 +126,53 @@ pub struct IncomingEvent {
     /// The four-lane value of a `WPStatusChanged` event.
     pub lane: Option<&'static str>,
     pub body: String,
+    /// What the event tells the board, if anything.
+    pub fact: Option<Fact>,
+}
+
+impl IncomingEvent {
+    /// The event's place in the winner rule of contract section 8.
+    /// The `wp_id` and feature key stored beside the event, so a work
+    /// package's history is one indexed read.
+    pub fn board_columns(&self) -> (Option<String>, Option<String>) {
+        match &self.fact {
+            Some(Fact::Status {
+                wp_id,
+                feature_slug,
+                ..
+            })
+            | Some(Fact::Created {
+                wp_id,
+                feature_slug,
+                ..
+            }) => (
+                Some(wp_id.clone()),
+                Some(feature_slug.clone().unwrap_or_default()),
+            ),
+            Some(Fact::Feature { feature_slug }) => (None, Some(feature_slug.clone())),
+            None => (None, None),
+        }
+    }
+
+    pub fn winner_key(&self) -> WinnerKey {
+        WinnerKey {
+            lamport: self.lamport,
+            node_id: self.node_id.clone(),
+            event_id: self.event_id.clone(),
+        }
+    }
 }
 
 /// The whole-batch answer of [`Store::ingest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// One flag per event, in order: `true` if newly stored, `false` if an
-    /// event with the same id was stored before.
-    Stored(Vec<bool>),
+    /// event with the same id was stored before; and where each project's
+    /// sequence now stands, for the board's watchers.
+    Stored {
+        flags: Vec<bool>,
+        advances: Vec<Advance>,
+    },
     /// The sender may not write this batch; nothing of it was stored.
     Forbidden(String),
 }
@@ -142,7 +187,7 @@ pub struct FailureCount {
 
 /// The storage of the server.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: BoardStore + Send + Sync + 'static {
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -340,3 +340,397 @@ pub fn base64url(bytes: &[u8]) -> String {
 pub fn unix_now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
+
+// --- The team board (contract section 8): event builders, reads, and a
+// --- minimal server-sent-events client. Appended for board_*.rs.
+
+/// A board event of `event_type` with `payload`, from `node_id` at
+/// `lamport_clock`, for `project_uuid`, with a fresh ULID.
+pub fn board_event(
+    project_uuid: &str,
+    event_type: &str,
+    payload: Value,
+    lamport_clock: i64,
+    node_id: &str,
+) -> Value {
+    let aggregate = match (
+        payload.get("feature_slug").and_then(Value::as_str),
+        payload.get("wp_id").and_then(Value::as_str),
+    ) {
+        (Some(feature), Some(wp)) => format!("{feature}/{wp}"),
+        (None, Some(wp)) => wp.to_string(),
+        (Some(feature), None) => feature.to_string(),
+        (None, None) => "aggregate".to_string(),
+    };
+    json!({
+        "event_id": ulid::Ulid::new().to_string(),
+        "event_type": event_type,
+        "aggregate_id": aggregate,
+        "payload": payload,
+        "timestamp": "2026-03-01T09:00:00+00:00",
+        "node_id": node_id,
+        "lamport_clock": lamport_clock,
+        "correlation_id": ulid::Ulid::new().to_string(),
+        "project_uuid": project_uuid,
+        "project_slug": "board-project",
+    })
+}
+
+/// A `WPStatusChanged` moving `feature/wp` to `to_lane`, by `actor`.
+pub fn wp_status(
+    project_uuid: &str,
+    feature: Option<&str>,
+    wp_id: &str,
+    to_lane: &str,
+    lamport_clock: i64,
+    node_id: &str,
+) -> Value {
+    board_event(
+        project_uuid,
+        "WPStatusChanged",
+        json!({
+            "feature_slug": feature,
+            "wp_id": wp_id,
+            "from_lane": "planned",
+            "to_lane": to_lane,
+            "actor": format!("actor-{node_id}-{lamport_clock}"),
+            "force": false,
+            "reason": null,
+        }),
+        lamport_clock,
+        node_id,
+    )
+}
+
+/// A `WPCreated` for `feature/wp` with a title and dependencies.
+pub fn wp_created(
+    project_uuid: &str,
+    feature: Option<&str>,
+    wp_id: &str,
+    title: &str,
+    dependencies: &[&str],
+    lamport_clock: i64,
+    node_id: &str,
+) -> Value {
+    board_event(
+        project_uuid,
+        "WPCreated",
+        json!({
+            "wp_id": wp_id,
+            "title": title,
+            "feature_slug": feature,
+            "dependencies": dependencies,
+        }),
+        lamport_clock,
+        node_id,
+    )
+}
+
+/// A `FeatureCreated` for `feature` (a slug starting with three digits).
+pub fn feature_created(project_uuid: &str, feature: &str, lamport_clock: i64) -> Value {
+    board_event(
+        project_uuid,
+        "FeatureCreated",
+        json!({
+            "feature_slug": feature,
+            "feature_number": &feature[..3],
+            "target_branch": "main",
+            "wp_count": 0,
+        }),
+        lamport_clock,
+        "feature-node",
+    )
+}
+
+impl TestServer {
+    /// Posts a batch that must be answered 200 with every event `success`.
+    pub fn post_ok(&self, token: &str, events: &[Value]) {
+        let reply = self.post_batch(token, events);
+        assert_eq!(reply.status, 200, "batch answered: {}", reply.text);
+        let statuses = reply.statuses();
+        assert!(
+            statuses.iter().all(|s| s == "success"),
+            "every event stored: {}",
+            reply.text
+        );
+    }
+
+    /// `GET /api/v1/projects/{uuid}/board/`, which must answer 200.
+    pub fn board(&self, token: &str, project_uuid: &str) -> Value {
+        let reply = self.get(
+            &format!("/api/v1/projects/{project_uuid}/board/"),
+            Some(token),
+        );
+        assert_eq!(reply.status, 200, "board of {project_uuid}: {}", reply.text);
+        reply.json()
+    }
+
+    /// `host:port` of the server, for raw connections.
+    pub fn addr(&self) -> String {
+        host_port(&self.server.url)
+    }
+}
+
+/// `host:port` of a `http://host:port` base URL.
+pub fn host_port(base: &str) -> String {
+    base.trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// One server-sent message (comment lines are counted, not kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SseMessage {
+    pub id: Option<String>,
+    pub event: Option<String>,
+    pub data: String,
+}
+
+impl SseMessage {
+    /// The `data` as JSON (panics with the data if it is not JSON).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("message data is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// A streaming GET over a plain TCP connection, read line by line. Every
+/// read has a timeout, so a test that waits for a message that never comes
+/// fails instead of hanging.
+pub struct SseClient {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    chunked: bool,
+    /// Decoded body bytes not yet returned as lines.
+    pending: Vec<u8>,
+    /// Comment lines (`:...`) seen so far.
+    pub comments: usize,
+}
+
+/// The status line's code, the headers (lower-case names) and the client.
+pub struct SseOpen {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub client: SseClient,
+}
+
+impl SseOpen {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The client of a 200 answer with an event-stream content type.
+    pub fn expect_stream(self) -> SseClient {
+        assert_eq!(self.status, 200, "stream answered {}", self.status);
+        let content_type = self.header("content-type").unwrap_or_default();
+        assert!(
+            content_type.starts_with("text/event-stream"),
+            "content type {content_type}"
+        );
+        self.client
+    }
+
+    /// The body of a non-streaming answer (an error), as JSON.
+    pub fn error_body(mut self) -> Value {
+        let length = self
+            .header("content-length")
+            .and_then(|v| v.parse::<usize>().ok());
+        while length.is_some_and(|n| self.client.pending.len() < n) || length.is_none() {
+            if !self.client.fill() {
+                break;
+            }
+        }
+        let mut bytes = std::mem::take(&mut self.client.pending);
+        if let Some(n) = length {
+            bytes.truncate(n);
+        }
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("error body not JSON ({e}): {text}"))
+    }
+}
+
+/// The per-read timeout of [`SseClient`]: a hang guard, not a timing check
+/// (the server sends a keep-alive comment every 10 s).
+pub const SSE_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(40);
+
+/// Sends `GET path` with the given extra headers and reads the answer's
+/// head.
+pub fn sse_open(addr: &str, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> SseOpen {
+    use std::io::BufRead;
+    let stream = std::net::TcpStream::connect(addr).expect("connect to the server");
+    stream
+        .set_read_timeout(Some(SSE_READ_TIMEOUT))
+        .expect("read timeout");
+    let mut request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\nConnection: close\r\n"
+    );
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    (&stream)
+        .write_all(request.as_bytes())
+        .expect("request written");
+    let mut reader = std::io::BufReader::new(stream);
+    let mut status_line = String::new();
+    reader
+        .read_line(&mut status_line)
+        .expect("status line of the stream's answer");
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("header line");
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+        }
+    }
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    SseOpen {
+        status,
+        headers,
+        client: SseClient {
+            reader,
+            chunked,
+            pending: Vec::new(),
+            comments: 0,
+        },
+    }
+}
+
+/// Opens a stream that must answer 200 `text/event-stream`.
+pub fn sse_connect(addr: &str, path: &str, token: &str, headers: &[(&str, &str)]) -> SseClient {
+    sse_open(addr, path, Some(token), headers).expect_stream()
+}
+
+impl SseClient {
+    /// Reads more body bytes into `pending`; `false` at the end of the body.
+    fn fill(&mut self) -> bool {
+        use std::io::{BufRead, Read};
+        if !self.chunked {
+            let mut buf = [0u8; 8192];
+            let n = self.reader.read(&mut buf).expect("stream body read");
+            self.pending.extend_from_slice(&buf[..n]);
+            return n > 0;
+        }
+        let mut size_line = String::new();
+        let n = self
+            .reader
+            .read_line(&mut size_line)
+            .expect("chunk size read");
+        if n == 0 {
+            return false;
+        }
+        let size_text = size_line.trim().split(';').next().unwrap_or_default();
+        let size = usize::from_str_radix(size_text, 16)
+            .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+        if size == 0 {
+            return false;
+        }
+        let mut chunk = vec![0u8; size + 2];
+        self.reader.read_exact(&mut chunk).expect("chunk body read");
+        chunk.truncate(size);
+        self.pending.extend_from_slice(&chunk);
+        true
+    }
+
+    /// The next line of the body without its line ending; `None` at the end.
+    pub fn line(&mut self) -> Option<String> {
+        loop {
+            if let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+                let mut line: Vec<u8> = self.pending.drain(..=end).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Some(String::from_utf8(line).expect("stream lines are UTF-8"));
+            }
+            if !self.fill() {
+                if self.pending.is_empty() {
+                    return None;
+                }
+                let rest = std::mem::take(&mut self.pending);
+                return Some(String::from_utf8(rest).expect("stream lines are UTF-8"));
+            }
+        }
+    }
+
+    /// The next message (comments are counted and skipped); `None` when
+    /// the server ends the stream.
+    pub fn message(&mut self) -> Option<SseMessage> {
+        let mut message = SseMessage::default();
+        let mut has_field = false;
+        loop {
+            let line = self.line()?;
+            if line.is_empty() {
+                if has_field {
+                    return Some(message);
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                self.comments += 1;
+                continue;
+            }
+            has_field = true;
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line.as_str(), ""),
+            };
+            match field {
+                "id" => message.id = Some(value.to_string()),
+                "event" => message.event = Some(value.to_string()),
+                "data" => {
+                    if !message.data.is_empty() {
+                        message.data.push('\n');
+                    }
+                    message.data.push_str(value);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The next message, which must come.
+    pub fn expect_message(&mut self) -> SseMessage {
+        self.message().expect("the stream goes on")
+    }
+
+    /// The next `n` messages.
+    pub fn messages(&mut self, n: usize) -> Vec<SseMessage> {
+        (0..n).map(|_| self.expect_message()).collect()
+    }
+}
+
+/// A fresh PostgreSQL database for tests that start several instances on
+/// it themselves; `None` when `SPEC_KITTY_TEST_DATABASE_URL` is not set.
+pub struct SharedPostgres {
+    pub url: String,
+    _db: pg_support::TempDb,
+}
+
+pub fn shared_postgres() -> Option<SharedPostgres> {
+    let db = pg_support::TempDb::create()?;
+    Some(SharedPostgres {
+        url: db.url.clone(),
+        _db: db,
+    })
+}
+
+/// The variable that names the PostgreSQL server for tests.
+pub const PG_ENV: &str = pg_support::ENV;

@@ -202,7 +202,12 @@ pub async fn ingest(
     let now = crate::clock::now_secs();
     let count = valid.len();
     let stored = match state.store.ingest(&sender, valid, now).await? {
-        IngestOutcome::Stored(flags) => flags,
+        IngestOutcome::Stored { flags, advances } => {
+            for advance in advances {
+                state.hub.publish(advance);
+            }
+            flags
+        }
         IngestOutcome::Forbidden(message) => {
             tracing::warn!(user = %sender.username, "batch refused: {message}");
             return Err(ApiError::Forbidden(message));

@@ -4,7 +4,9 @@ use std::collections::HashSet;
 
 use sqlx::{Postgres, Row, Transaction};
 
-use super::{PostgresStore, is_retryable};
+use super::{PostgresStore, board, is_retryable};
+use crate::board::hub::Advance;
+use crate::board::projection::Reduced;
 use crate::ingest::rules::{self, IngestTx, Placement};
 use crate::store::{IncomingEvent, IngestOutcome, Sender, StoreError};
 
@@ -33,7 +35,7 @@ impl PostgresStore {
     ) -> Result<IngestOutcome, IngestFailure> {
         let mut tx = PgIngest(self.pool.begin().await?);
         let outcome = rules::apply(&mut tx, sender, events, now).await?;
-        if matches!(outcome, IngestOutcome::Stored(_)) {
+        if matches!(outcome, IngestOutcome::Stored { .. }) {
             tx.0.commit().await?;
         }
         Ok(outcome)
@@ -68,7 +70,7 @@ impl IngestTx for PgIngest {
         now: i64,
     ) -> Result<(i64, i64), IngestFailure> {
         sqlx::query(
-            "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (uuid) DO NOTHING",
+            "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (team_id, uuid) DO NOTHING",
         )
         .bind(uuid)
         .bind(slug)
@@ -76,10 +78,15 @@ impl IngestTx for PgIngest {
         .bind(now)
         .execute(&mut *self.0)
         .await?;
-        let row = sqlx::query("SELECT id, team_id FROM projects WHERE uuid = $1")
-            .bind(uuid)
-            .fetch_one(&mut *self.0)
-            .await?;
+        // FOR UPDATE: batches for one project number their events one
+        // transaction at a time, so numbers follow commits on every instance.
+        let row = sqlx::query(
+            "SELECT id, last_seq FROM projects WHERE team_id = $1 AND uuid = $2 FOR UPDATE",
+        )
+        .bind(team_id)
+        .bind(uuid)
+        .fetch_one(&mut *self.0)
+        .await?;
         Ok((row.try_get(0)?, row.try_get(1)?))
     }
 
@@ -112,18 +119,42 @@ impl IngestTx for PgIngest {
             .bind(&columns.lanes)
             .bind(&columns.bodies)
             .bind(now)
+            .bind(&columns.seqs)
+            .bind(&columns.wp_ids)
+            .bind(&columns.feature_keys)
             .fetch_all(&mut *self.0)
             .await?;
         let mut fresh: HashSet<String> = inserted.into_iter().collect();
         Ok(events.iter().map(|e| fresh.remove(&e.event_id)).collect())
     }
+
+    async fn apply_projection(&mut self, reduced: &Reduced) -> Result<(), IngestFailure> {
+        Ok(board::apply(&mut self.0, reduced).await?)
+    }
+
+    async fn advance_projects(
+        &mut self,
+        advances: &[Advance],
+        stamp: &str,
+    ) -> Result<(), IngestFailure> {
+        for advance in advances {
+            sqlx::query("UPDATE projects SET last_seq = $2, last_event_at = $3 WHERE id = $1")
+                .bind(advance.project_id)
+                .bind(advance.seq)
+                .bind(stamp)
+                .execute(&mut *self.0)
+                .await?;
+            board::notify(&mut self.0, *advance).await?;
+        }
+        Ok(())
+    }
 }
 
 /// The batch insert: one row per element of the bound arrays, in order.
-const INSERT_EVENTS_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at)
-     SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12
-     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
-          WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, n)
+const INSERT_EVENTS_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key)
+     SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12, e.pseq, e.wp_id, e.feature_key
+     FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $13::bigint[], $14::text[], $15::text[])
+          WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, pseq, wp_id, feature_key, n)
      ORDER BY e.n
      ON CONFLICT (event_id) DO NOTHING
      RETURNING event_id";
@@ -140,10 +171,14 @@ struct EventColumns {
     project_ids: Vec<i64>,
     team_ids: Vec<i64>,
     lamports: Vec<i64>,
+    seqs: Vec<i64>,
+    wp_ids: Vec<Option<String>>,
+    feature_keys: Vec<Option<String>>,
 }
 
 impl EventColumns {
     fn new(events: &[IncomingEvent], placed: &[Placement], order: &[usize]) -> EventColumns {
+        let (wp_ids, feature_keys) = order.iter().map(|&i| events[i].board_columns()).unzip();
         let text = |f: &dyn Fn(&IncomingEvent) -> &str| {
             order
                 .iter()
@@ -164,6 +199,9 @@ impl EventColumns {
             project_ids: order.iter().map(|&i| placed[i].project_id).collect(),
             team_ids: order.iter().map(|&i| placed[i].team_id).collect(),
             lamports: order.iter().map(|&i| events[i].lamport).collect(),
+            seqs: order.iter().map(|&i| placed[i].seq).collect(),
+            wp_ids,
+            feature_keys,
         }
     }
 }

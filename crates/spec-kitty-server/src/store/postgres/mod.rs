@@ -8,6 +8,7 @@
 //! statement, sorted by event id so that concurrent transactions take row
 //! locks in the same order and never deadlock each other.
 
+pub mod board;
 mod connect;
 mod ingest;
 mod schema;

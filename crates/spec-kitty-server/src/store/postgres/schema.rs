@@ -19,11 +19,18 @@ const ADOPTION_LOCK: i64 = 0x5350_4b54_5359_4e43; // "SPKTSYNC"
 
 /// The migrations, one per version, in order. Never edit a file that has
 /// shipped (its checksum is recorded): add the next one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/postgres/0001_initial.sql"),
+    ),
+    (
+        2,
+        "board",
+        include_str!("../../../migrations/postgres/0002_board.sql"),
+    ),
+];
 
 fn migrator() -> Migrator {
     Migrator::with_migrations(

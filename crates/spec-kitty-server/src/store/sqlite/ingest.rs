@@ -2,7 +2,9 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::INSERT_EVENT_SQL;
+use super::{INSERT_EVENT_SQL, board};
+use crate::board::hub::Advance;
+use crate::board::projection::Reduced;
 use crate::ingest::rules::{self, IngestTx, Placement};
 use crate::store::{IncomingEvent, IngestOutcome, Sender, StoreError, StoreResult};
 
@@ -15,7 +17,7 @@ pub(super) fn ingest_blocking(
 ) -> StoreResult<IngestOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let outcome = run_ready(rules::apply(&mut SqliteIngest(&tx), sender, events, now))??;
-    if matches!(outcome, IngestOutcome::Stored(_)) {
+    if matches!(outcome, IngestOutcome::Stored { .. }) {
         tx.commit()?;
     }
     Ok(outcome)
@@ -60,16 +62,18 @@ impl IngestTx for SqliteIngest<'_> {
         team_id: i64,
         now: i64,
     ) -> StoreResult<(i64, i64)> {
+        // The writer's immediate transaction already excludes every other
+        // writer, so the project needs no lock of its own here.
         self.0
             .prepare_cached(
                 "INSERT INTO projects (uuid, slug, team_id, created_at) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(uuid) DO NOTHING",
+                 ON CONFLICT(team_id, uuid) DO NOTHING",
             )?
             .execute(params![uuid, slug, team_id, now])?;
         Ok(self
             .0
-            .prepare_cached("SELECT id, team_id FROM projects WHERE uuid = ?1")?
-            .query_row([uuid], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            .prepare_cached("SELECT id, last_seq FROM projects WHERE team_id = ?1 AND uuid = ?2")?
+            .query_row(params![team_id, uuid], |r| Ok((r.get(0)?, r.get(1)?)))?)
     }
 
     async fn insert_events(
@@ -82,6 +86,7 @@ impl IngestTx for SqliteIngest<'_> {
         let mut insert = self.0.prepare_cached(INSERT_EVENT_SQL)?;
         let mut stored = Vec::with_capacity(events.len());
         for (event, place) in events.iter().zip(placed) {
+            let (wp_id, feature_key) = event.board_columns();
             let changed = insert.execute(params![
                 event.event_id,
                 event.event_type,
@@ -95,9 +100,26 @@ impl IngestTx for SqliteIngest<'_> {
                 event.lane,
                 event.body,
                 now,
+                place.seq,
+                wp_id,
+                feature_key,
             ])?;
             stored.push(changed == 1);
         }
         Ok(stored)
+    }
+
+    async fn apply_projection(&mut self, reduced: &Reduced) -> StoreResult<()> {
+        Ok(board::apply(self.0, reduced)?)
+    }
+
+    async fn advance_projects(&mut self, advances: &[Advance], stamp: &str) -> StoreResult<()> {
+        let mut bump = self.0.prepare_cached(
+            "UPDATE projects SET last_seq = ?2, last_event_at = ?3 WHERE id = ?1",
+        )?;
+        for advance in advances {
+            bump.execute(params![advance.project_id, advance.seq, stamp])?;
+        }
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+pub mod board;
 mod connection;
 mod ingest;
 mod schema;
@@ -19,6 +20,7 @@ pub use schema::migrate;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+
 use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
@@ -27,7 +29,7 @@ use crate::clock::now_secs;
 
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
-pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(event_id) DO NOTHING";
+pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(event_id) DO NOTHING";
 
 struct Inner {
     path: PathBuf,
@@ -271,6 +273,7 @@ impl Store for SqliteStore {
                 "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
                 [uid],
             )?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
             tx.commit()?;
             Ok(())
         })

@@ -14,7 +14,10 @@ use crate::store::{StoreError, StoreResult};
 
 /// The migrations, one per version, in order. Never edit a file that has
 /// shipped: add the next one.
-pub const MIGRATIONS: &[&str] = &[include_str!("../../../migrations/sqlite/0001_initial.sql")];
+pub const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    include_str!("../../../migrations/sqlite/0002_board.sql"),
+];
 
 /// Brings the schema up to date. Safe when several processes start at once:
 /// the version is read inside an immediate (write-locked) transaction.
