@@ -237,7 +237,7 @@ fn unsupported_content_encoding_is_415() {
 }
 
 #[test]
-fn foreign_project_is_403_and_nothing_of_the_batch_is_stored() {
+fn another_teams_uuid_is_a_project_of_its_own_and_a_refused_batch_stores_nothing() {
     let t = TestServer::start();
     t.add_team("acme");
     t.add_team("other");
@@ -249,10 +249,37 @@ fn foreign_project_is_403_and_nothing_of_the_batch_is_stored() {
     assert_eq!(reply.statuses(), ["success"], "{}", reply.text);
     assert_eq!(t.event_count(), 1);
 
+    // Contract section 2: projects are keyed by team. Bob sending acme's
+    // (public) uuid gets a project of his own team, not access to acme's.
+    let reply = t.post_batch(&bob, &[event(&acme_project)]);
+    assert_eq!(reply.statuses(), ["success"], "{}", reply.text);
+    let teams = t
+        .server
+        .block_on(t.server.store.list_teams())
+        .expect("teams list");
+    let projects = |slug: &str| {
+        teams
+            .iter()
+            .find(|team| team.slug == slug)
+            .map(|team| team.projects)
+            .expect("team")
+    };
+    assert_eq!((projects("acme"), projects("other")), (1, 1));
+    assert_eq!(
+        t.get(
+            &format!("/api/v1/projects/{acme_project}/board/"),
+            Some(&bob)
+        )
+        .json()["counts"],
+        json!({"planned": 0, "doing": 1, "for_review": 0, "done": 0}),
+        "Bob reads his own team's project"
+    );
+
     // Bob's batch: first an event for a fresh project of his own, then one
-    // for acme's project. All or nothing: the first must not be kept.
+    // written for acme. All or nothing: the first must not be kept.
     let bobs_own = event(&new_project());
-    let intruding = event(&acme_project);
+    let mut intruding = event(&acme_project);
+    intruding["team_slug"] = json!("acme");
     let reply = t.post_batch(&bob, &[bobs_own.clone(), intruding]);
     assert_eq!(reply.status, 403, "{}", reply.text);
     let error = reply.json()["error"]
@@ -260,22 +287,13 @@ fn foreign_project_is_403_and_nothing_of_the_batch_is_stored() {
         .unwrap_or_default()
         .to_string();
     assert!(error.contains("Insufficient permissions"), "{error}");
-    assert_eq!(t.event_count(), 1, "nothing of Bob's batch is stored");
-    let teams = t
-        .server
-        .block_on(t.server.store.list_teams())
-        .expect("teams list");
-    let other = teams
-        .iter()
-        .find(|team| team.slug == "other")
-        .expect("team other");
-    assert_eq!(other.projects, 0, "Bob's fresh project was not registered");
+    assert_eq!(t.event_count(), 2, "nothing of Bob's batch is stored");
 
     // Sent alone, Bob's own event is new (success, not duplicate): it was
     // really not stored before.
     let reply = t.post_batch(&bob, &[bobs_own]);
     assert_eq!(reply.statuses(), ["success"], "{}", reply.text);
-    assert_eq!(t.event_count(), 2);
+    assert_eq!(t.event_count(), 3);
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn an_existing_sqlite_database_opens_and_keeps_its_data() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 1);
+    assert_eq!(version, 2, "migrated to the latest schema (the board)");
 }
 
 /// Makes a database as the server before sqlx's migrator left it.
@@ -94,7 +94,11 @@ fn an_existing_postgres_database_is_adopted_and_keeps_its_data() {
             .await
             .expect("applied")
     });
-    assert_eq!(applied, [(1, true)]);
+    assert_eq!(
+        applied,
+        [(1, true), (2, true)],
+        "1 adopted, 2 (the board) applied"
+    );
 }
 
 #[test]
@@ -103,9 +107,9 @@ fn a_postgres_database_from_a_newer_server_is_refused() {
         return;
     };
     let rt = runtime();
-    rt.block_on(legacy_postgres(&db.url, 2));
+    rt.block_on(legacy_postgres(&db.url, 3));
     match rt.block_on(store::open(&db.url)) {
-        Err(StoreError::SchemaTooNew { found: 2, known: 1 }) => {}
+        Err(StoreError::SchemaTooNew { found: 3, known: 2 }) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a newer schema opened"),
     }

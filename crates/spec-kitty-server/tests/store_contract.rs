@@ -339,20 +339,38 @@ fn ingest_success_duplicates_and_permissions() {
         assert_eq!(flags(&again), Some(vec![false, true]));
         assert_eq!(store.event_count().await.expect("count"), 3);
 
-        // Bob's team may not write to acme's project; nothing of the batch is kept.
+        // Bob may not write for acme; nothing of the batch is kept.
         let foreign = store
             .ingest(
                 &sender(bob, "bob", "rivals"),
-                vec![event("b1", p2, None), event("b2", p1, None)],
+                vec![event("b1", p2, None), event("b2", p1, Some("acme"))],
                 3,
             )
             .await
             .expect("ingest");
         assert!(
-            matches!(&foreign, IngestOutcome::Forbidden(m) if m.contains("rivals") && m.contains("proj")),
+            matches!(&foreign, IngestOutcome::Forbidden(m) if m.contains("acme") && m.contains("proj")),
             "{foreign:?}"
         );
         assert_eq!(store.event_count().await.expect("count"), 3);
+        // Acme's uuid sent for Bob's own team is a project of Bob's team
+        // (projects are keyed by team: contract section 2).
+        let own_copy = store
+            .ingest(
+                &sender(bob, "bob", "rivals"),
+                vec![event("b3", p1, None)],
+                3,
+            )
+            .await
+            .expect("ingest");
+        assert_eq!(flags(&own_copy), Some(vec![true]));
+        let theirs = store.team_project("rivals", p1).await.expect("lookup");
+        let ours = store.team_project("acme", p1).await.expect("lookup");
+        assert!(
+            matches!((&theirs, &ours), (Some(t), Some(o)) if t.id != o.id),
+            "two projects: {theirs:?} {ours:?}"
+        );
+        assert_eq!(store.event_count().await.expect("count"), 4);
         let fresh = store
             .ingest(
                 &sender(bob, "bob", "rivals"),
@@ -403,7 +421,7 @@ fn ingest_success_duplicates_and_permissions() {
             store.ingest(&no_team, vec![], 7).await.expect("none"),
             IngestOutcome::Forbidden(_)
         ));
-        assert_eq!(store.event_count().await.expect("count"), 4);
+        assert_eq!(store.event_count().await.expect("count"), 5);
     });
 }
 

@@ -20,9 +20,9 @@ use spec_kitty_protocol::board::Fact;
 use spec_kitty_protocol::board::WinnerKey;
 use time::OffsetDateTime;
 
+use crate::board::ProjectRef;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
-use crate::board::ProjectRef;
 use crate::http::routes::auth::verify_login;
 use crate::http::routes::board::Viewer;
 use views::{

@@ -18,10 +18,10 @@ use spec_kitty_protocol::board::{
 };
 use spec_kitty_protocol::validate::is_uuid;
 
-use crate::http::api_error::ApiError;
-use crate::http::app::AppState;
 use crate::board::stream::{self as watch, Message};
 use crate::board::{ProjectRef, cursor};
+use crate::http::api_error::ApiError;
+use crate::http::app::AppState;
 use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::rules::{no_team, not_member};
 use crate::store::User;
@@ -56,10 +56,7 @@ impl Viewer {
                 .ok_or_else(ApiError::token_invalid)?
         };
         if !state.store.is_member(user.id, &team).await? {
-            return Err(ApiError::Forbidden(not_member(
-                &team,
-                &user.username,
-            )));
+            return Err(ApiError::Forbidden(not_member(&team, &user.username)));
         }
         Ok(Viewer { user, team })
     }

@@ -12,13 +12,13 @@ use sqlx::{Acquire, AssertSqlSafe, Row};
 use async_trait::async_trait;
 
 use super::PostgresStore;
-use crate::store::{BoardStore, StoreError, StoreResult, User};
-use crate::store::sqlite::board::{projection_diff, wp_of};
 use crate::board::hub::{Advance, Hub, NOTIFY_CHANNEL};
 use crate::board::projection::{
     self, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Projected, Reduced, STATUS_UPSERT,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::store::sqlite::board::{projection_diff, wp_of};
+use crate::store::{BoardStore, StoreError, StoreResult, User};
 
 type PgResult<T> = Result<T, sqlx::Error>;
 

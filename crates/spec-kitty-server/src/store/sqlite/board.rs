@@ -8,12 +8,12 @@ use spec_kitty_protocol::{SyncLane, timestamp};
 use async_trait::async_trait;
 
 use super::SqliteStore;
-use crate::store::{BoardStore, StoreResult, User};
 use crate::board::projection::{
     self, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Projected, Reduced, STATUS_UPSERT,
     for_sqlite,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::store::{BoardStore, StoreResult, User};
 
 /// Applies a reduced batch to the board, inside the caller's transaction.
 pub fn apply(tx: &Connection, reduced: &Reduced) -> rusqlite::Result<()> {
@@ -452,14 +452,12 @@ impl BoardStore for SqliteStore {
 
     async fn team_projects(&self, team: &str) -> StoreResult<Vec<ProjectRow>> {
         let team = team.to_string();
-        self.read(move |conn| team_projects(conn, &team))
-            .await
+        self.read(move |conn| team_projects(conn, &team)).await
     }
 
     async fn board(&self, project: &ProjectRef) -> StoreResult<BoardRows> {
         let project = project.clone();
-        self.read(move |conn| board(conn, &project))
-            .await
+        self.read(move |conn| board(conn, &project)).await
     }
 
     async fn cards_since(
@@ -473,8 +471,7 @@ impl BoardStore for SqliteStore {
     }
 
     async fn project_seq(&self, project_id: i64) -> StoreResult<i64> {
-        self.read(move |conn| project_seq(conn, project_id))
-            .await
+        self.read(move |conn| project_seq(conn, project_id)).await
     }
 
     async fn feed(
@@ -516,10 +513,8 @@ impl BoardStore for SqliteStore {
         expires_at: i64,
     ) -> StoreResult<()> {
         let (id_hash, team) = (id_hash.to_string(), team.to_string());
-        self.write(move |conn| {
-            create_web_session(conn, &id_hash, user_id, &team, expires_at)
-        })
-        .await
+        self.write(move |conn| create_web_session(conn, &id_hash, user_id, &team, expires_at))
+            .await
     }
 
     async fn web_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<(User, String)>> {
