@@ -79,6 +79,11 @@ pub fn import(home: &Home) -> CliResult {
 fn print_file(file: &FileImport) {
     let path = paths::display(&file.file.path);
     let c = &file.counts;
+    if let (Some(e), 0) = (&file.error, c.found) {
+        println!("{path} ({}): not read", label(&file.file));
+        eprintln!("error: {e}");
+        return;
+    }
     println!(
         "{path} ({}): {} found, {} imported, {} already queued here, {} refused",
         label(&file.file),
@@ -185,11 +190,18 @@ impl Pending {
         if self.total() == 0 && self.unreadable() == 0 {
             return;
         }
-        println!(
-            "Python queue: {} event(s) waiting in {} file(s) of the Python client; import them with `{IMPORT_COMMAND}`",
-            self.total(),
-            self.waiting.len()
+        let read = self.waiting.iter().filter(|w| w.events.is_ok()).count();
+        let mut head = format!(
+            "Python queue: {} event(s) waiting in {read} file(s) of the Python client",
+            self.total()
         );
+        if self.unreadable() > 0 {
+            head += &format!("; {} file(s) could not be read", self.unreadable());
+        }
+        if self.total() > 0 {
+            head += &format!("; import them with `{IMPORT_COMMAND}`");
+        }
+        println!("{head}");
         for w in &self.waiting {
             let path = paths::display(&w.file.path);
             match &w.events {
