@@ -54,7 +54,12 @@ fn status_shows_the_queue_health_and_json_carries_it() {
     }
     assert_eq!(home.row(&bad_id).expect("queued").retry_count, 4);
     let created: Vec<Value> = (0..3)
-        .map(|i| other_event(&project, "WPCreated", 10 + i))
+        .map(|i| {
+            let mut event = other_event(&project, "WPCreated", 10 + i);
+            // WPCreated payloads are checked (contract section 8).
+            event["payload"]["wp_id"] = json!(format!("WP{}", 10 + i));
+            event
+        })
         .collect();
     home.import(&created);
     let mut pending = events(&project, 1);
