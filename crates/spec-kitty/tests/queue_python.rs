@@ -8,118 +8,51 @@
 mod python_client;
 mod queue_support;
 
+use python_client::home::{
+    assert_err_has, assert_has, python_emits, python_reads, queued_ids, sorted, tilde,
+    write_credentials,
+};
+
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use python_client::{Emitted, PYTHON_SCHEMA, fixture_db, fixture_insert, ids_in, scoped_file_name};
+use python_client::{fixture_db, fixture_insert, ids_in, scoped_file_name};
 use queue_support::{
     Home, Server, TEAM, USER, code, describe, events, id_of, one_json_object, project,
-    random_below, stamp, status_event, stderr, stdout,
+    random_below, status_event, stderr, stdout,
 };
 use serde_json::{Value, json};
-use time::OffsetDateTime;
 
 const IMPORT: &[&str] = &["sync", "import", "--python-queue"];
 
-/// The project the real Python client works in (it needs `.kittify/`).
-fn project_dir(home: &Home) -> PathBuf {
-    let dir = home.file("project");
-    std::fs::create_dir_all(dir.join(".kittify")).expect("create the project");
-    dir
-}
-
-/// The log-in the credentials in HOME name: (url, user, team).
-fn login_of(home: &Home) -> Option<(String, String, Option<String>)> {
-    let text = std::fs::read_to_string(home.credentials_path()).ok()?;
-    let doc = text
-        .parse::<toml_edit::DocumentMut>()
-        .expect("credentials are TOML");
-    let url = doc["server"]["url"].as_str()?.to_string();
-    let user = doc["user"]["username"].as_str()?.to_string();
-    let team = doc["user"]
-        .get("team_slug")
-        .and_then(|t| t.as_str())
-        .map(str::to_string);
-    Some((url, user, team))
-}
-
-/// Has the Python client queue `n` events for whatever log-in HOME holds:
-/// the real client when installed, else the fixture, which picks the file
-/// and the `team_slug` as the client does (`local` without a team).
-fn python_emits(home: &Home, n: usize) -> Emitted {
-    if let Some(client) = python_client::real() {
-        return client.emit(home.home.path(), &project_dir(home), n);
+/// `sync status` lists `lines` and the import command, `--json` the
+/// count, `--check` says it in one line and `--check --json` carries it.
+fn status_shows_waiting(home: &Home, pending: i64, lines: &[String]) {
+    let out = home.run(&["sync", "status"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_has(&out, "spec-kitty sync import --python-queue");
+    for line in lines {
+        assert_has(&out, line);
     }
-    let (db, team) = match login_of(home) {
-        Some((url, user, team)) => {
-            let name = scoped_file_name(&url, &user, team.as_deref());
-            (home.dir().join("queues").join(name), team)
-        }
-        None => (home.dir().join("queue.db"), None),
-    };
-    let conn = fixture_db(&db, PYTHON_SCHEMA);
-    let project = project();
-    let mut ids = Vec::new();
-    for seq in 0..n {
-        let mut event = status_event(&project, seq as u64, "in_progress", time::Duration::ZERO);
-        event["team_slug"] = json!(team.as_deref().unwrap_or("local"));
-        fixture_insert(&conn, &id_of(&event), "WPStatusChanged", &event.to_string());
-        ids.push(id_of(&event));
-    }
-    Emitted { db, ids }
-}
-
-/// Credentials as a log-in by either client leaves them, for a server that
-/// is not running (the Python client only reads them to pick its file).
-fn write_credentials(home: &Home, url: &str, user: &str, team: &str) {
-    let now = OffsetDateTime::now_utc();
-    let text = format!(
-        "[tokens]\naccess = \"a\"\nrefresh = \"r\"\naccess_expires_at = \"{}\"\nrefresh_expires_at = \"{}\"\n\n[user]\nusername = \"{user}\"\nteam_slug = \"{team}\"\n\n[server]\nurl = \"{url}\"\n",
-        stamp(now + time::Duration::hours(1)),
-        stamp(now + time::Duration::days(7)),
+    let json = one_json_object(&home.run(&["sync", "status", "--json"]));
+    assert_eq!(json["python_queue"]["pending"], pending, "{json}");
+    assert_eq!(
+        json["python_queue"]["files"][1]["current_login"], true,
+        "{json}"
     );
-    std::fs::create_dir_all(home.dir()).expect("create ~/.spec-kitty");
-    std::fs::write(home.credentials_path(), text).expect("write credentials");
-}
-
-/// A path as the client shows it: `~/` for HOME.
-fn tilde(home: &Home, path: &Path) -> String {
-    let rest = path.strip_prefix(home.home.path()).expect("a path in HOME");
-    format!("~/{}", rest.display())
-}
-
-fn sorted(mut ids: Vec<String>) -> Vec<String> {
-    ids.sort();
-    ids
-}
-
-fn queued_ids(home: &Home) -> Vec<String> {
-    sorted(home.rows().into_iter().map(|r| r.event_id).collect())
-}
-
-/// The Python client can still read the file after the import.
-fn python_reads(home: &Home, db: &Path) -> Vec<String> {
-    match python_client::real() {
-        Some(client) => sorted(client.ids(home.home.path(), db)),
-        None => sorted(ids_in(db)),
-    }
-}
-
-fn assert_has(out: &Output, text: &str) {
+    let out = home.run(&["sync", "status", "--check"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    let python: Vec<&str> = text.lines().filter(|l| l.contains("Python")).collect();
+    assert_eq!(python.len(), 1, "one line: {}", describe(&out));
     assert!(
-        stdout(out).contains(text),
-        "stdout lacks {text:?}:\n{}",
-        describe(out)
+        python[0].contains(&format!("{pending} event(s)")) && python[0].contains("--python-queue"),
+        "{}",
+        describe(&out)
     );
-}
-
-fn assert_err_has(out: &Output, text: &str) {
-    assert!(
-        stderr(out).contains(text),
-        "stderr lacks {text:?}:\n{}",
-        describe(out)
-    );
+    let json = one_json_object(&home.run(&["sync", "status", "--check", "--json"]));
+    assert_eq!(json["python_queue"]["pending"], pending, "{json}");
 }
 
 #[test]
@@ -141,34 +74,15 @@ fn logged_out_and_logged_in_queues_are_imported_once_and_reach_the_server_once()
     // sync status, read-only: the files are byte for byte as they were.
     let bytes = || [&logged_out.db, &logged_in.db].map(|db| std::fs::read(db).expect("read"));
     let before = bytes();
-    let out = home.run(&["sync", "status"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_has(&out, "Python queue: 7 event(s) waiting in 2 file(s)");
-    assert_has(&out, "spec-kitty sync import --python-queue");
-    assert_has(&out, "~/.spec-kitty/queue.db: 3 (logged-out queue)");
-    assert_has(&out, &format!("{scoped}: 4 ({label})"));
-    let json = one_json_object(&home.run(&["sync", "status", "--json"]));
-    assert_eq!(json["python_queue"]["pending"], 7, "{json}");
-    assert_eq!(
-        json["python_queue"]["files"][1]["current_login"], true,
-        "{json}"
+    status_shows_waiting(
+        &home,
+        7,
+        &[
+            "Python queue: 7 event(s) waiting in 2 file(s)".to_string(),
+            "~/.spec-kitty/queue.db: 3 (logged-out queue)".to_string(),
+            format!("{scoped}: 4 ({label})"),
+        ],
     );
-    let out = home.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    let text = stdout(&out);
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| l.contains("Python"))
-        .map(str::trim)
-        .collect::<Vec<_>>();
-    assert_eq!(lines.len(), 1, "one line: {}", describe(&out));
-    assert!(
-        lines[0].contains("7 event(s)") && lines[0].contains("--python-queue"),
-        "{}",
-        describe(&out)
-    );
-    let json = one_json_object(&home.run(&["sync", "status", "--check", "--json"]));
-    assert_eq!(json["python_queue"]["pending"], 7, "{json}");
     assert_eq!(bytes(), before, "sync status changed a Python queue file");
 
     // The import: every event once, each file reported.

@@ -8,7 +8,12 @@
 //! later runs. When that fails (no Python, no network), or with
 //! `SPEC_KITTY_TEST_PYTHON_CLIENT=0`, the tests say so on stderr and use
 //! the fixture.
+//!
+//! [`home`] uses `crate::queue_support`: a test file that includes this
+//! module includes that one too.
 #![allow(dead_code)]
+
+pub mod home;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
