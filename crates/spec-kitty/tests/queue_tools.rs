@@ -1,6 +1,6 @@
 //! The queue by hand: `sync status` (queue health, no side effects),
-//! `sync diagnose`, `sync import` (JSON Lines and the Python client's
-//! queue) and `sync discard`, through the real binary.
+//! `sync diagnose`, `sync import` (JSON Lines; the Python client's queues
+//! are in `queue_python.rs`) and `sync discard`, through the real binary.
 
 mod queue_support;
 
@@ -8,7 +8,7 @@ use queue_support::{
     Home, Server, code, describe, events, id_of, one_json_object, other_event, project,
     status_event, stderr, stdout,
 };
-use rusqlite::{Connection, params};
+use rusqlite::params;
 use serde_json::{Value, json};
 
 #[test]
@@ -54,7 +54,12 @@ fn status_shows_the_queue_health_and_json_carries_it() {
     }
     assert_eq!(home.row(&bad_id).expect("queued").retry_count, 4);
     let created: Vec<Value> = (0..3)
-        .map(|i| other_event(&project, "WPCreated", 10 + i))
+        .map(|i| {
+            let mut event = other_event(&project, "WPCreated", 10 + i);
+            // WPCreated payloads are checked (contract section 8).
+            event["payload"]["wp_id"] = json!(format!("WP{}", 10 + i));
+            event
+        })
         .collect();
     home.import(&created);
     let mut pending = events(&project, 1);
@@ -316,133 +321,6 @@ fn import_reports_the_bad_line_by_number_and_queues_the_rest() {
         describe(&out)
     );
     assert_eq!(home.depth(), 6);
-}
-
-/// The Python client's queue, as its `OfflineQueue` creates it.
-fn python_queue(home: &Home) -> Connection {
-    std::fs::create_dir_all(home.dir()).expect("create ~/.spec-kitty");
-    let conn = Connection::open(home.dir().join("queue.db")).expect("open queue.db");
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS queue (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
-            event_id TEXT UNIQUE NOT NULL,
-            event_type TEXT NOT NULL,
-            data TEXT NOT NULL,
-            timestamp INTEGER NOT NULL,
-            retry_count INTEGER DEFAULT 0
-        );",
-    )
-    .expect("python schema");
-    conn
-}
-
-fn python_insert(conn: &Connection, event: &Value, data: &str) {
-    conn.execute(
-        "INSERT INTO queue (event_id, event_type, data, timestamp, retry_count)
-         VALUES (?1, ?2, ?3, ?4, 0)",
-        params![
-            id_of(event),
-            event["event_type"].as_str().expect("type"),
-            data,
-            1_770_000_000_i64
-        ],
-    )
-    .expect("python row");
-}
-
-fn python_ids(home: &Home) -> Vec<String> {
-    let conn = Connection::open(home.dir().join("queue.db")).expect("open queue.db");
-    let mut stmt = conn
-        .prepare("SELECT event_id FROM queue ORDER BY id")
-        .expect("prepare");
-    stmt.query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("ids")
-}
-
-#[test]
-fn python_queue_import_moves_every_event_once() {
-    let server = Server::start();
-    let home = Home::new();
-    let project = project();
-    let all = events(&project, 5);
-    // One of them is in our queue already.
-    home.import(&all[2..3]);
-    let conn = python_queue(&home);
-    for event in &all {
-        python_insert(&conn, event, &event.to_string());
-    }
-    drop(conn);
-
-    let out = home.run(&["sync", "import", "--python-queue"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert!(
-        stdout(&out).contains(
-            "Moved 5 event(s) from the Python client's queue (1 were already queued here)"
-        ),
-        "{}",
-        describe(&out)
-    );
-    let mut queued: Vec<String> = home.rows().into_iter().map(|r| r.event_id).collect();
-    queued.sort();
-    let mut expected: Vec<String> = all.iter().map(id_of).collect();
-    expected.sort();
-    assert_eq!(queued, expected, "each event once");
-    assert!(python_ids(&home).is_empty(), "the Python queue was emptied");
-
-    // Again: nothing left to move, nothing duplicated.
-    let out = home.run(&["sync", "import", "--python-queue"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert!(
-        stdout(&out).contains("Moved 0 event(s)"),
-        "{}",
-        describe(&out)
-    );
-    assert_eq!(home.depth(), 5);
-
-    // And they reach the server once each.
-    home.login(server.url());
-    let out = home.run(&["sync", "now", "--json"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(one_json_object(&out)["synced"], 5);
-    assert_eq!(server.event_count(), 5);
-}
-
-#[test]
-fn python_queue_rows_that_cannot_be_read_stay_there() {
-    let home = Home::new();
-    let project = project();
-    let all = events(&project, 3);
-    let conn = python_queue(&home);
-    python_insert(&conn, &all[0], &all[0].to_string());
-    python_insert(&conn, &all[1], "{not json");
-    python_insert(&conn, &all[2], &all[2].to_string());
-    drop(conn);
-
-    let out = home.run(&["sync", "import", "--python-queue"]);
-    assert_eq!(code(&out), 1, "{}", describe(&out));
-    assert!(
-        stdout(&out).contains("Moved 2 event(s)"),
-        "{}",
-        describe(&out)
-    );
-    assert!(stderr(&out).contains(&id_of(&all[1])), "{}", describe(&out));
-    assert_eq!(
-        python_ids(&home),
-        vec![id_of(&all[1])],
-        "the unreadable row stays"
-    );
-    let queued: Vec<String> = home.rows().into_iter().map(|r| r.event_id).collect();
-    assert_eq!(queued, vec![id_of(&all[0]), id_of(&all[2])]);
-}
-
-#[test]
-fn python_queue_import_without_a_python_queue_says_so() {
-    let home = Home::new();
-    let out = home.run(&["sync", "import", "--python-queue"]);
-    assert_ne!(code(&out), 0, "{}", describe(&out));
-    assert!(stderr(&out).contains("queue.db"), "{}", describe(&out));
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod auth;
 mod output;
+mod python_queue;
 mod queue_tools;
 mod sync;
 mod sync_now;

@@ -59,7 +59,6 @@ macro_rules! general_failures {
 general_failures!(
     crate::queue::QueueError,
     crate::home::config::ConfigError,
-    crate::queue::python::PythonQueueError,
     crate::home::paths::PathsError,
     crate::sync::DrainError,
 );

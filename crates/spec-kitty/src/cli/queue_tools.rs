@@ -9,7 +9,6 @@ use spec_kitty_protocol::validate_event;
 
 use super::output::{CliError, CliResult, print_json};
 use crate::home::paths::{self, Home};
-use crate::queue::python as python_queue;
 use crate::queue::{Queue, State};
 
 fn open(home: &Home) -> Result<Queue, CliError> {
@@ -18,7 +17,7 @@ fn open(home: &Home) -> Result<Queue, CliError> {
 
 /// Warns on stderr when the queue holds more than `max_queue_size` events
 /// (`[sync]` in config.toml). Nothing is ever dropped.
-fn warn_if_over_limit(home: &Home, queue: &Queue) {
+pub(super) fn warn_if_over_limit(home: &Home, queue: &Queue) {
     let max = crate::home::config::Config::load(home)
         .map(|c| c.max_queue_size())
         .unwrap_or(crate::home::config::DEFAULT_MAX_QUEUE_SIZE);
@@ -83,29 +82,6 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
             invalid.len()
         )))
     }
-}
-
-/// `sync import --python-queue`.
-pub fn import_python(home: &Home) -> CliResult {
-    let mut queue = open(home)?;
-    let moved = python_queue::import(home, &mut queue).map_err(CliError::from)?;
-    warn_if_over_limit(home, &queue);
-    println!(
-        "Moved {} event(s) from the Python client's queue{}.",
-        moved.moved,
-        if moved.already_queued > 0 {
-            format!(" ({} were already queued here)", moved.already_queued)
-        } else {
-            String::new()
-        }
-    );
-    for (event_id, reason) in &moved.left {
-        eprintln!(
-            "left in {}: {event_id}: {reason}",
-            paths::display(&home.python_queue())
-        );
-    }
-    Ok(if moved.left.is_empty() { 0 } else { 1 })
 }
 
 /// `sync discard EVENT_ID... | --all-rejected [--yes]`.

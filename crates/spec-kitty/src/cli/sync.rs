@@ -8,6 +8,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use super::output::{CliError, CliResult, print_json, validity};
+use super::python_queue::Pending;
 use crate::home::config::{self, Config};
 use crate::home::paths::{self, Home};
 use crate::net::probe;
@@ -66,7 +67,9 @@ pub enum SyncCommand {
             conflicts_with = "python_queue"
         )]
         file: Option<PathBuf>,
-        /// Move the events waiting in the Python client's ~/.spec-kitty/queue.db
+        /// Move the events waiting in the Python client's queues here:
+        /// ~/.spec-kitty/queue.db (logged out) and every
+        /// ~/.spec-kitty/queues/queue-*.db (one per log-in)
         #[arg(long)]
         python_queue: bool,
     },
@@ -116,7 +119,7 @@ pub fn run(home: &Home, command: SyncCommand) -> CliResult {
         SyncCommand::Diagnose { json } => super::queue_tools::diagnose(home, json),
         SyncCommand::Import { file, python_queue } => match file {
             Some(file) if !python_queue => super::queue_tools::import_file(home, &file),
-            _ => super::queue_tools::import_python(home),
+            _ => super::python_queue::import(home),
         },
         SyncCommand::Discard {
             event_ids,
@@ -170,6 +173,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         Ok(None) => Ok(Stats::default()),
         Err(e) => Err(e.to_string()),
     };
+    let python = Pending::read(home);
     if as_json {
         let auth = auth_json(&creds, now);
         print_json(&json!({
@@ -184,6 +188,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
                 Err(e) => json!({"error": e}),
             },
             "max_queue_size": max_queue,
+            "python_queue": python.to_json(),
         }))?;
         return Ok(0);
     }
@@ -198,6 +203,7 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
     println!("Config:       {}", paths::display(&home.config()));
     print_auth(&creds, server_url.as_deref(), now);
     print_queue(&queue, max_queue, home);
+    python.print();
     println!("Run `spec-kitty sync status --check` to test the connection.");
     Ok(0)
 }
@@ -205,8 +211,14 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
 fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
     let report = probe::check(home, timeout);
     let code = report.outcome.exit_code();
+    let python = Pending::read(home);
     if as_json {
-        print_json(&report)?;
+        let mut value = serde_json::to_value(&report)
+            .map_err(|e| CliError::general(format!("cannot render JSON: {e}")))?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("python_queue".into(), python.to_json());
+        }
+        print_json(&value)?;
         return Ok(code);
     }
     println!("{}: {}", report.headline, report.next_step);
@@ -233,6 +245,9 @@ fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
         && report.outcome != Outcome::Connected
     {
         println!("  Detail:  {detail}");
+    }
+    if let Some(line) = python.check_line() {
+        println!("{line}");
     }
     Ok(code)
 }

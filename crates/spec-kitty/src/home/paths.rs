@@ -55,9 +55,23 @@ impl Home {
         self.root.join("events.db")
     }
 
-    /// The Python client's queue, which `sync import --python-queue` empties.
+    /// The Python client's queue while logged out (its "legacy" queue),
+    /// which `sync import --python-queue` empties.
     pub fn python_queue(&self) -> PathBuf {
         self.root.join("queue.db")
+    }
+
+    /// Where the Python client 2.1+ keeps one queue per log-in scope
+    /// (`queue-<hash>.db`): it writes there, not to `queue.db`, while
+    /// logged in.
+    pub fn python_queues_dir(&self) -> PathBuf {
+        self.root.join("queues")
+    }
+
+    /// The scope the Python client used last (`server|user|team`, plain
+    /// text), which names one of the files in [`Home::python_queues_dir`].
+    pub fn python_active_scope(&self) -> PathBuf {
+        self.root.join("active_queue_scope")
     }
 
     /// Creates the directory with mode 0700 if missing, and narrows it to

@@ -7,9 +7,10 @@
 //! in the same database, so a tick and the enqueue of its event are one
 //! transaction and concurrent processes never reuse a value.
 //!
-//! The file is `~/.spec-kitty/events.db`: the Python client's queue is
-//! `~/.spec-kitty/queue.db`, and the two must not share a file (see
-//! [`crate::queue::python`] for moving events from one to the other).
+//! The file is `~/.spec-kitty/events.db`: the Python client's queues are
+//! `~/.spec-kitty/queue.db` and `~/.spec-kitty/queues/queue-<h>.db`, and
+//! they must not share a file (see [`crate::queue::python`] for moving
+//! events from those to this one).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
