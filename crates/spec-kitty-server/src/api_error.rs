@@ -16,6 +16,9 @@ pub enum ApiError {
     },
     Unauthorized(String),
     Forbidden(String),
+    /// No such resource for this caller (another team's project too: the
+    /// answer never tells which).
+    NotFound(String),
     PayloadTooLarge(String),
     UnsupportedMediaType(String),
     TooManyRequests {
@@ -54,6 +57,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Unauthorized(msg) => (StatusCode::UNAUTHORIZED, ErrorBody::new(msg)),
             ApiError::Forbidden(msg) => (StatusCode::FORBIDDEN, ErrorBody::new(msg)),
+            ApiError::NotFound(msg) => (StatusCode::NOT_FOUND, ErrorBody::new(msg)),
             ApiError::PayloadTooLarge(details) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody::with_details("Request body too large", details),

@@ -4,17 +4,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use spec_kitty_protocol::ErrorBody;
 
+use crate::board::hub::Hub;
 use crate::config::Limits;
 use crate::routes;
 use crate::store::Store;
 use crate::tokens::Signer;
+use crate::web;
+use spec_kitty_protocol::paths;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -22,6 +25,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub signer: Arc<Signer>,
     pub limits: Limits,
+    /// Board changes, fanned out to the streams this process serves.
+    pub hub: Hub,
+    /// Whether this server speaks https (session cookies are then `Secure`).
+    pub tls: bool,
 }
 
 /// Builds the router of contract sections 1 and 2 plus the health checks.
@@ -32,12 +39,33 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events/batch/", post(routes::batch::ingest))
         .route("/api/v1/sync/health/", get(routes::health::sync_health))
         .route("/healthz", get(routes::health::liveness))
+        .route(paths::PROJECTS, get(routes::board::projects))
+        .route("/api/v1/projects/{uuid}/board/", get(routes::board::board))
+        .route(
+            "/api/v1/projects/{uuid}/events/",
+            get(routes::board::events),
+        )
+        .route(
+            "/api/v1/projects/{uuid}/stream/",
+            get(routes::board::stream),
+        )
+        .route("/", get(web::home))
+        .route("/login", post(web::login))
+        .route("/logout", post(web::logout))
+        .route("/projects/{uuid}", get(web::board))
+        .route("/projects/{uuid}/history", get(web::history))
+        .route("/static/app.css", get(web::stylesheet))
+        .route("/static/board.js", get(web::script))
         .fallback(not_found)
+        .layer(middleware::from_fn(web::security_headers))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
-async fn not_found() -> Response {
+async fn not_found(state: State<AppState>, uri: Uri, headers: HeaderMap) -> Response {
+    if !uri.path().starts_with("/api/") {
+        return web::not_found_page(state, headers).await;
+    }
     (
         StatusCode::NOT_FOUND,
         Json(ErrorBody::new("Not found; the API lives under /api/v1/")),

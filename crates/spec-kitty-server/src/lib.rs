@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api_error;
 pub mod app;
+pub mod board;
 pub mod config;
 pub mod passwords;
 pub mod routes;
@@ -13,6 +14,7 @@ pub mod serve;
 pub mod signing_key;
 pub mod store;
 pub mod tokens;
+pub mod web;
 
 pub use config::ServerConfig;
 pub use serve::{BackgroundServer, RunningServer, ServeError, start};

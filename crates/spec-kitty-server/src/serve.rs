@@ -10,6 +10,7 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinHandle;
 
 use crate::app::{AppState, router};
+use crate::board::hub::Hub;
 use crate::config::ServerConfig;
 use crate::signing_key::{self, KeyError};
 use crate::store::{self, Store, StoreError};
@@ -102,10 +103,14 @@ pub async fn start_with_store(
                 path: config.storage.data_dir.join(signing_key::KEY_FILE),
             }
         })?;
+    let hub = Hub::new();
+    store.listen_board(hub.clone());
     let state = AppState {
         store: Arc::clone(&store),
         signer: Arc::new(signer),
         limits: config.limits,
+        hub,
+        tls: config.tls.is_some(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let bind_error = |source| ServeError::Bind {

@@ -1,6 +1,6 @@
 //! Log-in and refresh (contract section 1).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -48,53 +48,8 @@ pub async fn login(
     body: Bytes,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request: LoginRequest = parse_json(&body)?;
+    let user = verify_login(&state, peer.ip(), &request.username, request.password).await?;
     let now = now();
-    let window = state.limits.login_window as i64;
-    let keys = [
-        format!("user:{}", request.username.to_lowercase()),
-        format!("addr:{}", peer.ip()),
-    ];
-    let counts = state.store.login_failures(&keys, now - window).await?;
-    let max = i64::from(state.limits.login_max_failures);
-    let over = counts
-        .iter()
-        .zip([max, max * ADDRESS_FACTOR])
-        .filter(|(count, limit)| count.count >= *limit)
-        .map(|(count, _)| count.oldest + window - now)
-        .max();
-    if let Some(wait) = over {
-        tracing::warn!(addr = %peer.ip(), "log-in throttled");
-        return Err(ApiError::TooManyRequests {
-            retry_after: wait.max(1) as u64,
-        });
-    }
-
-    let user = state.store.find_user(&request.username).await?;
-    let hash = user.as_ref().map_or_else(
-        || passwords::decoy_hash().to_string(),
-        |u| u.password_hash.clone(),
-    );
-    let password = request.password;
-    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let user = match user {
-        Some(user) if matches => user,
-        _ => {
-            state
-                .store
-                .record_login_failure(&keys, now, now - window)
-                .await?;
-            tracing::info!(addr = %peer.ip(), "log-in failed");
-            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
-        }
-    };
-    if user.disabled {
-        return Err(ApiError::Unauthorized(
-            "This account is disabled; ask your server administrator".into(),
-        ));
-    }
-    state.store.clear_login_failures(&keys[0]).await?;
     let issued = state.signer.issue(&user, None, now);
     state
         .store
@@ -112,6 +67,63 @@ pub async fn login(
         issued.access,
         issued.refresh,
     )))
+}
+
+/// Checks a username and password with the log-in throttle, for the API
+/// and the web page alike: the same limits, the same answers.
+pub async fn verify_login(
+    state: &AppState,
+    peer: IpAddr,
+    username: &str,
+    password: String,
+) -> Result<User, ApiError> {
+    let now = now();
+    let window = state.limits.login_window as i64;
+    let keys = [
+        format!("user:{}", username.to_lowercase()),
+        format!("addr:{peer}"),
+    ];
+    let counts = state.store.login_failures(&keys, now - window).await?;
+    let max = i64::from(state.limits.login_max_failures);
+    let over = counts
+        .iter()
+        .zip([max, max * ADDRESS_FACTOR])
+        .filter(|(count, limit)| count.count >= *limit)
+        .map(|(count, _)| count.oldest + window - now)
+        .max();
+    if let Some(wait) = over {
+        tracing::warn!(addr = %peer, "log-in throttled");
+        return Err(ApiError::TooManyRequests {
+            retry_after: wait.max(1) as u64,
+        });
+    }
+
+    let user = state.store.find_user(username).await?;
+    let hash = user.as_ref().map_or_else(
+        || passwords::decoy_hash().to_string(),
+        |u| u.password_hash.clone(),
+    );
+    let matches = tokio::task::spawn_blocking(move || passwords::verify(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let user = match user {
+        Some(user) if matches => user,
+        _ => {
+            state
+                .store
+                .record_login_failure(&keys, now, now - window)
+                .await?;
+            tracing::info!(addr = %peer, "log-in failed");
+            return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
+        }
+    };
+    if user.disabled {
+        return Err(ApiError::Unauthorized(
+            "This account is disabled; ask your server administrator".into(),
+        ));
+    }
+    state.store.clear_login_failures(&keys[0]).await?;
+    Ok(user)
 }
 
 /// `POST /api/v1/token/refresh/`: rotates the refresh token.

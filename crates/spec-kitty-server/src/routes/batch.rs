@@ -15,6 +15,7 @@ use flate2::read::GzDecoder;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use serde_json::value::RawValue;
+use spec_kitty_protocol::board::Fact;
 use spec_kitty_protocol::event::WP_STATUS_CHANGED;
 use spec_kitty_protocol::fast::{CheckedEvent, check_event};
 use spec_kitty_protocol::{
@@ -202,6 +203,7 @@ fn incoming_from_checked(event: CheckedEvent<'_>, body: &str) -> IncomingEvent {
         timestamp: event.timestamp.into_owned(),
         lane: event.lane.map(SyncLane::as_str),
         body: body.to_string(),
+        fact: event.fact,
     }
 }
 
@@ -237,6 +239,7 @@ fn incoming_from_value(event: &Value, body: &str) -> Result<IncomingEvent, Event
         timestamp: str_field(event, "timestamp").unwrap_or_default(),
         lane,
         body: body.to_string(),
+        fact: Fact::of_event(event),
     })
 }
 
@@ -302,7 +305,12 @@ pub async fn ingest(
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let count = valid.len();
     let stored = match state.store.ingest(&sender, valid, now).await? {
-        IngestOutcome::Stored(flags) => flags,
+        IngestOutcome::Stored { flags, advances } => {
+            for advance in advances {
+                state.hub.publish(advance);
+            }
+            flags
+        }
         IngestOutcome::Forbidden(message) => {
             tracing::warn!(user = %sender.username, "batch refused: {message}");
             return Err(ApiError::Forbidden(message));

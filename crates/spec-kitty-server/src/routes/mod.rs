@@ -3,4 +3,5 @@
 pub mod auth;
 pub mod authenticated;
 pub mod batch;
+pub mod board;
 pub mod health;

@@ -7,11 +7,17 @@
 //! transaction and no route can interleave reads and writes unsafely.
 
 pub mod postgres;
+pub mod postgres_board;
 pub mod sqlite;
+pub mod sqlite_board;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use spec_kitty_protocol::board::{Fact, WinnerKey};
+
+use crate::board::hub::{Advance, Hub};
+use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
 
 /// What can go wrong in a store.
 #[derive(Debug, thiserror::Error)]
@@ -115,14 +121,31 @@ pub struct IncomingEvent {
     /// The four-lane value of a `WPStatusChanged` event.
     pub lane: Option<&'static str>,
     pub body: String,
+    /// What the event tells the board, if anything.
+    pub fact: Option<Fact>,
+}
+
+impl IncomingEvent {
+    /// The event's place in the winner rule of contract section 8.
+    pub fn winner_key(&self) -> WinnerKey {
+        WinnerKey {
+            lamport: self.lamport,
+            node_id: self.node_id.clone(),
+            event_id: self.event_id.clone(),
+        }
+    }
 }
 
 /// The whole-batch answer of [`Store::ingest`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IngestOutcome {
     /// One flag per event, in order: `true` if newly stored, `false` if an
-    /// event with the same id was stored before.
-    Stored(Vec<bool>),
+    /// event with the same id was stored before; and where each project's
+    /// sequence now stands, for the board's watchers.
+    Stored {
+        flags: Vec<bool>,
+        advances: Vec<Advance>,
+    },
     /// The sender may not write this batch; nothing of it was stored.
     Forbidden(String),
 }
@@ -195,6 +218,64 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many events are stored (for admin views and tests).
     async fn event_count(&self) -> StoreResult<i64>;
+
+    // --- The board (contract section 8) ---
+
+    /// A project of `team` by uuid; `None` when it does not exist there.
+    async fn team_project(&self, team: &str, uuid: &str) -> StoreResult<Option<ProjectRef>>;
+    /// Every project of `team`, with its lane counts.
+    async fn team_projects(&self, team: &str) -> StoreResult<Vec<ProjectRow>>;
+    /// A project's features and cards, read in one snapshot.
+    async fn board(&self, project: &ProjectRef) -> StoreResult<BoardRows>;
+    /// Cards changed after sequence `after`, oldest change first.
+    async fn cards_since(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredCard>>;
+    /// The sequence of the project's last stored event.
+    async fn project_seq(&self, project_id: i64) -> StoreResult<i64>;
+    /// Stored events after `after` as sent, oldest first, with their
+    /// sequence numbers.
+    async fn feed(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String)>>;
+    /// The stored events of one work package, as sent, oldest first.
+    async fn wp_history(
+        &self,
+        project_id: i64,
+        feature_key: &str,
+        wp_id: &str,
+    ) -> StoreResult<Vec<String>>;
+    /// Recomputes the board from the stored events (one project or all);
+    /// with `check`, only reports differences.
+    async fn rebuild_board(
+        &self,
+        project_uuid: Option<&str>,
+        check: bool,
+    ) -> StoreResult<RebuildReport>;
+    /// Starts forwarding other instances' board changes to `hub` (a no-op
+    /// where this process is the only writer).
+    fn listen_board(&self, hub: Hub) {
+        let _ = hub;
+    }
+
+    // --- Web sessions (only a hash of each session id is stored) ---
+
+    async fn create_web_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        team: &str,
+        expires_at: i64,
+    ) -> StoreResult<()>;
+    /// The user and team of a live session.
+    async fn web_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<(User, String)>>;
+    async fn delete_web_session(&self, id_hash: &str) -> StoreResult<()>;
 }
 
 /// The permission message of contract section 2, shared by the backends.

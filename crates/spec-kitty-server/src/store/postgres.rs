@@ -15,11 +15,15 @@ use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Row, Transaction};
 
+use super::sqlite_board::wp_of;
 use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
-use super::{insufficient, no_team, not_member};
+use super::{insufficient, no_team, not_member, postgres_board};
+use crate::board::hub::{Advance, Hub};
+use crate::board::projection::{self, Projected, Reduced};
+use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
 
 /// The schema, one entry per version; append, never edit a shipped entry.
 const MIGRATIONS: &[&str] = &["
@@ -80,6 +84,48 @@ const MIGRATIONS: &[&str] = &["
     CREATE TABLE server_secrets (
         name TEXT PRIMARY KEY,
         value TEXT NOT NULL
+    );
+", "
+    ALTER TABLE projects ADD COLUMN last_seq BIGINT NOT NULL DEFAULT 0;
+    ALTER TABLE projects ADD COLUMN last_event_at TEXT;
+    ALTER TABLE events ADD COLUMN pseq BIGINT;
+    ALTER TABLE events ADD COLUMN wp_id TEXT;
+    ALTER TABLE events ADD COLUMN feature_key TEXT;
+    UPDATE events SET pseq = seq;
+    UPDATE projects p SET last_seq = coalesce((SELECT max(pseq) FROM events e WHERE e.project_id = p.id), 0);
+    CREATE INDEX events_feed ON events(project_id, pseq);
+    CREATE INDEX events_wp ON events(project_id, wp_id, feature_key) WHERE wp_id IS NOT NULL;
+    CREATE TABLE board_features (
+        project_id BIGINT NOT NULL REFERENCES projects(id),
+        feature_key TEXT NOT NULL,
+        PRIMARY KEY (project_id, feature_key)
+    );
+    CREATE TABLE board_cards (
+        project_id BIGINT NOT NULL REFERENCES projects(id),
+        feature_key TEXT NOT NULL,
+        wp_id TEXT NOT NULL,
+        lane TEXT,
+        raw_lane TEXT,
+        actor TEXT,
+        updated_at TEXT,
+        s_lamport BIGINT,
+        s_node TEXT COLLATE \"C\",
+        s_event TEXT COLLATE \"C\",
+        title TEXT,
+        dependencies TEXT NOT NULL DEFAULT '[]',
+        c_lamport BIGINT,
+        c_node TEXT COLLATE \"C\",
+        c_event TEXT COLLATE \"C\",
+        changed_seq BIGINT NOT NULL,
+        PRIMARY KEY (project_id, feature_key, wp_id)
+    );
+    CREATE INDEX board_cards_changed ON board_cards(project_id, changed_seq);
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id BIGINT NOT NULL REFERENCES users(id),
+        team TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
     );
 "];
 
@@ -394,6 +440,11 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db)?;
+        sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await
+            .map_err(db)?;
         tx.commit().await.map_err(db)
     }
 
@@ -626,6 +677,99 @@ impl Store for PostgresStore {
             .await
             .map_err(db)
     }
+
+    async fn team_project(&self, team: &str, uuid: &str) -> StoreResult<Option<ProjectRef>> {
+        postgres_board::team_project(&self.pool, team, uuid)
+            .await
+            .map_err(db)
+    }
+
+    async fn team_projects(&self, team: &str) -> StoreResult<Vec<ProjectRow>> {
+        postgres_board::team_projects(&self.pool, team)
+            .await
+            .map_err(db)
+    }
+
+    async fn board(&self, project: &ProjectRef) -> StoreResult<BoardRows> {
+        postgres_board::board(&self.pool, project).await.map_err(db)
+    }
+
+    async fn cards_since(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredCard>> {
+        postgres_board::cards_since(&self.pool, project_id, after, limit)
+            .await
+            .map_err(db)
+    }
+
+    async fn project_seq(&self, project_id: i64) -> StoreResult<i64> {
+        postgres_board::project_seq(&self.pool, project_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn feed(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        postgres_board::feed(&self.pool, project_id, after, limit)
+            .await
+            .map_err(db)
+    }
+
+    async fn wp_history(
+        &self,
+        project_id: i64,
+        feature_key: &str,
+        wp_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        postgres_board::wp_history(&self.pool, project_id, feature_key, wp_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn rebuild_board(
+        &self,
+        project_uuid: Option<&str>,
+        check: bool,
+    ) -> StoreResult<RebuildReport> {
+        postgres_board::rebuild(&self.pool, project_uuid, check)
+            .await
+            .map_err(db)
+    }
+
+    fn listen_board(&self, hub: Hub) {
+        postgres_board::listen(self.pool.clone(), hub);
+    }
+
+    async fn create_web_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        team: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        postgres_board::create_web_session(&self.pool, id_hash, user_id, team, expires_at)
+            .await
+            .map_err(db)
+    }
+
+    async fn web_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<(User, String)>> {
+        postgres_board::web_session(&self.pool, id_hash, now)
+            .await
+            .map_err(db)
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> StoreResult<()> {
+        postgres_board::delete_web_session(&self.pool, id_hash)
+            .await
+            .map_err(db)
+    }
 }
 
 enum IngestFailure {
@@ -677,6 +821,7 @@ impl PostgresStore {
             )));
         }
         let mut projects: HashMap<&str, (i64, i64)> = HashMap::new();
+        let mut seqs: HashMap<i64, i64> = HashMap::new();
         let mut placed = Vec::with_capacity(events.len());
         for event in events {
             let team_slug = event.team.as_deref().unwrap_or(&own_team);
@@ -699,11 +844,16 @@ impl PostgresStore {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
-                    let row = sqlx::query("SELECT id, team_id FROM projects WHERE uuid = $1")
-                        .bind(&event.project_uuid)
-                        .fetch_one(&mut *tx)
-                        .await?;
+                    // FOR UPDATE: batches for one project number their
+                    // events one transaction at a time, in commit order.
+                    let row = sqlx::query(
+                        "SELECT id, team_id, last_seq FROM projects WHERE uuid = $1 FOR UPDATE",
+                    )
+                    .bind(&event.project_uuid)
+                    .fetch_one(&mut *tx)
+                    .await?;
                     let found: (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                    seqs.insert(found.0, row.try_get(2)?);
                     projects.insert(event.project_uuid.as_str(), found);
                     found
                 }
@@ -716,6 +866,14 @@ impl PostgresStore {
             }
             placed.push((pid, tid));
         }
+        let numbered: Vec<i64> = placed
+            .iter()
+            .map(|(pid, _)| {
+                let seq = seqs.entry(*pid).or_insert(0);
+                *seq += 1;
+                *seq
+            })
+            .collect();
         // First occurrence of each id in this batch, sorted by id so that
         // concurrent batches lock rows in one order.
         let mut seen = HashSet::with_capacity(events.len());
@@ -738,11 +896,25 @@ impl PostgresStore {
         let project_ids: Vec<i64> = order.iter().map(|&i| placed[i].0).collect();
         let team_ids: Vec<i64> = order.iter().map(|&i| placed[i].1).collect();
         let lamports: Vec<i64> = order.iter().map(|&i| events[i].lamport).collect();
+        let pseqs: Vec<i64> = order.iter().map(|&i| numbered[i]).collect();
+        let wp_ids: Vec<Option<String>> = order
+            .iter()
+            .map(|&i| events[i].fact.as_ref().and_then(wp_of))
+            .collect();
+        let feature_keys: Vec<Option<String>> = order
+            .iter()
+            .map(|&i| {
+                events[i]
+                    .fact
+                    .as_ref()
+                    .map(|f| projection::feature_key(f.feature_slug()))
+            })
+            .collect();
         let inserted: Vec<String> = sqlx::query_scalar(
-            "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at)
-             SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[])
-                  WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, n)
+            "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key)
+             SELECT e.event_id, e.event_type, e.aggregate_id, e.project_id, e.team_id, $7, e.node_id, e.lamport, e.ts, e.lane, e.body, $12, e.pseq, e.wp_id, e.feature_key
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $13::bigint[], $14::text[], $15::text[])
+                  WITH ORDINALITY AS e(event_id, event_type, aggregate_id, project_id, team_id, node_id, lamport, ts, lane, body, pseq, wp_id, feature_key, n)
              ORDER BY e.n
              ON CONFLICT (event_id) DO NOTHING
              RETURNING event_id",
@@ -759,12 +931,49 @@ impl PostgresStore {
         .bind(&lanes)
         .bind(&bodies)
         .bind(now)
+        .bind(&pseqs)
+        .bind(&wp_ids)
+        .bind(&feature_keys)
         .fetch_all(&mut *tx)
         .await?;
-        tx.commit().await?;
         let mut fresh: HashSet<String> = inserted.into_iter().collect();
-        let stored = events.iter().map(|e| fresh.remove(&e.event_id)).collect();
-        Ok(IngestOutcome::Stored(stored))
+        let stored: Vec<bool> = events.iter().map(|e| fresh.remove(&e.event_id)).collect();
+        let mut reduced = Reduced::default();
+        for (i, event) in events.iter().enumerate() {
+            if let (true, Some(fact)) = (stored[i], &event.fact) {
+                reduced.add(Projected {
+                    project_id: placed[i].0,
+                    seq: numbered[i],
+                    key: event.winner_key(),
+                    timestamp: &event.timestamp,
+                    fact,
+                });
+            }
+        }
+        postgres_board::apply(&mut tx, &reduced).await?;
+        let stamp = stored
+            .iter()
+            .any(|s| *s)
+            .then(spec_kitty_protocol::timestamp::now);
+        let mut advances = Vec::with_capacity(seqs.len());
+        for (project_id, seq) in seqs {
+            sqlx::query(
+                "UPDATE projects SET last_seq = $2, last_event_at = coalesce($3, last_event_at) WHERE id = $1",
+            )
+            .bind(project_id)
+            .bind(seq)
+            .bind(&stamp)
+            .execute(&mut *tx)
+            .await?;
+            let advance = Advance { project_id, seq };
+            postgres_board::notify(&mut tx, advance).await?;
+            advances.push(advance);
+        }
+        tx.commit().await?;
+        Ok(IngestOutcome::Stored {
+            flags: stored,
+            advances,
+        })
     }
 }
 

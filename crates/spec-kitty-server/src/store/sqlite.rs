@@ -12,11 +12,15 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+
 use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
     StoreError, StoreResult, TeamSummary, User, UserSummary,
 };
-use super::{insufficient, no_team, not_member};
+use super::{insufficient, no_team, not_member, sqlite_board};
+use crate::board::hub::Advance;
+use crate::board::projection::{self, Projected, Reduced};
 
 /// The schema, one entry per version. Never edit an entry that has shipped:
 /// add a new one.
@@ -78,11 +82,56 @@ const MIGRATIONS: &[&str] = &[
         received_at INTEGER NOT NULL
     );
     ",
+    // 2: the board (contract section 8): per-project event sequence in
+    // commit order, the projection's tables, web sessions.
+    "
+    ALTER TABLE projects ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE projects ADD COLUMN last_event_at TEXT;
+    ALTER TABLE events ADD COLUMN pseq INTEGER;
+    ALTER TABLE events ADD COLUMN wp_id TEXT;
+    ALTER TABLE events ADD COLUMN feature_key TEXT;
+    UPDATE events SET pseq = seq;
+    UPDATE projects SET last_seq = coalesce((SELECT max(pseq) FROM events e WHERE e.project_id = projects.id), 0);
+    CREATE INDEX events_feed ON events(project_id, pseq);
+    CREATE INDEX events_wp ON events(project_id, wp_id, feature_key) WHERE wp_id IS NOT NULL;
+    CREATE TABLE board_features (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        feature_key TEXT NOT NULL,
+        PRIMARY KEY (project_id, feature_key)
+    );
+    CREATE TABLE board_cards (
+        project_id INTEGER NOT NULL REFERENCES projects(id),
+        feature_key TEXT NOT NULL,
+        wp_id TEXT NOT NULL,
+        lane TEXT,
+        raw_lane TEXT,
+        actor TEXT,
+        updated_at TEXT,
+        s_lamport INTEGER,
+        s_node TEXT,
+        s_event TEXT,
+        title TEXT,
+        dependencies TEXT NOT NULL DEFAULT '[]',
+        c_lamport INTEGER,
+        c_node TEXT,
+        c_event TEXT,
+        changed_seq INTEGER NOT NULL,
+        PRIMARY KEY (project_id, feature_key, wp_id)
+    );
+    CREATE INDEX board_cards_changed ON board_cards(project_id, changed_seq);
+    CREATE TABLE web_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user_id INTEGER NOT NULL REFERENCES users(id),
+        team TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    ",
 ];
 
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
-pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT(event_id) DO NOTHING";
+pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(event_id) DO NOTHING";
 
 /// Reads the path out of `sqlite://PATH`, `sqlite:PATH` or a plain path.
 pub fn path_from_url(url: &str) -> StoreResult<PathBuf> {
@@ -408,6 +457,7 @@ impl Store for SqliteStore {
                 "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
                 [uid],
             )?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
             tx.commit()?;
             Ok(())
         })
@@ -618,6 +668,96 @@ impl Store for SqliteStore {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
     }
+
+    async fn team_project(&self, team: &str, uuid: &str) -> StoreResult<Option<ProjectRef>> {
+        let (team, uuid) = (team.to_string(), uuid.to_string());
+        self.read(move |conn| sqlite_board::team_project(conn, &team, &uuid))
+            .await
+    }
+
+    async fn team_projects(&self, team: &str) -> StoreResult<Vec<ProjectRow>> {
+        let team = team.to_string();
+        self.read(move |conn| sqlite_board::team_projects(conn, &team))
+            .await
+    }
+
+    async fn board(&self, project: &ProjectRef) -> StoreResult<BoardRows> {
+        let project = project.clone();
+        self.read(move |conn| sqlite_board::board(conn, &project))
+            .await
+    }
+
+    async fn cards_since(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<StoredCard>> {
+        self.read(move |conn| sqlite_board::cards_since(conn, project_id, after, limit))
+            .await
+    }
+
+    async fn project_seq(&self, project_id: i64) -> StoreResult<i64> {
+        self.read(move |conn| sqlite_board::project_seq(conn, project_id))
+            .await
+    }
+
+    async fn feed(
+        &self,
+        project_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        self.read(move |conn| sqlite_board::feed(conn, project_id, after, limit))
+            .await
+    }
+
+    async fn wp_history(
+        &self,
+        project_id: i64,
+        feature_key: &str,
+        wp_id: &str,
+    ) -> StoreResult<Vec<String>> {
+        let (feature_key, wp_id) = (feature_key.to_string(), wp_id.to_string());
+        self.read(move |conn| sqlite_board::wp_history(conn, project_id, &feature_key, &wp_id))
+            .await
+    }
+
+    async fn rebuild_board(
+        &self,
+        project_uuid: Option<&str>,
+        check: bool,
+    ) -> StoreResult<RebuildReport> {
+        let project_uuid = project_uuid.map(str::to_string);
+        self.write(move |conn| sqlite_board::rebuild(conn, project_uuid.as_deref(), check))
+            .await
+    }
+
+    async fn create_web_session(
+        &self,
+        id_hash: &str,
+        user_id: i64,
+        team: &str,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        let (id_hash, team) = (id_hash.to_string(), team.to_string());
+        self.write(move |conn| {
+            sqlite_board::create_web_session(conn, &id_hash, user_id, &team, expires_at)
+        })
+        .await
+    }
+
+    async fn web_session(&self, id_hash: &str, now: i64) -> StoreResult<Option<(User, String)>> {
+        let id_hash = id_hash.to_string();
+        self.read(move |conn| sqlite_board::web_session(conn, &id_hash, now))
+            .await
+    }
+
+    async fn delete_web_session(&self, id_hash: &str) -> StoreResult<()> {
+        let id_hash = id_hash.to_string();
+        self.write(move |conn| sqlite_board::delete_web_session(conn, &id_hash))
+            .await
+    }
 }
 
 fn ingest_blocking(
@@ -689,9 +829,30 @@ fn ingest_blocking(
         placed.push((pid, tid));
     }
     let mut stored = Vec::with_capacity(events.len());
+    // Number the batch per project after the project's current sequence:
+    // this transaction holds the write lock, so numbers follow commits.
+    let mut seqs: HashMap<i64, i64> = HashMap::new();
+    let mut reduced = Reduced::default();
     {
         let mut insert = tx.prepare_cached(INSERT_EVENT_SQL)?;
+        let mut last = tx.prepare_cached("SELECT last_seq FROM projects WHERE id = ?1")?;
         for (event, (pid, tid)) in events.iter().zip(placed) {
+            let seq = match seqs.get_mut(&pid) {
+                Some(seq) => seq,
+                None => {
+                    let current: i64 = last.query_row([pid], |r| r.get(0))?;
+                    seqs.entry(pid).or_insert(current)
+                }
+            };
+            *seq += 1;
+            let seq = *seq;
+            let (wp_id, feature_key) = match &event.fact {
+                Some(fact) => (
+                    sqlite_board::wp_of(fact),
+                    Some(projection::feature_key(fact.feature_slug())),
+                ),
+                None => (None, None),
+            };
             let changed = insert.execute(params![
                 event.event_id,
                 event.event_type,
@@ -705,12 +866,41 @@ fn ingest_blocking(
                 event.lane,
                 event.body,
                 now,
+                seq,
+                wp_id,
+                feature_key,
             ])?;
             stored.push(changed == 1);
+            if changed == 1
+                && let Some(fact) = &event.fact
+            {
+                reduced.add(Projected {
+                    project_id: pid,
+                    seq,
+                    key: event.winner_key(),
+                    timestamp: &event.timestamp,
+                    fact,
+                });
+            }
+        }
+        let mut bump = tx.prepare_cached(
+            "UPDATE projects SET last_seq = ?2, last_event_at = coalesce(?3, last_event_at) WHERE id = ?1",
+        )?;
+        let stamp = stored.iter().any(|s| *s).then(sqlite_board::now_text);
+        for (pid, seq) in &seqs {
+            bump.execute(params![pid, seq, stamp])?;
         }
     }
+    sqlite_board::apply(&tx, &reduced)?;
     tx.commit()?;
-    Ok(IngestOutcome::Stored(stored))
+    let advances = seqs
+        .into_iter()
+        .map(|(project_id, seq)| Advance { project_id, seq })
+        .collect();
+    Ok(IngestOutcome::Stored {
+        flags: stored,
+        advances,
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,132 @@
+//! The team board: the server's read side (contract section 8).
+//!
+//! - [`projection`]: the winner rule applied to stored events, the same in
+//!   live ingest and in `board rebuild`.
+//! - [`hub`]: notices that a project moved on, fanned out to watchers.
+//! - [`stream`]: one watcher per open stream, reading changes by cursor.
+//! - [`cursor`]: the opaque feed and stream positions.
+
+pub mod cursor;
+pub mod hub;
+pub mod projection;
+pub mod stream;
+
+use spec_kitty_protocol::SyncLane;
+use spec_kitty_protocol::board::{Board, BoardFeature, Card, Counts, StreamCard};
+
+/// A project as the read side finds it: always within one team.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectRef {
+    pub id: i64,
+    pub uuid: String,
+    pub slug: Option<String>,
+    /// The sequence of the last event stored for the project.
+    pub last_seq: i64,
+}
+
+impl ProjectRef {
+    /// What to call the project on a page.
+    pub fn name(&self) -> &str {
+        self.slug.as_deref().unwrap_or(&self.uuid)
+    }
+}
+
+/// A card as stored, with its feature and when it last changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCard {
+    /// `""` is "no feature".
+    pub feature_key: String,
+    pub card: Card,
+    pub changed_seq: i64,
+}
+
+impl StoredCard {
+    pub fn stream_card(&self) -> StreamCard {
+        StreamCard {
+            feature_slug: projection::feature_slug(&self.feature_key),
+            card: self.card.clone(),
+        }
+    }
+}
+
+/// Everything a board shows, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct BoardRows {
+    pub project: ProjectRef,
+    pub feature_keys: Vec<String>,
+    pub cards: Vec<StoredCard>,
+}
+
+/// A project in the team's list.
+#[derive(Debug, Clone)]
+pub struct ProjectRow {
+    pub project: ProjectRef,
+    pub features: u64,
+    pub counts: Counts,
+    pub last_event_at: Option<String>,
+}
+
+/// What `board rebuild` found or did.
+#[derive(Debug, Clone, Default)]
+pub struct RebuildReport {
+    pub projects: usize,
+    pub events: u64,
+    pub cards: usize,
+    /// Work packages whose stored card differed from the recomputed one.
+    pub differences: Vec<String>,
+}
+
+/// `wp_id` order: by length, then bytewise, so WP100 comes after WP99.
+pub fn wp_order(a: &str, b: &str) -> std::cmp::Ordering {
+    (a.len(), a).cmp(&(b.len(), b))
+}
+
+impl BoardRows {
+    /// The `board/` document: features by slug (no feature first), work
+    /// packages by id.
+    pub fn document(&self) -> Board {
+        let mut keys = self.feature_keys.clone();
+        for card in &self.cards {
+            if !keys.contains(&card.feature_key) {
+                keys.push(card.feature_key.clone());
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        let mut counts = Counts::default();
+        let features = keys
+            .into_iter()
+            .map(|key| {
+                let mut work_packages: Vec<Card> = self
+                    .cards
+                    .iter()
+                    .filter(|c| c.feature_key == key)
+                    .map(|c| c.card.clone())
+                    .collect();
+                work_packages.sort_by(|a, b| wp_order(&a.wp_id, &b.wp_id));
+                for card in &work_packages {
+                    counts.add(card.sync_lane());
+                }
+                BoardFeature {
+                    feature_slug: projection::feature_slug(&key),
+                    work_packages,
+                }
+            })
+            .collect();
+        Board {
+            project_uuid: self.project.uuid.clone(),
+            project_slug: self.project.slug.clone(),
+            counts,
+            cursor: cursor::encode(self.project.last_seq),
+            features,
+        }
+    }
+}
+
+/// The columns of a board, in workflow order, with their titles.
+pub const COLUMNS: [(SyncLane, &str); 4] = [
+    (SyncLane::Planned, "Planned"),
+    (SyncLane::Doing, "Doing"),
+    (SyncLane::ForReview, "For review"),
+    (SyncLane::Done, "Done"),
+];

@@ -1,0 +1,440 @@
+//! The board on SQLite: the projection inside the ingest transaction, the
+//! reads of the read API, rebuild, and web sessions.
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use spec_kitty_protocol::board::{Card, Counts, Fact, WinnerKey};
+use spec_kitty_protocol::{SyncLane, timestamp};
+
+use super::{StoreResult, User};
+use crate::board::projection::{
+    self, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Projected, Reduced, STATUS_UPSERT,
+    for_sqlite,
+};
+use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+
+/// Applies a reduced batch to the board, inside the caller's transaction.
+pub fn apply(tx: &Transaction<'_>, reduced: &Reduced) -> rusqlite::Result<()> {
+    if reduced.is_empty() {
+        return Ok(());
+    }
+    let mut feature = tx.prepare_cached(&for_sqlite(FEATURE_INSERT))?;
+    for (project_id, key) in &reduced.features {
+        feature.execute(params![project_id, key])?;
+    }
+    let mut status = tx.prepare_cached(&for_sqlite(STATUS_UPSERT))?;
+    for ((project_id, feature_key, wp_id), won) in &reduced.statuses {
+        status.execute(params![
+            project_id,
+            feature_key,
+            wp_id,
+            won.lane,
+            won.raw_lane,
+            won.actor,
+            won.updated_at,
+            won.key.lamport,
+            won.key.node_id,
+            won.key.event_id,
+            won.seq,
+        ])?;
+    }
+    let mut created = tx.prepare_cached(&for_sqlite(CREATED_UPSERT))?;
+    for ((project_id, feature_key, wp_id), won) in &reduced.created {
+        created.execute(params![
+            project_id,
+            feature_key,
+            wp_id,
+            won.title,
+            won.dependencies,
+            won.key.lamport,
+            won.key.node_id,
+            won.key.event_id,
+            won.seq,
+        ])?;
+    }
+    Ok(())
+}
+
+fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRef> {
+    Ok(ProjectRef {
+        id: row.get(0)?,
+        uuid: row.get(1)?,
+        slug: row.get(2)?,
+        last_seq: row.get(3)?,
+    })
+}
+
+const PROJECT_COLUMNS: &str = "p.id, p.uuid, p.slug, p.last_seq";
+
+/// A project of `team`, by uuid.
+pub fn team_project(conn: &Connection, team: &str, uuid: &str) -> StoreResult<Option<ProjectRef>> {
+    let sql = format!(
+        "SELECT {PROJECT_COLUMNS} FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = ?1 AND p.uuid = ?2"
+    );
+    Ok(conn
+        .prepare_cached(&sql)?
+        .query_row(params![team, uuid], project_from_row)
+        .optional()?)
+}
+
+/// Every project of `team`, by name.
+pub fn team_projects(conn: &Connection, team: &str) -> StoreResult<Vec<ProjectRow>> {
+    let sql = format!(
+        "SELECT {PROJECT_COLUMNS}, p.last_event_at,
+                (SELECT count(*) FROM board_features f WHERE f.project_id = p.id)
+         FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = ?1
+         ORDER BY coalesce(p.slug, p.uuid), p.uuid"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map([team], |r| {
+            Ok((
+                project_from_row(r)?,
+                r.get::<_, Option<String>>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut counts_stmt = conn.prepare_cached(
+        "SELECT coalesce(lane, 'planned'), count(*) FROM board_cards WHERE project_id = ?1 GROUP BY 1",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (project, last_event_at, features) in rows {
+        let mut counts = Counts::default();
+        let lanes = counts_stmt
+            .query_map([project.id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        for (lane, n) in lanes {
+            if let Ok(lane) = SyncLane::from_wire(&lane) {
+                for _ in 0..n {
+                    counts.add(lane);
+                }
+            }
+        }
+        out.push(ProjectRow {
+            project,
+            features: features.max(0) as u64,
+            counts,
+            last_event_at,
+        });
+    }
+    Ok(out)
+}
+
+fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCard> {
+    let dependencies: String = row.get(7)?;
+    let status_event: Option<String> = row.get(8)?;
+    let created_event: Option<String> = row.get(9)?;
+    Ok(StoredCard {
+        feature_key: row.get(0)?,
+        card: Card {
+            wp_id: row.get(1)?,
+            lane: row
+                .get::<_, Option<String>>(2)?
+                .unwrap_or_else(|| SyncLane::Planned.as_str().into()),
+            raw_lane: row.get(3)?,
+            actor: row.get(4)?,
+            updated_at: row.get(5)?,
+            title: row.get(6)?,
+            dependencies: serde_json::from_str(&dependencies).unwrap_or_default(),
+            last_event_id: status_event.or(created_event),
+        },
+        changed_seq: row.get(10)?,
+    })
+}
+
+/// The whole board of a project, read in one transaction.
+pub fn board(conn: &Connection, project: &ProjectRef) -> StoreResult<BoardRows> {
+    let tx = conn.unchecked_transaction()?;
+    let project = tx
+        .prepare_cached(&format!(
+            "SELECT {PROJECT_COLUMNS} FROM projects p WHERE p.id = ?1"
+        ))?
+        .query_row([project.id], project_from_row)?;
+    let feature_keys = tx
+        .prepare_cached("SELECT feature_key FROM board_features WHERE project_id = ?1")?
+        .query_map([project.id], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?;
+    let cards = tx
+        .prepare_cached(&format!(
+            "SELECT {CARD_COLUMNS} FROM board_cards WHERE project_id = ?1"
+        ))?
+        .query_map([project.id], card_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.finish()?;
+    Ok(BoardRows {
+        project,
+        feature_keys,
+        cards,
+    })
+}
+
+/// Cards changed after `after`, oldest change first.
+pub fn cards_since(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: usize,
+) -> StoreResult<Vec<StoredCard>> {
+    Ok(conn
+        .prepare_cached(&format!(
+            "SELECT {CARD_COLUMNS} FROM board_cards WHERE project_id = ?1 AND changed_seq > ?2 ORDER BY changed_seq LIMIT ?3"
+        ))?
+        .query_map(params![project_id, after, limit as i64], card_from_row)?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+pub fn project_seq(conn: &Connection, project_id: i64) -> StoreResult<i64> {
+    Ok(conn
+        .prepare_cached("SELECT last_seq FROM projects WHERE id = ?1")?
+        .query_row([project_id], |r| r.get(0))?)
+}
+
+/// Stored events after `after`, oldest first, with their sequence numbers.
+pub fn feed(
+    conn: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<(i64, String)>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT pseq, body FROM events WHERE project_id = ?1 AND pseq > ?2 ORDER BY pseq LIMIT ?3",
+        )?
+        .query_map(params![project_id, after, limit], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
+/// The stored events of one work package, as sent.
+pub fn wp_history(
+    conn: &Connection,
+    project_id: i64,
+    feature_key: &str,
+    wp_id: &str,
+) -> StoreResult<Vec<String>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT body FROM events WHERE project_id = ?1 AND wp_id = ?2 AND feature_key = ?3 ORDER BY pseq",
+        )?
+        .query_map(params![project_id, wp_id, feature_key], |r| r.get(0))?
+        .collect::<Result<Vec<String>, _>>()?)
+}
+
+/// Recomputes the board of one project (or all) from its events alone.
+/// With `check`, reports differences and writes nothing.
+pub fn rebuild(
+    conn: &mut Connection,
+    project_uuid: Option<&str>,
+    check: bool,
+) -> StoreResult<RebuildReport> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let projects: Vec<(i64, String)> = match project_uuid {
+        Some(uuid) => tx
+            .prepare("SELECT id, uuid FROM projects WHERE uuid = ?1")?
+            .query_map([uuid], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?,
+        None => tx
+            .prepare("SELECT id, uuid FROM projects ORDER BY id")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?,
+    };
+    let mut report = RebuildReport {
+        projects: projects.len(),
+        ..RebuildReport::default()
+    };
+    for (project_id, uuid) in projects {
+        let (reduced, events, columns) = reduce_stored(&tx, project_id)?;
+        report.events += events;
+        if !check {
+            let mut backfill = tx.prepare_cached(
+                "UPDATE events SET wp_id = ?2, feature_key = ?3 WHERE event_id = ?1",
+            )?;
+            for (event_id, wp_id, feature_key) in &columns {
+                backfill.execute(params![event_id, wp_id, feature_key])?;
+            }
+        }
+        let before = read_cards(&tx, project_id)?;
+        tx.execute(
+            "DELETE FROM board_cards WHERE project_id = ?1",
+            [project_id],
+        )?;
+        tx.execute(
+            "DELETE FROM board_features WHERE project_id = ?1",
+            [project_id],
+        )?;
+        apply(&tx, &reduced)?;
+        let after = read_cards(&tx, project_id)?;
+        report.cards += after.len();
+        report
+            .differences
+            .extend(projection_diff(&uuid, &before, &after));
+    }
+    if check {
+        tx.rollback()?;
+    } else {
+        tx.commit()?;
+    }
+    Ok(report)
+}
+
+type BackfillRow = (String, Option<String>, Option<String>);
+
+/// Every stored event of a project through the projection.
+fn reduce_stored(
+    tx: &Transaction<'_>,
+    project_id: i64,
+) -> StoreResult<(Reduced, u64, Vec<BackfillRow>)> {
+    let mut stmt = tx.prepare(
+        "SELECT pseq, event_id, node_id, lamport, ts, body FROM events WHERE project_id = ?1 ORDER BY pseq",
+    )?;
+    let mut rows = stmt.query([project_id])?;
+    let mut reduced = Reduced::default();
+    let mut count = 0u64;
+    let mut columns = Vec::new();
+    while let Some(row) = rows.next()? {
+        count += 1;
+        let body: String = row.get(5)?;
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
+            continue;
+        };
+        let Some(fact) = Fact::of_event(&value) else {
+            continue;
+        };
+        let event_id: String = row.get(1)?;
+        columns.push((
+            event_id.clone(),
+            wp_of(&fact),
+            Some(projection::feature_key(fact.feature_slug())),
+        ));
+        let ts: String = row.get(4)?;
+        reduced.add(Projected {
+            project_id,
+            seq: row.get(0)?,
+            key: WinnerKey {
+                lamport: row.get(3)?,
+                node_id: row.get(2)?,
+                event_id,
+            },
+            timestamp: &ts,
+            fact: &fact,
+        });
+    }
+    Ok((reduced, count, columns))
+}
+
+/// The work package of a fact, for the events table's `wp_id` column.
+pub fn wp_of(fact: &Fact) -> Option<String> {
+    match fact {
+        Fact::Status { wp_id, .. } | Fact::Created { wp_id, .. } => Some(wp_id.clone()),
+        Fact::Feature { .. } => None,
+    }
+}
+
+fn read_cards(tx: &Transaction<'_>, project_id: i64) -> StoreResult<Vec<StoredCard>> {
+    let mut cards = tx
+        .prepare_cached(&format!(
+            "SELECT {CARD_COLUMNS} FROM board_cards WHERE project_id = ?1"
+        ))?
+        .query_map([project_id], card_from_row)?
+        .collect::<Result<Vec<_>, _>>()?;
+    cards.sort_by(|a, b| (&a.feature_key, &a.card.wp_id).cmp(&(&b.feature_key, &b.card.wp_id)));
+    Ok(cards)
+}
+
+/// Human lines for the cards that differ between two sorted card lists.
+pub fn projection_diff(uuid: &str, before: &[StoredCard], after: &[StoredCard]) -> Vec<String> {
+    let name = |c: &StoredCard| {
+        let feature = if c.feature_key.is_empty() {
+            "(no feature)"
+        } else {
+            &c.feature_key
+        };
+        format!("{uuid} {feature}/{}", c.card.wp_id)
+    };
+    let mut out = Vec::new();
+    for card in before {
+        match after
+            .iter()
+            .find(|a| a.feature_key == card.feature_key && a.card.wp_id == card.card.wp_id)
+        {
+            None => out.push(format!("{}: stored but not in the events", name(card))),
+            Some(other) if other != card => out.push(format!(
+                "{}: stored lane {} (event {}), recomputed lane {} (event {})",
+                name(card),
+                card.card.lane,
+                card.card.last_event_id.as_deref().unwrap_or("-"),
+                other.card.lane,
+                other.card.last_event_id.as_deref().unwrap_or("-"),
+            )),
+            Some(_) => {}
+        }
+    }
+    for card in after {
+        if !before
+            .iter()
+            .any(|b| b.feature_key == card.feature_key && b.card.wp_id == card.card.wp_id)
+        {
+            out.push(format!("{}: missing from the stored board", name(card)));
+        }
+    }
+    out
+}
+
+/// Stores a web session (only a hash of its id).
+pub fn create_web_session(
+    conn: &Connection,
+    id_hash: &str,
+    user_id: i64,
+    team: &str,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    conn.execute("DELETE FROM web_sessions WHERE expires_at <= ?1", [now])?;
+    conn.execute(
+        "INSERT INTO web_sessions (id_hash, user_id, team, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id_hash, user_id, team, now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// The user and team of a live session.
+pub fn web_session(
+    conn: &Connection,
+    id_hash: &str,
+    now: i64,
+) -> StoreResult<Option<(User, String)>> {
+    let found = conn
+        .prepare_cached(
+            "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug, s.team
+             FROM web_sessions s JOIN users u ON u.id = s.user_id
+             LEFT JOIN teams t ON t.id = u.team_id
+             WHERE s.id_hash = ?1 AND s.expires_at > ?2",
+        )?
+        .query_row(params![id_hash, now], |r| {
+            Ok((
+                User {
+                    id: r.get(0)?,
+                    username: r.get(1)?,
+                    password_hash: r.get(2)?,
+                    disabled: r.get(3)?,
+                    team: r.get(4)?,
+                },
+                r.get::<_, String>(5)?,
+            ))
+        })
+        .optional()?;
+    Ok(found)
+}
+
+pub fn delete_web_session(conn: &Connection, id_hash: &str) -> StoreResult<()> {
+    conn.execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?;
+    Ok(())
+}
+
+/// A stored timestamp for `last_event_at`.
+pub fn now_text() -> String {
+    timestamp::now()
+}

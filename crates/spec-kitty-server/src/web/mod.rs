@@ -1,0 +1,442 @@
+//! The team board in a browser: a log-in form, the team's projects and a
+//! live board per project, rendered on the server (complete without
+//! JavaScript) with one small script that follows the stream. Templates,
+//! the stylesheet and the script are compiled into the binary.
+
+pub mod session;
+pub mod views;
+
+use std::net::SocketAddr;
+use std::sync::LazyLock;
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use spec_kitty_protocol::board::Fact;
+use spec_kitty_protocol::board::WinnerKey;
+use time::OffsetDateTime;
+
+use crate::api_error::ApiError;
+use crate::app::AppState;
+use crate::board::ProjectRef;
+use crate::routes::auth::verify_login;
+use crate::routes::board::Viewer;
+use views::{
+    BoardPage, Chrome, HistoryPage, HistoryRow, LoginPage, MessagePage, ProjectView, ProjectsPage,
+    Who, ago, feature_label,
+};
+
+const APP_CSS: &str = include_str!("../../static/app.css");
+const BOARD_JS: &str = include_str!("../../static/board.js");
+
+/// Changes whenever an asset does, so browsers may cache them for long.
+static ASSET_VERSION: LazyLock<String> = LazyLock::new(|| {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in APP_CSS.bytes().chain(BOARD_JS.bytes()) {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:08x}", hash & 0xffff_ffff)
+});
+
+/// Scripts and styles only from this server, no inline code, no framing.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Adds the security headers every page carries.
+pub async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+fn chrome(who: Option<Who>) -> Chrome {
+    Chrome {
+        asset_version: ASSET_VERSION.as_str(),
+        who,
+    }
+}
+
+fn page(template: &impl Template, status: StatusCode) -> Response {
+    match template.render() {
+        Ok(html) => (status, [(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => ApiError::Internal(format!("template: {e}")).into_response(),
+    }
+}
+
+fn message(who: Option<Who>, status: StatusCode, heading: &str, text: &str) -> Response {
+    page(
+        &MessagePage {
+            chrome: chrome(who),
+            heading: heading.into(),
+            text: text.into(),
+        },
+        status,
+    )
+}
+
+/// `GET /static/app.css`.
+pub async fn stylesheet() -> Response {
+    asset("text/css; charset=utf-8", APP_CSS)
+}
+
+/// `GET /static/board.js`.
+pub async fn script() -> Response {
+    asset("text/javascript; charset=utf-8", BOARD_JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// The signed-in viewer of a page, or `None` (the page then asks to log
+/// in). A session whose user left the team is no session.
+async fn viewer(headers: &HeaderMap, state: &AppState) -> Result<Option<Viewer>, ApiError> {
+    if session::cookie_value(headers).is_none() {
+        return Ok(None);
+    }
+    match Viewer::from_headers(headers, state).await {
+        Ok(viewer) => Ok(Some(viewer)),
+        Err(ApiError::Unauthorized(_) | ApiError::Forbidden(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn who(viewer: &Viewer) -> Who {
+    Who {
+        username: viewer.user.username.clone(),
+        team: viewer.team.clone(),
+    }
+}
+
+/// `GET /`: the team's projects, or the log-in form.
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match home_page(&state, &headers).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn home_page(state: &AppState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let Some(viewer) = viewer(headers, state).await? else {
+        return Ok(page(
+            &LoginPage {
+                chrome: chrome(None),
+                error: None,
+                username: String::new(),
+            },
+            StatusCode::OK,
+        ));
+    };
+    let now = OffsetDateTime::now_utc();
+    let projects = state
+        .store
+        .team_projects(&viewer.team)
+        .await?
+        .iter()
+        .map(|row| ProjectView::new(row, now))
+        .collect();
+    Ok(page(
+        &ProjectsPage {
+            chrome: chrome(Some(who(&viewer))),
+            projects,
+        },
+        StatusCode::OK,
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+}
+
+/// Whether a form post comes from this site: a cross-site `Origin` is
+/// refused (the session cookie is also `SameSite=Strict`).
+fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(host))
+}
+
+/// `POST /login`: the same check and throttle as `/api/v1/token/`.
+pub async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    if !same_origin(&headers) {
+        return message(
+            None,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form must be sent from this site.",
+        );
+    }
+    let retry = |error: String, status: StatusCode| {
+        page(
+            &LoginPage {
+                chrome: chrome(None),
+                error: Some(error),
+                username: form.username.clone(),
+            },
+            status,
+        )
+    };
+    let user = match verify_login(&state, peer.ip(), &form.username, form.password.clone()).await {
+        Ok(user) => user,
+        Err(ApiError::TooManyRequests { retry_after }) => {
+            return retry(
+                format!("Too many failed log-ins. Try again in {retry_after} seconds."),
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+        }
+        Err(ApiError::Unauthorized(text)) => {
+            return retry(format!("{text}."), StatusCode::UNAUTHORIZED);
+        }
+        Err(e) => return e.into_response(),
+    };
+    let Some(team) = user.team.clone() else {
+        return retry(
+            "This account belongs to no team; ask your server administrator.".into(),
+            StatusCode::FORBIDDEN,
+        );
+    };
+    match session::start(&state, &user, &team).await {
+        Ok(cookie) => {
+            tracing::info!(user = %user.username, "web log-in");
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /logout`.
+pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !same_origin(&headers) {
+        return message(
+            None,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form must be sent from this site.",
+        );
+    }
+    match session::end(&headers, &state).await {
+        Ok(cookie) => {
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct BoardQuery {
+    feature: Option<String>,
+}
+
+/// The viewer's project for a page, or the response to send instead.
+async fn page_project(
+    state: &AppState,
+    headers: &HeaderMap,
+    uuid: &str,
+) -> Result<Result<(Viewer, ProjectRef), Response>, ApiError> {
+    let Some(viewer) = viewer(headers, state).await? else {
+        return Ok(Err(Redirect::to("/").into_response()));
+    };
+    match viewer.project(state, uuid).await {
+        Ok(project) => Ok(Ok((viewer, project))),
+        Err(ApiError::NotFound(_) | ApiError::BadRequest { .. }) => Ok(Err(message(
+            Some(who(&viewer)),
+            StatusCode::NOT_FOUND,
+            "No such project",
+            "Your team has no project with this id. It appears after its first sync.",
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /projects/{uuid}`: the board.
+pub async fn board(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    Query(query): Query<BoardQuery>,
+) -> Response {
+    let found = match page_project(&state, &headers, &uuid).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(response)) => return response,
+        Err(e) => return e.into_response(),
+    };
+    let (viewer, project) = found;
+    match state.store.board(&project).await {
+        Ok(rows) => page(
+            &BoardPage::new(
+                chrome(Some(who(&viewer))),
+                &rows,
+                query.feature.as_deref().filter(|f| !f.is_empty()),
+            ),
+            StatusCode::OK,
+        ),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct HistoryQuery {
+    wp: Option<String>,
+    feature: Option<String>,
+}
+
+/// `GET /projects/{uuid}/history?wp=WPnn&feature=SLUG`: every lane change
+/// of one work package, newest first.
+pub async fn history(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(uuid): Path<String>,
+    Query(query): Query<HistoryQuery>,
+) -> Response {
+    let found = match page_project(&state, &headers, &uuid).await {
+        Ok(Ok(found)) => found,
+        Ok(Err(response)) => return response,
+        Err(e) => return e.into_response(),
+    };
+    let (viewer, project) = found;
+    let wp_id = query.wp.unwrap_or_default();
+    let feature_key = query.feature.unwrap_or_default();
+    let (bodies, rows) = match tokio::try_join!(
+        state.store.wp_history(project.id, &feature_key, &wp_id),
+        state.store.board(&project)
+    ) {
+        Ok(found) => found,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let card = rows
+        .cards
+        .iter()
+        .find(|c| c.feature_key == feature_key && c.card.wp_id == wp_id);
+    let Some(card) = card else {
+        return message(
+            Some(who(&viewer)),
+            StatusCode::NOT_FOUND,
+            "No such work package",
+            "This project's board has no such work package.",
+        );
+    };
+    let now = OffsetDateTime::now_utc();
+    page(
+        &HistoryPage {
+            chrome: chrome(Some(who(&viewer))),
+            uuid: project.uuid.clone(),
+            name: project.name().to_string(),
+            title: card.card.title.clone().unwrap_or_else(|| "Untitled".into()),
+            feature_label: feature_label(&feature_key),
+            lane: Some(
+                card.card
+                    .raw_lane
+                    .clone()
+                    .unwrap_or_else(|| card.card.lane.clone()),
+            ),
+            rows: history_rows(&bodies, now),
+            wp_id,
+        },
+        StatusCode::OK,
+    )
+}
+
+/// The history table, newest first by the winner rule's order.
+fn history_rows(bodies: &[String], now: OffsetDateTime) -> Vec<HistoryRow> {
+    let mut rows: Vec<(WinnerKey, HistoryRow)> = bodies
+        .iter()
+        .filter_map(|body| serde_json::from_str::<serde_json::Value>(body).ok())
+        .filter_map(|event| {
+            let text = |pointer: &str| {
+                event
+                    .pointer(pointer)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let key = WinnerKey {
+                lamport: event.get("lamport_clock")?.as_i64()?,
+                node_id: text("/node_id"),
+                event_id: text("/event_id"),
+            };
+            let change = match Fact::of_event(&event)? {
+                Fact::Status { raw_lane, .. } => {
+                    let from = text("/payload/from_lane");
+                    if from.is_empty() {
+                        format!("→ {raw_lane}")
+                    } else {
+                        format!("{from} → {raw_lane}")
+                    }
+                }
+                Fact::Created { .. } => "published".to_string(),
+                Fact::Feature { .. } => return None,
+            };
+            let at = text("/timestamp");
+            Some((
+                key,
+                HistoryRow {
+                    ago: ago(&at, now),
+                    at,
+                    change,
+                    actor: text("/payload/actor"),
+                    node: text("/node_id"),
+                    note: text("/payload/reason"),
+                },
+            ))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.into_iter().map(|(_, row)| row).collect()
+}
+
+/// Anything else, for a browser: a page, not JSON.
+pub async fn not_found_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let who = viewer(&headers, &state)
+        .await
+        .ok()
+        .flatten()
+        .map(|v| who(&v));
+    message(
+        who,
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address.",
+    )
+}
