@@ -191,5 +191,14 @@ mod tests {
         assert!(text.contains("alice · 3h ago"), "{text}");
         assert!(text.contains("For review (0)\n  nothing here"), "{text}");
         assert!(!text.contains('\x1b'), "no colour off a terminal");
+        let coloured = render(
+            &board,
+            Style {
+                color: true,
+                width: 100,
+            },
+            now,
+        );
+        assert!(coloured.contains("\x1b[1m"), "colour on a terminal");
     }
 }
