@@ -6,7 +6,8 @@ mod tasks_support;
 
 use serde_json::Value;
 use tasks_support::{
-    FIRST_STATUS_REASON, Project, TestServer, code, describe, stderr, stdout, wp_text,
+    Canned, FIRST_STATUS_REASON, FakeServer, Project, TestServer, code, describe, stderr, stdout,
+    wp_text,
 };
 
 const PASSWORD: &str = "password123";
@@ -321,6 +322,67 @@ fn an_expired_access_token_is_refreshed_transparently() {
     assert_eq!(server.refreshes(), before + 1, "one refresh");
     let board: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(board["counts"]["done"], 1, "{board:#}");
+}
+
+/// A real server cannot refuse a token it has just issued by refresh:
+/// the fake one does, and records where the token went.
+#[test]
+fn a_401_after_one_refresh_is_authentication_failed_and_tokens_go_only_to_their_issuer() {
+    let fake = FakeServer::start(|request| match request.path.as_str() {
+        "/api/v1/token/refresh/" => Canned::new(
+            200,
+            r#"{"access": "fresh-access", "refresh": "fresh-refresh", "access_lifetime": 900, "refresh_lifetime": 604800, "team_slug": "acme"}"#,
+        ),
+        _ => Canned::new(401, r#"{"error": "Token expired or invalid"}"#),
+    });
+    let project = project();
+    ok(&project, &["agent", "tasks", "publish"]);
+    // The configured server is another one: the board still asks the issuer.
+    ok(&project, &["sync", "server", "http://127.0.0.1:9"]);
+    let later = |days: i64| {
+        spec_kitty_protocol::timestamp::format(
+            time::OffsetDateTime::now_utc() + time::Duration::days(days),
+        )
+    };
+    std::fs::write(
+        project.client_dir().join("credentials"),
+        format!(
+            "[tokens]\naccess = \"stale-access\"\nrefresh = \"good-refresh\"\naccess_expires_at = \"{}\"\nrefresh_expires_at = \"{}\"\n\n[user]\nusername = \"alice\"\nteam_slug = \"acme\"\n\n[server]\nurl = \"{}\"\n",
+            later(1),
+            later(7),
+            fake.url
+        ),
+    )
+    .expect("write credentials");
+
+    let out = project.run(&["board"]);
+    assert_eq!(code(&out), 5, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("Authentication failed"),
+        "{}",
+        describe(&out)
+    );
+    let seen: Vec<(String, Option<String>)> = fake
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.method.clone(),
+                r.header("authorization").map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("GET".to_string(), Some("Bearer stale-access".to_string())),
+            ("POST".to_string(), None),
+            ("GET".to_string(), Some("Bearer fresh-access".to_string())),
+        ],
+        "one refresh, one retry"
+    );
+    let path = format!("/api/v1/projects/{}/board/", project_uuid(&project));
+    assert_eq!(fake.requests()[0].path, path);
 }
 
 #[test]
