@@ -1,4 +1,6 @@
-//! The event envelope and the `WPStatusChanged` payload (contract section 3).
+//! The event envelope and the payloads this workspace builds:
+//! `WPStatusChanged` (contract section 3), `WPCreated` and `FeatureCreated`
+//! (section 8).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -99,32 +101,56 @@ pub struct Envelope {
     pub head_commit_sha: Option<String>,
 }
 
+/// The `aggregate_type` of a feature event.
+pub const FEATURE: &str = "Feature";
+
+/// The event made of a payload and an envelope: the type and aggregate
+/// come from the payload's builder, the schema defaults from here, the
+/// rest from `envelope`. One function, so every event this crate builds
+/// has the same envelope.
+fn build(
+    event_type: &str,
+    aggregate_id: String,
+    aggregate_type: &str,
+    payload: Value,
+    envelope: Envelope,
+) -> Event {
+    Event {
+        event_id: envelope.event_id,
+        event_type: event_type.to_string(),
+        aggregate_id,
+        aggregate_type: Some(aggregate_type.to_string()),
+        payload,
+        timestamp: envelope.timestamp,
+        node_id: envelope.node_id,
+        lamport_clock: envelope.lamport_clock,
+        causation_id: None,
+        correlation_id: envelope.correlation_id,
+        project_uuid: envelope.project_uuid,
+        project_slug: envelope.project_slug,
+        team_slug: envelope.team_slug,
+        schema_version: DEFAULT_SCHEMA_VERSION.to_string(),
+        data_tier: 0,
+        git_branch: envelope.git_branch,
+        head_commit_sha: envelope.head_commit_sha,
+        repo_slug: None,
+        extra: Map::new(),
+    }
+}
+
 impl WpStatusChanged {
     /// The `WPStatusChanged` event carrying this payload: the type, the
     /// aggregate (`feature/WPnn`, a work package) and the schema defaults
     /// come from here, the rest from `envelope`.
     pub fn into_event(self, envelope: Envelope) -> Event {
-        Event {
-            event_id: envelope.event_id,
-            event_type: WP_STATUS_CHANGED.to_string(),
-            aggregate_id: format!("{}/{}", self.feature_slug, self.wp_id),
-            aggregate_type: Some(WORK_PACKAGE.to_string()),
-            payload: self.to_value(),
-            timestamp: envelope.timestamp,
-            node_id: envelope.node_id,
-            lamport_clock: envelope.lamport_clock,
-            causation_id: None,
-            correlation_id: envelope.correlation_id,
-            project_uuid: envelope.project_uuid,
-            project_slug: envelope.project_slug,
-            team_slug: envelope.team_slug,
-            schema_version: DEFAULT_SCHEMA_VERSION.to_string(),
-            data_tier: 0,
-            git_branch: envelope.git_branch,
-            head_commit_sha: envelope.head_commit_sha,
-            repo_slug: None,
-            extra: Map::new(),
-        }
+        let aggregate_id = format!("{}/{}", self.feature_slug, self.wp_id);
+        build(
+            WP_STATUS_CHANGED,
+            aggregate_id,
+            WORK_PACKAGE,
+            self.to_value(),
+            envelope,
+        )
     }
 
     /// The payload as JSON. Every field is a string, a bool, an option of
@@ -132,6 +158,73 @@ impl WpStatusChanged {
     /// serializing cannot fail; a failure would be a bug in this type.
     pub fn to_value(&self) -> Value {
         serde_json::to_value(self).expect("a WpStatusChanged always serializes")
+    }
+}
+
+/// The payload of a `WPCreated` event (contract section 8): the title and
+/// dependencies the board shows for a work package, before it ever moves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WpCreated {
+    pub wp_id: String,
+    pub title: Option<String>,
+    pub feature_slug: String,
+    /// Work package ids (`WP` and two or more digits) of the same feature.
+    #[serde(default)]
+    pub dependencies: Vec<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl WpCreated {
+    /// The `WPCreated` event: aggregate `feature/WPnn`, a work package, as
+    /// for [`WpStatusChanged::into_event`].
+    pub fn into_event(self, envelope: Envelope) -> Event {
+        let aggregate_id = format!("{}/{}", self.feature_slug, self.wp_id);
+        build(
+            WP_CREATED,
+            aggregate_id,
+            WORK_PACKAGE,
+            self.to_value(),
+            envelope,
+        )
+    }
+
+    /// The payload as JSON (strings, a list of strings and a string-keyed
+    /// map: serializing cannot fail).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a WpCreated always serializes")
+    }
+}
+
+/// The payload of a `FeatureCreated` event (contract section 8).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureCreated {
+    pub feature_slug: String,
+    /// The three digits the slug starts with, as a string (`"039"`).
+    pub feature_number: String,
+    pub target_branch: String,
+    pub wp_count: u64,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl FeatureCreated {
+    /// The `FeatureCreated` event: aggregate the feature slug, a feature.
+    pub fn into_event(self, envelope: Envelope) -> Event {
+        let aggregate_id = self.feature_slug.clone();
+        build(
+            FEATURE_CREATED,
+            aggregate_id,
+            FEATURE,
+            self.to_value(),
+            envelope,
+        )
+    }
+
+    /// The payload as JSON (strings, an integer and a string-keyed map:
+    /// serializing cannot fail).
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("a FeatureCreated always serializes")
     }
 }
 
@@ -222,6 +315,52 @@ mod tests {
             );
         }
         assert_eq!(event.wp_status_changed(), Some(payload));
+    }
+
+    #[test]
+    fn created_events_have_the_wire_shape_and_pass_validation() {
+        let envelope = Envelope {
+            event_id: "01HV0000000000000000000000".into(),
+            timestamp: "2026-02-12T10:15:00+00:00".into(),
+            node_id: "3f2a9c1b7d4e".into(),
+            lamport_clock: 4,
+            project_uuid: "550e8400-e29b-41d4-a716-446655440000".into(),
+            ..Envelope::default()
+        };
+        let wp = WpCreated {
+            wp_id: "WP03".into(),
+            title: Some("Fix it".into()),
+            feature_slug: "039-x".into(),
+            dependencies: vec!["WP01".into()],
+            extra: Map::new(),
+        }
+        .into_event(envelope.clone());
+        let json = serde_json::to_value(&wp).expect("serializes");
+        assert_eq!(json["event_type"], "WPCreated");
+        assert_eq!(json["aggregate_id"], "039-x/WP03");
+        assert_eq!(json["aggregate_type"], "WorkPackage");
+        assert_eq!(
+            json["payload"],
+            serde_json::json!({"wp_id": "WP03", "title": "Fix it", "feature_slug": "039-x", "dependencies": ["WP01"]})
+        );
+        assert!(crate::validate_event(&json).is_empty());
+        let feature = FeatureCreated {
+            feature_slug: "039-x".into(),
+            feature_number: "039".into(),
+            target_branch: "main".into(),
+            wp_count: 6,
+            extra: Map::new(),
+        }
+        .into_event(envelope);
+        let json = serde_json::to_value(&feature).expect("serializes");
+        assert_eq!(json["event_type"], "FeatureCreated");
+        assert_eq!(json["aggregate_id"], "039-x");
+        assert_eq!(json["aggregate_type"], "Feature");
+        assert_eq!(
+            json["payload"],
+            serde_json::json!({"feature_slug": "039-x", "feature_number": "039", "target_branch": "main", "wp_count": 6})
+        );
+        assert!(crate::validate_event(&json).is_empty());
     }
 
     #[test]

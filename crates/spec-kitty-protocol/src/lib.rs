@@ -23,7 +23,7 @@ pub mod validate;
 
 pub use batch::{BatchRequest, BatchResponse, EventResult, EventStatus, MAX_BATCH_EVENTS};
 pub use error_body::ErrorBody;
-pub use event::{Envelope, Event, WpStatusChanged};
+pub use event::{Envelope, Event, FeatureCreated, WpCreated, WpStatusChanged};
 pub use lanes::{Lane, SyncLane, UnknownLane};
 pub use token::{LoginRequest, RefreshRequest, TokenResponse};
 pub use validate::{FieldError, describe as describe_errors, validate_event};

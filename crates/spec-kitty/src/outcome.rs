@@ -244,6 +244,28 @@ pub fn sync_now_help() -> String {
     )
 }
 
+/// `board --help`: the exit codes, as for `sync status --check`, and
+/// examples.
+pub fn board_help() -> String {
+    format!(
+        "Exit codes: 0 board shown, {}, 1 the project is not on the server for your team (or was never published), 2 bad arguments.\n\n\
+         Examples:\n  \
+         spec-kitty board                 the board of the project you are in\n  \
+         spec-kitty board --json | jq .counts\n  \
+         spec-kitty board --project 550e8400-e29b-41d4-a716-446655440000\n\n\
+         Colour is used only when stdout is a terminal and NO_COLOR is not set.",
+        code_list(&[
+            (Outcome::NotAuthenticated, "not logged in"),
+            (Outcome::SessionExpired, "session expired"),
+            (Outcome::AuthenticationFailed, "authentication failed"),
+            (Outcome::PermissionDenied, "permission denied"),
+            (Outcome::Unreachable, "unreachable"),
+            (Outcome::CertificateUntrusted, "certificate"),
+            (Outcome::UnexpectedStatus, "other HTTP status"),
+        ])
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

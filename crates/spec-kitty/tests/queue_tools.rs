@@ -53,11 +53,12 @@ fn status_shows_the_queue_health_and_json_carries_it() {
         assert_eq!(code(&out), 0, "{}", describe(&out));
     }
     assert_eq!(home.row(&bad_id).expect("queued").retry_count, 4);
+    // WPCreated payloads are checked (contract section 8): a valid one each.
     let created: Vec<Value> = (0..3)
         .map(|i| {
             let mut event = other_event(&project, "WPCreated", 10 + i);
-            // WPCreated payloads are checked (contract section 8).
-            event["payload"]["wp_id"] = json!(format!("WP{}", 10 + i));
+            event["payload"] = json!({"wp_id": format!("WP{}", 10 + i), "title": "Something",
+                "feature_slug": "039-cli-2x-readiness", "dependencies": []});
             event
         })
         .collect();

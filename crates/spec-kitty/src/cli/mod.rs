@@ -2,6 +2,7 @@
 //! here, at the edge; stdout carries results, stderr diagnostics.
 
 mod auth;
+mod board;
 mod output;
 mod python_queue;
 mod queue_tools;
@@ -36,6 +37,9 @@ enum Command {
     /// Commands for agents and people working on work packages
     #[command(subcommand)]
     Agent(tasks::AgentCommand),
+    /// Show the team board of this project: every work package by lane, from the server
+    #[command(after_help = crate::outcome::board_help())]
+    Board(board::BoardArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -47,6 +51,7 @@ pub fn run() -> ExitCode {
             Command::Auth(command) => auth::run(&home, command),
             Command::Sync(command) => sync::run(&home, command),
             Command::Agent(command) => tasks::run(&home, command),
+            Command::Board(args) => board::run(&home, args),
         });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,4 +1,4 @@
-//! `spec-kitty agent tasks move-task|list-tasks`.
+//! `spec-kitty agent tasks move-task|list-tasks|publish`.
 
 use std::path::Path;
 
@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use super::output::{CliError, CliResult, print_json};
 use crate::home::paths::{self, Home};
-use crate::tasks::{self, MoveRequest, TaskError};
+use crate::tasks::{self, MoveRequest, TaskError, publish};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {
@@ -40,6 +40,25 @@ pub enum TasksCommand {
         #[arg(long)]
         reason: Option<String>,
         /// Print JSON on stdout
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tell the team board about features and work packages (queues events; works offline)
+    ///
+    /// Queues a FeatureCreated per feature, a WPCreated per work package
+    /// (title and dependencies from its front matter) and, for a work
+    /// package past `planned` whose lane this machine never sent, one first
+    /// lane change from `planned`. Running it again re-sends titles and
+    /// dependencies, never a second first lane change. `move-task` does
+    /// this by itself, once, for a feature not published yet.
+    #[command(
+        after_help = "Examples:\n  spec-kitty agent tasks publish                  every feature of the project\n  spec-kitty agent tasks publish --feature 039    one feature (NNN-slug, NNN or slug)\n  spec-kitty agent tasks publish && spec-kitty sync now\n\nExit codes: 0 queued, 1 a work-package file is wrong (nothing is queued; the message names it), 2 bad arguments."
+    )]
+    Publish {
+        /// Only this feature folder (NNN-slug, NNN or slug); default: every feature
+        #[arg(long)]
+        feature: Option<String>,
+        /// Print JSON on stdout: the project, the features and what was queued
         #[arg(long)]
         json: bool,
     },
@@ -88,6 +107,7 @@ pub fn run(home: &Home, command: AgentCommand) -> CliResult {
             lane,
             json,
         } => list_tasks(&cwd, feature.as_deref(), lane.as_deref(), json),
+        TasksCommand::Publish { feature, json } => publish(home, &cwd, feature.as_deref(), json),
     }
 }
 
@@ -95,9 +115,19 @@ pub fn run(home: &Home, command: AgentCommand) -> CliResult {
 fn move_task(home: &Home, cwd: &Path, request: &MoveRequest, json: bool) -> CliResult {
     match tasks::move_task(home, cwd, request) {
         Ok(moved) => {
+            if let Some(warning) = &moved.published.warning {
+                eprintln!("warning: {warning}");
+            }
             if json {
                 print_json(&moved)?;
             } else {
+                if let Some(counts) = &moved.published.queued {
+                    println!(
+                        "Published {} to the team board first: {}.",
+                        moved.feature,
+                        counts_text(counts)
+                    );
+                }
                 let from = moved.from_lane.as_deref().unwrap_or("(none)");
                 println!(
                     "Moved {} from {from} to {} (sync lane {}); event queued. Run `spec-kitty sync now` to upload.",
@@ -118,6 +148,36 @@ fn move_task(home: &Home, cwd: &Path, request: &MoveRequest, json: bool) -> CliR
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// "1 feature, 6 work packages, 3 first lane changes".
+fn counts_text(counts: &publish::Counts) -> String {
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{}, {}, {}",
+        plural(counts.features, "feature", "features"),
+        plural(counts.work_packages, "work package", "work packages"),
+        plural(
+            counts.first_lane_changes,
+            "first lane change",
+            "first lane changes"
+        )
+    )
+}
+
+/// `publish`: what was queued, or JSON.
+fn publish(home: &Home, cwd: &Path, feature: Option<&str>, json: bool) -> CliResult {
+    let published = publish::publish(home, cwd, feature)?;
+    if json {
+        print_json(&published)?;
+    } else {
+        println!(
+            "Queued {}. Run spec-kitty sync now to upload.",
+            counts_text(&published.queued)
+        );
+    }
+    Ok(0)
 }
 
 /// `list-tasks`: a table, or JSON.

@@ -165,25 +165,56 @@ impl Http {
         let response = request
             .send(bytes)
             .map_err(|e| classify(url, e, started.elapsed()))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut body = Vec::new();
-        response
-            .into_body()
-            .into_reader()
-            .take(MAX_RESPONSE_BYTES)
-            .read_to_end(&mut body)
-            .map_err(|e| classify_io(url, e, started.elapsed()))?;
-        Ok(Reply {
-            status,
-            body,
-            retry_after,
-        })
+        read_reply(url, response, started)
     }
+
+    /// GETs `url` with a bearer token: the same agent, TLS roots, timeouts
+    /// and no-redirect rule as every POST (a redirect would carry the
+    /// token to another host).
+    pub fn get(&self, url: &str, bearer: Option<&str>) -> Result<Reply, HttpError> {
+        let started = Instant::now();
+        let agent = self.agent(url)?;
+        let mut request = agent
+            .get(url)
+            .config()
+            .timeout_global(Some(self.timeout))
+            .timeout_connect(Some(self.timeout.min(CONNECT_TIMEOUT)))
+            .build()
+            .header("Accept", "application/json");
+        if let Some(token) = bearer {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        let response = request
+            .call()
+            .map_err(|e| classify(url, e, started.elapsed()))?;
+        read_reply(url, response, started)
+    }
+}
+
+/// The status, `Retry-After` and (bounded) body of an answer.
+fn read_reply(
+    url: &str,
+    response: ureq::http::Response<ureq::Body>,
+    started: Instant,
+) -> Result<Reply, HttpError> {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let mut body = Vec::new();
+    response
+        .into_body()
+        .into_reader()
+        .take(MAX_RESPONSE_BYTES)
+        .read_to_end(&mut body)
+        .map_err(|e| classify_io(url, e, started.elapsed()))?;
+    Ok(Reply {
+        status,
+        body,
+        retry_after,
+    })
 }
 
 fn classify_io(url: &str, e: std::io::Error, elapsed: Duration) -> HttpError {

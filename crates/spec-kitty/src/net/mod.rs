@@ -1,4 +1,5 @@
 //! The network: the blocking HTTP client and `sync status --check`.
 
+pub mod board;
 pub mod http;
 pub mod probe;

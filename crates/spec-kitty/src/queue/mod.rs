@@ -24,10 +24,12 @@ pub mod python;
 mod row;
 mod schema;
 mod stats;
+mod writer;
 
 pub use row::{Queueable, State};
 use row::{Row, insert, queued_from};
 pub use stats::{ParkedEvent, RetryBuckets, Stats};
+pub use writer::Writer;
 
 /// How long a process waits for another one holding the queue's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

@@ -160,6 +160,26 @@ fn splice(text: &str, lines: &[&str], block: &Block, additions: &str, newline: &
     out
 }
 
+/// The project uuid, if the project has one; never writes the file
+/// (`spec-kitty board` only reads: a project that was never published has
+/// nothing on the server to show).
+pub fn existing_uuid(project: &Project) -> Result<Option<String>, ProjectError> {
+    let path = project.config_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ProjectError::Read { path, source }),
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    match find_block(&lines).uuid.filter(|u| !u.is_empty()) {
+        Some(bad) if uuid::Uuid::try_parse(&bad).is_err() => Err(ProjectError::InvalidConfig {
+            path,
+            reason: format!("project.uuid is not a UUID: '{bad}'"),
+        }),
+        found => Ok(found),
+    }
+}
+
 /// Reads the identity, adding what is missing (and writing the file
 /// atomically if anything was added).
 pub fn load_or_create(project: &Project) -> Result<Identity, ProjectError> {
@@ -254,6 +274,22 @@ mod tests {
         assert!(text.ends_with("vcs: git\n"), "{text}");
         assert!(text.contains(&format!("    node_id: \"{}\"\n", identity.node_id)));
         assert_eq!(load_or_create(&project).expect("again"), identity);
+    }
+
+    #[test]
+    fn the_uuid_is_read_without_creating_anything() {
+        let (_dir, none) = project(None);
+        assert_eq!(existing_uuid(&none).expect("reads"), None);
+        assert!(!none.config_path().exists(), "nothing written");
+        let (_dir, some) = project(Some(
+            "project:\n  uuid: \"550e8400-e29b-41d4-a716-446655440000\"\n",
+        ));
+        assert_eq!(
+            existing_uuid(&some).expect("reads").as_deref(),
+            Some("550e8400-e29b-41d4-a716-446655440000")
+        );
+        let (_dir, bad) = project(Some("project:\n  uuid: nope\n"));
+        assert!(existing_uuid(&bad).is_err());
     }
 
     #[test]

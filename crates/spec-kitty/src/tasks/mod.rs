@@ -5,6 +5,7 @@
 pub mod git;
 pub mod identity;
 pub mod project;
+pub mod publish;
 pub mod wp_file;
 pub mod yaml_line;
 
@@ -69,6 +70,8 @@ pub struct Moved {
     pub sync_lane: String,
     pub event_id: String,
     pub lamport_clock: u64,
+    /// What was published to the team board before the move.
+    pub published: AutoPublish,
 }
 
 /// A work package as `list-tasks` shows it.
@@ -85,7 +88,7 @@ pub struct Listed {
 }
 
 /// Reads a lane from a file; `approved` (Python 2.x) is read as for_review.
-fn file_lane(value: &str) -> Option<Lane> {
+pub(crate) fn file_lane(value: &str) -> Option<Lane> {
     Lane::parse(value)
         .ok()
         .or_else(|| (value.trim() == "approved").then_some(Lane::ForReview))
@@ -98,7 +101,7 @@ fn file_timestamp(at: OffsetDateTime) -> String {
     .unwrap_or_else(|_| timestamp::format(at))
 }
 
-fn read(path: &Path) -> Result<String, TaskError> {
+pub(crate) fn read(path: &Path) -> Result<String, TaskError> {
     std::fs::read_to_string(path).map_err(|source| {
         TaskError::Project(ProjectError::Read {
             path: path.to_path_buf(),
@@ -126,7 +129,7 @@ fn requested_lane(request: &MoveRequest) -> Result<Lane, TaskError> {
 /// The team the event names and who moved the package. Logged out, or a
 /// broken credentials file, must not stop local work: the event just
 /// carries no team (the server uses the sender's).
-fn sender(home: &Home, request: &MoveRequest) -> (Option<String>, String) {
+pub(crate) fn sender(home: &Home, agent: Option<&str>) -> (Option<String>, String) {
     let (team, username) = match credentials::load(home) {
         Ok(Stored::Present(creds)) => (creds.team_slug.clone(), Some(creds.username.clone())),
         Ok(Stored::Absent) => (None, None),
@@ -135,9 +138,8 @@ fn sender(home: &Home, request: &MoveRequest) -> (Option<String>, String) {
             (None, None)
         }
     };
-    let actor = request
-        .agent
-        .clone()
+    let actor = agent
+        .map(str::to_string)
         .or(username)
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
@@ -150,20 +152,26 @@ struct Move<'a> {
     to: Lane,
     project: &'a Project,
     git: &'a git::GitInfo,
-    feature_slug: &'a str,
+    feature: &'a project::Feature,
     wp_id: &'a str,
     path: &'a Path,
     team: Option<String>,
     actor: String,
     now: OffsetDateTime,
+    correlation_id: String,
 }
 
-/// What the move did to the file: its text before, the lane it left, and
-/// the project identity the event carries.
+/// The file read and the move found to make sense, nothing written yet.
+struct Prepared {
+    text: String,
+    from: Option<Lane>,
+    identity: identity::Identity,
+}
+
+/// What the move did to the file: its text before and the lane it left.
 struct Rewritten {
     original: String,
     from: Option<Lane>,
-    identity: identity::Identity,
 }
 
 impl Move<'_> {
@@ -200,14 +208,35 @@ impl Move<'_> {
         Ok(from)
     }
 
-    /// Rewrites the file: the lane, a history entry and an Activity Log line.
-    fn rewrite(&self) -> Result<Rewritten, TaskError> {
-        let to = self.to;
+    /// Reads the file, checks the move and loads the project identity
+    /// (before the file is written: a broken config.yaml leaves it as it was).
+    fn prepare(&self) -> Result<Prepared, TaskError> {
         let text = read(self.path)?;
-        let wp = WpFile::parse(&text).map_err(|e| self.file_error(e))?;
-        let from = self.lane_left(&wp)?;
-        // Before the file is written: a broken config.yaml leaves it as it was.
+        let from = self.lane_left(&WpFile::parse(&text).map_err(|e| self.file_error(e))?)?;
         let identity = identity::load_or_create(self.project)?;
+        Ok(Prepared {
+            text,
+            from,
+            identity,
+        })
+    }
+
+    /// What every event of this run shares.
+    fn context(&self, identity: &identity::Identity) -> publish::Context {
+        publish::Context {
+            identity: identity.clone(),
+            team: self.team.clone(),
+            actor: self.actor.clone(),
+            git: self.git.clone(),
+            now: self.now,
+            correlation_id: self.correlation_id.clone(),
+        }
+    }
+
+    /// Rewrites the file: the lane, a history entry and an Activity Log line.
+    fn rewrite(&self, prepared: Prepared) -> Result<Rewritten, TaskError> {
+        let to = self.to;
+        let wp = WpFile::parse(&prepared.text).map_err(|e| self.file_error(e))?;
         let mut action = self
             .request
             .note
@@ -242,17 +271,15 @@ impl Move<'_> {
             },
         )?;
         Ok(Rewritten {
-            original: text,
-            from,
-            identity,
+            original: prepared.text,
+            from: prepared.from,
         })
     }
 
-    /// The `WPStatusChanged` event of the move, with Lamport value `lamport`.
-    fn event(&self, done: &Rewritten, lamport: u64) -> Event {
-        let (from, identity) = (done.from, done.identity.clone());
+    /// The `WPStatusChanged` event of the move.
+    fn event(&self, from: Option<Lane>, envelope: Envelope) -> Event {
         let payload = WpStatusChanged {
-            feature_slug: self.feature_slug.to_string(),
+            feature_slug: self.feature.slug.clone(),
             wp_id: self.wp_id.to_string(),
             from_lane: from.map(|l| l.to_sync().as_str().to_string()),
             to_lane: self.to.to_sync().as_str().to_string(),
@@ -264,54 +291,99 @@ impl Move<'_> {
             evidence: None,
             extra: serde_json::Map::new(),
         };
-        payload.into_event(Envelope {
-            event_id: ulid::Ulid::new().to_string(),
-            timestamp: timestamp::format(self.now),
-            node_id: identity.node_id,
-            lamport_clock: lamport,
-            correlation_id: Some(ulid::Ulid::new().to_string()),
-            project_uuid: identity.uuid,
-            project_slug: Some(identity.slug),
-            team_slug: self.team.clone(),
-            git_branch: self.git.branch.clone(),
-            head_commit_sha: self.git.commit.clone(),
-        })
+        payload.into_event(envelope)
     }
+
+    /// Publishes the feature first when this machine never did; a broken
+    /// sibling file must not stop the move, so it becomes a warning and
+    /// the feature stays unpublished (the next move or publish retries).
+    fn publish_first(
+        &self,
+        w: &mut crate::queue::Writer<'_>,
+        ctx: &publish::Context,
+    ) -> Result<AutoPublish, TaskError> {
+        if w.feature_published(&ctx.identity.uuid, &self.feature.slug)? {
+            return Ok(AutoPublish::default());
+        }
+        match publish::plan(self.feature) {
+            Ok(plan) => Ok(AutoPublish {
+                queued: Some(publish::queue_plan(w, ctx, &plan, Some(self.wp_id))?),
+                warning: None,
+            }),
+            Err(e) => Ok(AutoPublish {
+                queued: None,
+                warning: Some(format!(
+                    "feature {} was not published to the team board: {e}. Fix it, then run `spec-kitty agent tasks publish`",
+                    self.feature.slug
+                )),
+            }),
+        }
+    }
+
+    /// Inside the queue transaction: publish if needed, tick, rewrite the
+    /// file, queue the move and record that this package's lane was sent.
+    fn run(
+        &self,
+        w: &mut crate::queue::Writer<'_>,
+        rewritten: &mut Option<Rewritten>,
+    ) -> Result<(Event, AutoPublish), TaskError> {
+        let prepared = self.prepare()?;
+        let ctx = self.context(&prepared.identity);
+        let published = self.publish_first(w, &ctx)?;
+        let lamport = w.tick();
+        let done = rewritten.insert(self.rewrite(prepared)?);
+        let event = self.event(done.from, ctx.envelope(lamport));
+        w.enqueue(&event)?;
+        w.record_status(
+            &ctx.identity.uuid,
+            &self.feature.slug,
+            self.wp_id,
+            &event.event_id,
+        )?;
+        Ok((event, published))
+    }
+}
+
+/// What `move-task` published before its move.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AutoPublish {
+    /// The events queued for the feature, when it was published now.
+    pub queued: Option<publish::Counts>,
+    /// Why the feature could not be published (the move went ahead).
+    pub warning: Option<String>,
 }
 
 /// Moves a work package: rewrites its file and queues the event, the
 /// Lamport tick and the enqueue in one transaction. The file is read and
 /// written inside that transaction too, so concurrent moves of the same
-/// package are serialized instead of losing an update.
+/// package are serialized instead of losing an update. A feature this
+/// machine never published is published first, in the same transaction.
 pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved, TaskError> {
     let to = requested_lane(request)?;
     let project = Project::find(cwd)?;
     let git = git::info(&project.root);
     let feature = project.feature(request.feature.as_deref(), git.branch.as_deref())?;
     let WorkPackageFile { wp_id, path } = feature.work_package(&request.wp)?;
-    let (team, actor) = sender(home, request);
+    let (team, actor) = sender(home, request.agent.as_deref());
     let mv = Move {
         request,
         to,
         project: &project,
         git: &git,
-        feature_slug: &feature.slug,
+        feature: &feature,
         wp_id: &wp_id,
         path: &path,
         team,
         actor,
         now: OffsetDateTime::now_utc(),
+        correlation_id: ulid::Ulid::new().to_string(),
     };
 
     let mut queue = Queue::open(home)?;
     let mut rewritten: Option<Rewritten> = None;
-    let result = queue.enqueue_with_tick(0, |lamport| -> Result<Event, TaskError> {
-        let done = rewritten.insert(mv.rewrite()?);
-        Ok(mv.event(done, lamport))
-    });
-    let (lamport, event) = match result {
-        Ok(Ok(done)) => done,
-        Ok(Err(e)) => return Err(e),
+    let result = queue.write(0, |w| mv.run(w, &mut rewritten));
+    let (event, published) = match result {
+        Ok(done) => done,
         Err(e) => {
             // The file was rewritten but the event could not be queued:
             // put the file back, so the two never disagree.
@@ -319,7 +391,7 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
                 let _ =
                     crate::home::atomic::write(&path, done.original.as_bytes(), file_mode(&path));
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     Ok(Moved {
@@ -332,12 +404,13 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
         to_lane: to.as_str().into(),
         sync_lane: to.to_sync().as_str().into(),
         event_id: event.event_id,
-        lamport_clock: lamport,
+        lamport_clock: event.lamport_clock,
+        published,
     })
 }
 
 /// The text with line breaks and other control characters as spaces.
-fn one_line(text: &str) -> String {
+pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()

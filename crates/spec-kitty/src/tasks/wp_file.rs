@@ -19,6 +19,12 @@ pub enum WpError {
     Unterminated,
     #[error("its front matter has no 'lane:' line")]
     NoLane,
+    #[error("its 'dependencies:' is not a list of work package ids ({found})")]
+    DependenciesNotAList { found: String },
+    #[error(
+        "its 'dependencies:' lists '{entry}', which is not a work package id (WP and two or more digits, like WP01)"
+    )]
+    BadDependency { entry: String },
 }
 
 /// The front-matter values `list-tasks` and `move-task` need.
@@ -130,6 +136,65 @@ impl<'a> WpFile<'a> {
             agent: self.top_value("agent"),
             last_change,
         }
+    }
+
+    /// The `dependencies:` list, in flow form (`[]`, `["WP01", WP02]`) or
+    /// block form (`- "WP01"` lines below the key); empty when absent.
+    /// Every entry must be a work package id: the board links cards by it.
+    pub fn dependencies(&self) -> Result<Vec<String>, WpError> {
+        let Some(at) = self.find_key("dependencies") else {
+            return Ok(Vec::new());
+        };
+        let text = bare(self.lines[at]);
+        let rest = &text["dependencies:".len()..];
+        let (start, end) = value_span(rest, 0);
+        let value = &rest[start..end];
+        let entries: Vec<String> = if let Some(inner) = value.strip_prefix('[') {
+            let close = inner
+                .rfind(']')
+                .ok_or_else(|| WpError::DependenciesNotAList {
+                    found: value.to_string(),
+                })?;
+            inner[..close]
+                .split(',')
+                .map(|item| scalar(item.trim()))
+                .filter(|item| !item.is_empty())
+                .collect()
+        } else if start == end {
+            self.block_items(at)
+        } else {
+            return Err(WpError::DependenciesNotAList {
+                found: value.to_string(),
+            });
+        };
+        match entries
+            .iter()
+            .find(|e| !spec_kitty_protocol::validate::is_wp_id(e))
+        {
+            Some(bad) => Err(WpError::BadDependency { entry: bad.clone() }),
+            None => Ok(entries),
+        }
+    }
+
+    /// The `- item` lines of a block list under the key on line `at`.
+    fn block_items(&self, at: usize) -> Vec<String> {
+        let mut items = Vec::new();
+        for index in at + 1..self.close {
+            let line = bare(self.lines[index]);
+            let trimmed = line.trim_start();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            let Some(item) = trimmed.strip_prefix('-') else {
+                break;
+            };
+            if !(item.is_empty() || item.starts_with([' ', '\t'])) {
+                break;
+            }
+            let (start, end) = value_span(item, 0);
+            items.push(scalar(&item[start..end]));
+        }
+        items
     }
 
     /// The file's text after a move to `lane`: the lane value, one
@@ -366,6 +431,47 @@ mod tests {
         assert!(
             !out.replace("\r\n", "").contains('\n'),
             "only CRLF endings: {out:?}"
+        );
+    }
+
+    #[test]
+    fn dependencies_in_flow_and_block_form() {
+        let deps = |front: &str| {
+            let text = format!("---\nlane: planned\n{front}---\nbody\n");
+            WpFile::parse(&text).expect("parses").dependencies()
+        };
+        assert_eq!(deps(""), Ok(vec![]));
+        assert_eq!(deps("dependencies: []\n"), Ok(vec![]));
+        assert_eq!(
+            deps("dependencies: [\"WP01\", 'WP02', WP10]  # note\n"),
+            Ok(vec!["WP01".into(), "WP02".into(), "WP10".into()])
+        );
+        assert_eq!(
+            deps("dependencies:\n  - \"WP01\"\n  # c\n  - WP02\nhistory: []\n"),
+            Ok(vec!["WP01".into(), "WP02".into()])
+        );
+        assert_eq!(
+            deps("dependencies:\n- WP03\ntitle: x\n"),
+            Ok(vec!["WP03".into()])
+        );
+        assert_eq!(deps("dependencies:\ntitle: x\n"), Ok(vec![]));
+        assert_eq!(
+            deps("dependencies: [\"WP1\"]\n"),
+            Err(WpError::BadDependency {
+                entry: "WP1".into()
+            })
+        );
+        assert_eq!(
+            deps("dependencies:\n  - setup\n"),
+            Err(WpError::BadDependency {
+                entry: "setup".into()
+            })
+        );
+        assert_eq!(
+            deps("dependencies: WP01\n"),
+            Err(WpError::DependenciesNotAList {
+                found: "WP01".into()
+            })
         );
     }
 

@@ -146,9 +146,20 @@ impl Project {
         out
     }
 
+    /// The events the moves queued, in queue order: every queued event but
+    /// those a first `move-task` of a feature queues to publish it
+    /// (`FeatureCreated`, `WPCreated` and first lane changes, whose reason
+    /// says so). The tests of `move-task` are about the moves.
+    pub fn events(&self) -> Vec<Value> {
+        self.all_events()
+            .into_iter()
+            .filter(|e| !is_publish_event(e))
+            .collect()
+    }
+
     /// Every queued event body, in queue order (empty when there is no
     /// queue file at all).
-    pub fn events(&self) -> Vec<Value> {
+    pub fn all_events(&self) -> Vec<Value> {
         let path = self.client_dir().join("events.db");
         if !path.exists() {
             return Vec::new();
@@ -218,6 +229,19 @@ impl Project {
         let reference = git.join("refs/heads").join(branch);
         std::fs::create_dir_all(reference.parent().expect("ref dir")).expect("ref dir");
         std::fs::write(reference, format!("{sha}\n")).expect("write ref");
+    }
+}
+
+/// The `reason` of the first lane changes `publish` queues (contract
+/// section 8: a lane read from the file, no move), written out here.
+pub const FIRST_STATUS_REASON: &str = "Published: lane read from the work-package file";
+
+/// An event queued to publish a feature rather than by a move.
+pub fn is_publish_event(event: &Value) -> bool {
+    match event["event_type"].as_str() {
+        Some("FeatureCreated" | "WPCreated") => true,
+        Some("WPStatusChanged") => event["payload"]["reason"] == FIRST_STATUS_REASON,
+        _ => false,
     }
 }
 
