@@ -114,3 +114,54 @@ fn a_postgres_database_from_a_newer_server_is_refused() {
         Ok(_) => panic!("a newer schema opened"),
     }
 }
+
+#[test]
+fn a_server_started_on_a_database_from_before_the_board_builds_the_board() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let project = "550e8400-e29b-41d4-a716-446655440000";
+    let event = serde_json::json!({
+        "event_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3P", "event_type": "WPStatusChanged",
+        "aggregate_id": "001-x/WP01",
+        "payload": {"feature_slug": "001-x", "wp_id": "WP01", "from_lane": "planned",
+                    "to_lane": "doing", "actor": "alice"},
+        "timestamp": "2026-02-12T10:15:00+00:00", "node_id": "n1", "lamport_clock": 3,
+        "project_uuid": project, "project_slug": "old"
+    });
+    {
+        let conn = rusqlite::Connection::open(data.join("spec-kitty.db")).expect("open");
+        conn.execute_batch(include_str!("../migrations/sqlite/0001_initial.sql"))
+            .expect("old schema");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute_batch(&format!(
+            "INSERT INTO teams (id, slug, created_at) VALUES (1, 'acme', 1);
+             INSERT INTO projects (id, uuid, slug, team_id, created_at) VALUES (1, '{project}', 'old', 1, 1);
+             INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at)
+             VALUES ('01HV5Z3K8Y6Q2W9E4R7T1N0M3P', 'WPStatusChanged', '001-x/WP01', 1, 1, 1, 'n1', 3, '2026-02-12T10:15:00+00:00', 'doing', '{}', 1);",
+            event.to_string().replace('\'', "''")
+        ))
+        .expect("old rows");
+    }
+    let server = spec_kitty_server::BackgroundServer::start(
+        &spec_kitty_server::ServerConfig::for_data_dir(&data),
+    )
+    .expect("server starts");
+    let found = server
+        .block_on(server.store.team_project("acme", project))
+        .expect("lookup")
+        .expect("the old project, still acme's");
+    let board = server
+        .block_on(server.store.board(&found))
+        .expect("board")
+        .document();
+    let cards: Vec<(&str, &str)> = board
+        .features
+        .iter()
+        .flat_map(|f| f.work_packages.iter())
+        .map(|c| (c.wp_id.as_str(), c.lane.as_str()))
+        .collect();
+    assert_eq!(cards, [("WP01", "doing")], "{board:?}");
+    assert_eq!(board.cursor, "c1.1", "old events are numbered");
+}

@@ -103,6 +103,18 @@ pub async fn start_with_store(
                 path: config.storage.data_dir.join(signing_key::KEY_FILE),
             }
         })?;
+    // A database from before the board holds events and no board: build
+    // it once from the events, before serving.
+    if store.board_missing().await? {
+        tracing::info!("building the team board from the stored events (first start with a board)");
+        let report = store.rebuild_board(None, false).await?;
+        tracing::info!(
+            projects = report.projects,
+            events = report.events,
+            work_packages = report.cards,
+            "team board built"
+        );
+    }
     let hub = Hub::new();
     store.listen_board(hub.clone());
     let state = AppState {

@@ -25,6 +25,9 @@ pub trait BoardStore {
         after: i64,
         limit: usize,
     ) -> StoreResult<Vec<StoredCard>>;
+    /// Whether events are stored but the board holds nothing: a database
+    /// from before the board, whose board is then built once at start.
+    async fn board_missing(&self) -> StoreResult<bool>;
     /// The sequence of the project's last stored event.
     async fn project_seq(&self, project_id: i64) -> StoreResult<i64>;
     /// Stored events after `after` as sent, oldest first, with their

@@ -500,6 +500,14 @@ impl BoardStore for PostgresStore {
             .map_err(StoreError::from)
     }
 
+    async fn board_missing(&self) -> StoreResult<bool> {
+        Ok(
+            sqlx::query_scalar(crate::store::sqlite::board::BOARD_MISSING)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn project_seq(&self, project_id: i64) -> StoreResult<i64> {
         project_seq(&self.pool, project_id)
             .await

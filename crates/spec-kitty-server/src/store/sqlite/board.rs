@@ -15,6 +15,10 @@ use crate::board::projection::{
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
 use crate::store::{BoardStore, StoreResult, User};
 
+/// Events stored, board empty (both backends).
+pub const BOARD_MISSING: &str =
+    "SELECT EXISTS (SELECT 1 FROM events) AND NOT EXISTS (SELECT 1 FROM board_features)";
+
 /// Applies a reduced batch to the board, inside the caller's transaction.
 pub fn apply(tx: &Connection, reduced: &Reduced) -> rusqlite::Result<()> {
     if reduced.is_empty() {
@@ -472,6 +476,11 @@ impl BoardStore for SqliteStore {
 
     async fn project_seq(&self, project_id: i64) -> StoreResult<i64> {
         self.read(move |conn| project_seq(conn, project_id)).await
+    }
+
+    async fn board_missing(&self) -> StoreResult<bool> {
+        self.read(|conn| Ok(conn.query_row(BOARD_MISSING, [], |r| r.get(0))?))
+            .await
     }
 
     async fn feed(
