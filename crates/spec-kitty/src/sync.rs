@@ -5,7 +5,8 @@
 //! failure (401, 403, 5xx, timeout) changes no event's retry count; `413`
 //! splits the batch; a whole-batch `400` is bisected until the poisoned
 //! events are found and parked, so one bad event never blocks the rest; a
-//! response without results leaves its events queued and never loops (the
+//! `403` for a batch holding events of another team is narrowed down the
+//! same way (see [`Drain::split_refused`]); a response without results leaves its events queued and never loops (the
 //! drain walks the queue with a cursor, so no batch is sent twice in a run).
 
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde::Serialize;
+use serde_json::Value;
 use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 
 use crate::home::paths::Home;
@@ -24,8 +26,8 @@ use crate::session::credentials::LOCK_WAIT;
 use crate::session::{self as auth, AuthError};
 use spec_kitty_protocol::paths::BATCH;
 
-/// At most this many events are parked (set aside after a `400` or `413`
-/// of their own) in one run; past it the drain stops instead.
+/// At most this many events are parked (set aside after a `400`, `403` or
+/// `413` of their own) in one run; past it the drain stops instead.
 pub const MAX_PARKED_PER_RUN: usize = 25;
 
 /// The most JSON bytes one batch carries before compression.
@@ -181,6 +183,26 @@ fn stop_for_status(reply: &Reply) -> Stop {
     }
 }
 
+/// The team `event` names when it is not the user's own team, as the server
+/// reads it: an absent, empty or `local` `team_slug` means the sender's own
+/// team. `None` also when the user's team is unknown (not logged in, or
+/// credentials without a team): nothing can be told then, and the server
+/// decides.
+pub fn foreign_team<'e>(event: &'e Value, own_team: Option<&str>) -> Option<&'e str> {
+    let own = own_team?;
+    event
+        .get("team_slug")
+        .and_then(Value::as_str)
+        .filter(|team| !team.is_empty() && *team != "local" && *team != own)
+}
+
+/// Why an event for another team is refused before it is queued.
+pub fn foreign_team_reason(team: &str, own_team: &str) -> String {
+    format!(
+        "team_slug '{team}' is not your team ('{own_team}'): the server refuses events for a team you are not in"
+    )
+}
+
 fn compress(batch: &[Queued]) -> std::io::Result<Vec<u8>> {
     let refs: Vec<&Queued> = batch.iter().collect();
     gzip_batch(&refs)
@@ -208,6 +230,9 @@ pub struct Drain<'a> {
     http: &'a Http,
     url: String,
     access: String,
+    /// The user's team, to tell a `403` for the user from one for an event
+    /// naming another team.
+    team: Option<String>,
     refreshed: bool,
     /// Events parked in this run.
     parked: usize,
@@ -226,6 +251,7 @@ impl<'a> Drain<'a> {
             http,
             url: format!("{}{BATCH}", session.credentials.server_url),
             access: session.access,
+            team: session.credentials.team_slug,
             refreshed: session.refreshed,
             parked: 0,
             summary: Summary::default(),
@@ -371,7 +397,8 @@ impl<'a> Drain<'a> {
     }
 
     /// Applies the server's answer to a batch: refresh once on 401 and
-    /// resend, bisect a 400, split a 413, stop on whole-batch trouble.
+    /// resend, bisect a 400, split a 413, narrow down a 403 caused by
+    /// another team's events, stop on whole-batch trouble.
     fn answer(
         &mut self,
         events: &[&Queued],
@@ -404,10 +431,48 @@ impl<'a> Drain<'a> {
                 Ok(())
             }
             400 | 413 => self.park(events[0], &reply),
+            403 if events.len() > 1 && events.iter().any(|e| self.names_other_team(e)) => {
+                self.split_refused(events)
+            }
+            403 if events.len() == 1 && self.names_other_team(events[0]) => {
+                if self.parked >= MAX_PARKED_PER_RUN {
+                    self.summary.stopped = Some(stop_for_too_many_parked(&reply));
+                    Ok(())
+                } else {
+                    self.park(events[0], &reply)
+                }
+            }
             _ => {
                 self.summary.stopped = Some(stop_for_status(&reply));
                 Ok(())
             }
+        }
+    }
+
+    /// Whether a queued event names a team other than the user's.
+    fn names_other_team(&self, event: &Queued) -> bool {
+        serde_json::from_str::<Value>(&event.body)
+            .is_ok_and(|body| foreign_team(&body, self.team.as_deref()).is_some())
+    }
+
+    /// Narrows down a `403` for a batch holding events of another team.
+    ///
+    /// The user's own events go first, on their own: if they are refused
+    /// too, the user as a whole was (removed from the team, say) and the
+    /// drain stops with nothing parked. Otherwise the other teams' events
+    /// are bisected until the refused ones stand alone and are parked.
+    /// Only events of different teams change order, and those land in
+    /// different projects, so no project sees its events reordered.
+    fn split_refused(&mut self, events: &[&Queued]) -> Result<(), DrainError> {
+        let (other, own): (Vec<&Queued>, Vec<&Queued>) =
+            events.iter().partition(|e| self.names_other_team(e));
+        if own.is_empty() {
+            let (left, right) = other.split_at(other.len() / 2);
+            self.send(left)?;
+            self.send(right)
+        } else {
+            self.send(&own)?;
+            self.send(&other)
         }
     }
 
@@ -417,7 +482,11 @@ impl<'a> Drain<'a> {
         let reason = if reply.status == 413 {
             "too large for the server (HTTP 413)".to_string()
         } else {
-            format!("the server refused it (HTTP 400): {}", reply.error_text())
+            format!(
+                "the server refused it (HTTP {}): {}",
+                reply.status,
+                reply.error_text()
+            )
         };
         self.queue.apply(&Outcomes {
             parked: vec![(event.id, reason.clone())],

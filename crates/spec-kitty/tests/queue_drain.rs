@@ -514,3 +514,118 @@ fn too_large_batches_are_split_and_an_oversized_event_is_parked() {
         "{rows:?}"
     );
 }
+
+/// An event naming team `beta`, which the user (of `acme`) is not in,
+/// made `age` ago and queued in that place. `sync import` refuses such an
+/// event now, so it goes into the queue the way an older client would
+/// have put it there.
+fn queue_other_team(home: &Home, project: &str, age: time::Duration) -> String {
+    let mut other = status_event(project, 50, "doing", age);
+    other["team_slug"] = json!("beta");
+    let id = id_of(&other);
+    home.insert_raw(&id, "WPStatusChanged", &other.to_string());
+    let at = queue_support::micros(time::OffsetDateTime::now_utc() - age);
+    home.queue_db()
+        .execute(
+            "UPDATE events SET ts_micros = ?1 WHERE event_id = ?2",
+            rusqlite::params![at, id],
+        )
+        .expect("place the event in the queue");
+    id
+}
+
+/// Issue #15: one event for a team the user is not in made the server
+/// refuse every batch it was in (403), and the drain stopped there with
+/// every valid event behind it. It is now found, parked with the
+/// server's reason, and the rest delivered.
+#[test]
+fn an_event_for_another_team_is_parked_and_the_rest_delivered() {
+    let server = Server::start();
+    let home = Home::new();
+    home.login(server.url());
+    let project = project();
+    home.import(&events(&project, 3));
+    let other = queue_other_team(&home, &project, time::Duration::seconds(30));
+    // Younger than the one above, so they are queued behind it.
+    let later: Vec<Value> = (0..3)
+        .map(|i| status_event(&project, 60 + i, "for_review", time::Duration::seconds(10)))
+        .collect();
+    home.import(&later);
+    assert_eq!(home.depth(), 7);
+
+    let report = home.file("report.json");
+    let out = home.run(&["sync", "now", "--report", report.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 1, "some failed: {}", describe(&out));
+    assert!(
+        stdout(&out).contains("Synced: 6, Duplicates: 0, Failed: 1"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(server.event_count(), 6, "the valid events were delivered");
+
+    let rows = home.rows();
+    assert_eq!(rows.len(), 1, "only the other team's event stays: {rows:?}");
+    assert_eq!(rows[0].event_id, other);
+    assert_eq!(rows[0].state, "parked");
+    let reason = rows[0].last_error.as_deref().expect("a reason is kept");
+    assert!(
+        reason.contains("403") && reason.contains("beta"),
+        "the server's reason is kept: {reason}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(&report).expect("report written")).expect("JSON");
+    assert_eq!(
+        report["failures"][0]["event_id"],
+        other.as_str(),
+        "{report}"
+    );
+    assert_eq!(report["failures"][0]["parked"], true, "{report}");
+    assert!(
+        report["stopped"].is_null(),
+        "the drain did not stop: {report}"
+    );
+
+    let out = home.run(&["sync", "status"]);
+    let text = stdout(&out);
+    assert!(text.contains("Parked:     1"), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&other) && l.contains("beta")),
+        "{text}"
+    );
+    let out = home.run(&["sync", "diagnose", "--json"]);
+    assert_eq!(code(&out), 1, "{}", describe(&out));
+    let json = one_json_object(&out);
+    assert_eq!(json["invalid"], 1, "{json}");
+    assert_eq!(json["events"][0]["event_id"], other.as_str(), "{json}");
+    assert_eq!(
+        json["events"][0]["errors"][0]["path"], "team_slug",
+        "{json}"
+    );
+    assert_eq!(json["events"][0]["errors"][0]["found"], "beta", "{json}");
+}
+
+/// A user removed from their team is refused as a whole: the drain stops
+/// as before (exit 6), even with another team's event first in the queue,
+/// and parks nothing (the user's own events are tried before another
+/// team's event is blamed).
+#[test]
+fn a_user_removed_from_the_team_still_stops_and_parks_nothing() {
+    let server = Server::start();
+    let home = Home::new();
+    home.login(server.url());
+    let project = project();
+    home.import(&events(&project, 3));
+    let other = queue_other_team(&home, &project, time::Duration::minutes(2));
+    assert_eq!(home.rows()[0].event_id, other, "first in the queue");
+    let before = home.rows();
+    server.remove_alice();
+
+    let out = home.run(&["sync", "now", "--json"]);
+    assert_eq!(code(&out), 6, "{}", describe(&out));
+    let json = one_json_object(&out);
+    assert_eq!(json["stopped"]["outcome"], "permission_denied", "{json}");
+    assert_eq!(json["remaining"], 4, "{json}");
+    assert_eq!(server.event_count(), 0);
+    assert_eq!(home.rows(), before, "nothing parked, no retry counted");
+}

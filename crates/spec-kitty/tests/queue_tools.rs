@@ -464,3 +464,51 @@ fn passing_max_queue_size_warns_loudly_and_drops_nothing() {
     assert_eq!(json["max_queue_size"], 3, "{json}");
     assert_eq!(json["queue"]["depth"], 5, "{json}");
 }
+
+/// Issue #15: an event for a team the user is not in is refused where it
+/// enters, with the reason, and the other lines are queued.
+#[test]
+fn import_refuses_an_event_for_another_team_and_queues_the_rest() {
+    let server = Server::start();
+    let home = Home::new();
+    home.login(server.url());
+    let project = project();
+    let all = events(&project, 3);
+    let mut other = status_event(&project, 9, "done", time::Duration::minutes(1));
+    other["team_slug"] = json!("beta");
+    let mut own = status_event(&project, 10, "done", time::Duration::minutes(1));
+    own["team_slug"] = json!("acme");
+    let mut local = status_event(&project, 11, "done", time::Duration::minutes(1));
+    local["team_slug"] = json!("local");
+    let path = home.file("events.jsonl");
+    let text = format!(
+        "{}\n{}\n{}\n{}\n{}\n{}\n",
+        all[0], other, all[1], own, local, all[2]
+    );
+    std::fs::write(&path, text).expect("write");
+
+    let out = home.run(&["sync", "import", path.to_str().expect("utf-8")]);
+    assert_ne!(code(&out), 0, "{}", describe(&out));
+    let err = stderr(&out);
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("line 2:") && l.contains("beta") && l.contains("acme")),
+        "the line and the reason are named: {}",
+        describe(&out)
+    );
+    assert!(
+        stdout(&out).contains("Queued 5 event(s)"),
+        "{}",
+        describe(&out)
+    );
+    let queued: Vec<String> = home.rows().into_iter().map(|r| r.event_id).collect();
+    assert!(!queued.contains(&id_of(&other)), "{queued:?}");
+    assert_eq!(queued.len(), 5, "{queued:?}");
+
+    // Not logged in: the user's team is unknown, so the event is accepted
+    // as before and the server decides.
+    let anonymous = Home::new();
+    let out = anonymous.run(&["sync", "import", path.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(anonymous.depth(), 6);
+}

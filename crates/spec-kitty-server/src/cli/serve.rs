@@ -1,19 +1,49 @@
 //! `spec-kitty-server serve`: start, log, and stop on a signal.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use super::Failure;
 use crate::config::{LogFormat, ServeArgs, ServerConfig, StorageArgs};
 use crate::store;
 
+/// Standard error for log lines, dropping whatever cannot be written.
+///
+/// Under `serve 2>&1 | tee log`, Ctrl-C ends `tee` as well, and from then on
+/// every write to stderr fails with `EPIPE` (Rust ignores `SIGPIPE`). A log
+/// line that cannot be written is lost; it must never be a reason to stop
+/// answering requests, nor to miss the shutdown that follows the signal.
+pub(super) struct LossyStderr;
+
+impl Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().lock().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
+/// Writes `line` and a newline to stderr, ignoring a closed pipe where
+/// `eprintln!` would panic.
+pub(super) fn print_error(line: &str) {
+    let _ = writeln!(LossyStderr, "{line}");
+}
+
 pub(super) fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // `log_internal_errors(false)`: on a failed write the fmt layer would
+    // otherwise report it with `eprintln!`, which panics on the same closed
+    // pipe (the panic the issue saw in a runtime worker).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .log_internal_errors(false)
+        .with_writer(|| LossyStderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -45,8 +75,9 @@ pub(super) async fn serve(args: ServeArgs, storage: StorageArgs) -> Result<(), F
     let handle = server.handle();
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("shutting down: finishing requests in flight");
+        // Stop first, then say so: the stop must not wait on a log line.
         handle.graceful_shutdown(Some(Duration::from_secs(10)));
+        tracing::info!("shutting down: finishing requests in flight");
     });
     server.wait().await?;
     tracing::info!("stopped");

@@ -10,6 +10,8 @@ use spec_kitty_protocol::validate_event;
 use super::output::{CliError, CliResult, print_json};
 use crate::home::paths::{self, Home};
 use crate::queue::{Queue, State};
+use crate::session;
+use crate::sync::{foreign_team, foreign_team_reason};
 
 fn open(home: &Home) -> Result<Queue, CliError> {
     Queue::open(home).map_err(CliError::from)
@@ -30,6 +32,24 @@ pub(super) fn warn_if_over_limit(home: &Home, queue: &Queue) {
     }
 }
 
+/// The logged-in user's team, if known. Unreadable credentials count as
+/// unknown: the team check is then left to the server, as before it existed.
+fn own_team(home: &Home) -> Option<String> {
+    session::stored(home).ok().and_then(|c| c.team_slug)
+}
+
+/// Why `event` cannot be queued, if it cannot: the server's validator, then
+/// the team (an event for a team the user is not in would be refused by
+/// the server, and once blocked every batch it was in).
+fn import_refusal(event: &Value, own_team: Option<&str>) -> Option<String> {
+    let errors = validate_event(event);
+    if !errors.is_empty() {
+        return Some(spec_kitty_protocol::describe_errors(&errors));
+    }
+    let team = foreign_team(event, own_team)?;
+    Some(foreign_team_reason(team, own_team.unwrap_or_default()))
+}
+
 /// `sync import FILE|-`: JSON Lines, each line one event.
 pub fn import_file(home: &Home, file: &Path) -> CliResult {
     let reader: Box<dyn BufRead> = if file == Path::new("-") {
@@ -39,6 +59,7 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
             .map_err(|e| CliError::general(format!("cannot read {}: {e}", paths::display(file))))?;
         Box::new(std::io::BufReader::new(opened))
     };
+    let own_team = own_team(home);
     let mut valid = Vec::new();
     let mut invalid = Vec::new();
     for (index, line) in reader.lines().enumerate() {
@@ -49,14 +70,10 @@ pub fn import_file(home: &Home, file: &Path) -> CliResult {
             continue;
         }
         match serde_json::from_str::<Value>(&line) {
-            Ok(event) => {
-                let errors = validate_event(&event);
-                if errors.is_empty() {
-                    valid.push(event);
-                } else {
-                    invalid.push((number, spec_kitty_protocol::describe_errors(&errors)));
-                }
-            }
+            Ok(event) => match import_refusal(&event, own_team.as_deref()) {
+                None => valid.push(event),
+                Some(reason) => invalid.push((number, reason)),
+            },
             Err(e) => invalid.push((number, format!("not JSON: {e}"))),
         }
     }
@@ -130,8 +147,35 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
     Ok(0)
 }
 
+/// What diagnose finds wrong with one queued event: every field the
+/// server's validator refuses, and a `team_slug` naming a team other than
+/// the user's (which the server answers with a 403).
+fn event_errors(body: &str, own_team: Option<&str>) -> Vec<Value> {
+    let value = match serde_json::from_str::<Value>(body) {
+        Ok(value) => value,
+        Err(e) => {
+            return vec![json!({"path": "(event)", "expected": "JSON", "found": e.to_string()})];
+        }
+    };
+    let mut errors: Vec<Value> = validate_event(&value)
+        .into_iter()
+        .map(|e| json!({"path": e.path, "expected": e.expected, "found": e.found}))
+        .collect();
+    if let Some(team) = foreign_team(&value, own_team) {
+        errors.push(json!({
+            "path": "team_slug",
+            "expected": format!(
+                "your team '{}' (or absent, empty, 'local')",
+                own_team.unwrap_or_default()
+            ),
+            "found": team,
+        }));
+    }
+    errors
+}
+
 /// `sync diagnose [--json]`: every queued event through the validator the
-/// server uses.
+/// server uses, and the team check `sync import` makes.
 pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
     let Some(queue) = Queue::open_existing(home).map_err(CliError::from)? else {
         if as_json {
@@ -141,20 +185,13 @@ pub fn diagnose(home: &Home, as_json: bool) -> CliResult {
         }
         return Ok(0);
     };
+    let own_team = own_team(home);
     let mut total = 0u64;
     let mut findings = Vec::new();
     queue
         .for_each(|event| {
             total += 1;
-            let errors = match serde_json::from_str::<Value>(&event.body) {
-                Ok(value) => validate_event(&value)
-                    .into_iter()
-                    .map(|e| json!({"path": e.path, "expected": e.expected, "found": e.found}))
-                    .collect(),
-                Err(e) => {
-                    vec![json!({"path": "(event)", "expected": "JSON", "found": e.to_string()})]
-                }
-            };
+            let errors = event_errors(&event.body, own_team.as_deref());
             if !errors.is_empty() || event.state != State::Pending {
                 findings.push(json!({
                     "event_id": event.event_id,

@@ -1,0 +1,121 @@
+//! Issue #15, bug 1: `spec-kitty-server serve 2>&1 | tee log`, Ctrl-C.
+//! `tee` dies first, so every log line after it meets a closed pipe
+//! (`EPIPE`). The server must go on answering, and stop cleanly on
+//! SIGTERM, whether or not its log lines can be written.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to stop before the test calls it hung.
+/// A guard against a hang, not a performance bound: a clean stop takes
+/// well under a second.
+const HANG_GUARD: Duration = Duration::from_secs(20);
+
+/// Kills the server if the test ends before it has stopped, so a failing
+/// run leaves no process behind.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Reads the server's log until the "listening" line and answers the URL
+/// in it (`url=http://127.0.0.1:PORT`; the port was chosen by the system).
+fn read_url(reader: &mut impl BufRead) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("the server's log reads");
+        assert!(n > 0, "the server's log ended before it listened:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("listening") {
+            let url = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("url="))
+                .unwrap_or_else(|| panic!("no url= in the listening line: {line}"));
+            return url.to_string();
+        }
+    }
+}
+
+/// Waits for the process to end, at most [`HANG_GUARD`].
+fn wait_for_exit(child: &mut Child) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < HANG_GUARD {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
+
+fn healthz(agent: &ureq::Agent, url: &str) -> Result<u16, String> {
+    agent
+        .get(format!("{url}/healthz"))
+        .call()
+        .map(|r| r.status().as_u16())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn server_keeps_serving_and_stops_on_sigterm_after_its_log_pipe_closes() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let child = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let mut server = Server(child);
+    let stderr = server.0.stderr.take().expect("stderr is piped");
+    let mut reader = BufReader::new(stderr);
+    let url = read_url(&mut reader);
+
+    // `tee` is gone: nobody reads the server's log any more.
+    drop(reader);
+
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(10)))
+        .build()
+        .new_agent();
+    // Each request logs a line, and each line meets the closed pipe.
+    for attempt in 0..5 {
+        assert_eq!(
+            healthz(&agent, &url),
+            Ok(200),
+            "request {attempt} after the log pipe closed"
+        );
+    }
+
+    let pid = server.0.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success(), "SIGTERM sent to our own child {pid}");
+
+    let status = wait_for_exit(&mut server.0);
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "the server ignored SIGTERM after its log pipe closed (still running after {HANG_GUARD:?})"
+        )
+    });
+    assert!(
+        status.success(),
+        "the server stops cleanly on SIGTERM: {status}"
+    );
+}
