@@ -19,7 +19,9 @@ UPDATE events e SET pseq = n.num
     WHERE n.seq = e.seq;
 UPDATE projects p SET last_seq = coalesce((SELECT max(pseq) FROM events e WHERE e.project_id = p.id), 0);
 CREATE INDEX events_feed ON events(project_id, pseq);
-CREATE INDEX events_wp ON events(project_id, wp_id, feature_key) WHERE wp_id IS NOT NULL;
+-- A work package's history is read through events_feed (its project's
+-- events) and filtered: an index of its own cost ingest a third of its
+-- speed, for a page opened now and then.
 
 -- The projection: one row per feature and per work package, with the key
 -- of the winning event of each kind. The key's strings compare bytewise

@@ -55,6 +55,20 @@ pub struct Projected<'a> {
     pub fact: &'a Fact,
 }
 
+/// A stored event read back for `board rebuild`.
+pub struct StoredEvent {
+    pub project_id: i64,
+    pub seq: i64,
+    pub event_id: String,
+    pub node_id: String,
+    pub lamport: i64,
+    pub timestamp: String,
+    pub body: String,
+}
+
+/// The `wp_id` and feature key stored beside an event, by its id.
+pub type Backfill = (String, Option<String>, String);
+
 /// The feature key of a fact: its slug, or `""` for "no feature".
 pub fn feature_key(slug: Option<&str>) -> String {
     slug.unwrap_or_default().to_string()
@@ -126,6 +140,35 @@ impl Reduced {
             }
             Fact::Feature { .. } => {}
         }
+    }
+
+    /// Folds in a stored event, as a rebuild reads it; returns the
+    /// columns to store beside it, or `None` when it tells the board
+    /// nothing (another type, or a body that is no longer JSON).
+    pub fn add_stored(&mut self, event: StoredEvent) -> Option<Backfill> {
+        let value = serde_json::from_str::<serde_json::Value>(&event.body).ok()?;
+        let fact = Fact::of_event(&value)?;
+        let wp_id = match &fact {
+            Fact::Status { wp_id, .. } | Fact::Created { wp_id, .. } => Some(wp_id.clone()),
+            Fact::Feature { .. } => None,
+        };
+        let backfill = (
+            event.event_id.clone(),
+            wp_id,
+            feature_key(fact.feature_slug()),
+        );
+        self.add(Projected {
+            project_id: event.project_id,
+            seq: event.seq,
+            key: WinnerKey {
+                lamport: event.lamport,
+                node_id: event.node_id,
+                event_id: event.event_id,
+            },
+            timestamp: &event.timestamp,
+            fact: &fact,
+        });
+        Some(backfill)
     }
 
     pub fn is_empty(&self) -> bool {

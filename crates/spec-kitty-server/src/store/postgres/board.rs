@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use spec_kitty_protocol::SyncLane;
-use spec_kitty_protocol::board::{Card, Counts, Fact, WinnerKey};
+use spec_kitty_protocol::board::{Card, Counts};
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
 use sqlx::{Acquire, AssertSqlSafe, Row};
 
@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use super::PostgresStore;
 use crate::board::hub::{Advance, Hub, NOTIFY_CHANNEL};
 use crate::board::projection::{
-    self, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Projected, Reduced, STATUS_UPSERT,
+    CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, StoredEvent,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
-use crate::store::sqlite::board::{projection_diff, wp_of};
+use crate::store::sqlite::board::projection_diff;
 use crate::store::{BoardStore, StoreError, StoreResult, User};
 
 type PgResult<T> = Result<T, sqlx::Error>;
@@ -325,33 +325,17 @@ async fn reduce_stored(
     .fetch_all(&mut *conn)
     .await?;
     let mut reduced = Reduced::default();
-    let mut backfill: Vec<(String, Option<String>, String)> = Vec::new();
+    let mut backfill = Vec::new();
     for row in &rows {
-        let body: String = row.try_get(5)?;
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
-            continue;
-        };
-        let Some(fact) = Fact::of_event(&value) else {
-            continue;
-        };
-        let event_id: String = row.try_get(1)?;
-        backfill.push((
-            event_id.clone(),
-            wp_of(&fact),
-            projection::feature_key(fact.feature_slug()),
-        ));
-        let ts: String = row.try_get(4)?;
-        reduced.add(Projected {
+        backfill.extend(reduced.add_stored(StoredEvent {
             project_id,
             seq: row.try_get(0)?,
-            key: WinnerKey {
-                lamport: row.try_get(3)?,
-                node_id: row.try_get(2)?,
-                event_id,
-            },
-            timestamp: &ts,
-            fact: &fact,
-        });
+            event_id: row.try_get(1)?,
+            node_id: row.try_get(2)?,
+            lamport: row.try_get(3)?,
+            timestamp: row.try_get(4)?,
+            body: row.try_get(5)?,
+        }));
     }
     if !check {
         for (event_id, wp_id, feature_key) in &backfill {

@@ -2,14 +2,14 @@
 //! reads of the read API, rebuild, and web sessions.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use spec_kitty_protocol::board::{Card, Counts, Fact, WinnerKey};
+use spec_kitty_protocol::board::{Card, Counts};
 use spec_kitty_protocol::{SyncLane, timestamp};
 
 use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::board::projection::{
-    self, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Projected, Reduced, STATUS_UPSERT,
+    Backfill, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, StoredEvent,
     for_sqlite,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
@@ -287,13 +287,11 @@ pub fn rebuild(
     Ok(report)
 }
 
-type BackfillRow = (String, Option<String>, Option<String>);
-
 /// Every stored event of a project through the projection.
 fn reduce_stored(
     tx: &Transaction<'_>,
     project_id: i64,
-) -> StoreResult<(Reduced, u64, Vec<BackfillRow>)> {
+) -> StoreResult<(Reduced, u64, Vec<Backfill>)> {
     let mut stmt = tx.prepare(
         "SELECT pseq, event_id, node_id, lamport, ts, body FROM events WHERE project_id = ?1 ORDER BY pseq",
     )?;
@@ -303,41 +301,17 @@ fn reduce_stored(
     let mut columns = Vec::new();
     while let Some(row) = rows.next()? {
         count += 1;
-        let body: String = row.get(5)?;
-        let Ok(value) = serde_json::from_str::<serde_json::Value>(&body) else {
-            continue;
-        };
-        let Some(fact) = Fact::of_event(&value) else {
-            continue;
-        };
-        let event_id: String = row.get(1)?;
-        columns.push((
-            event_id.clone(),
-            wp_of(&fact),
-            Some(projection::feature_key(fact.feature_slug())),
-        ));
-        let ts: String = row.get(4)?;
-        reduced.add(Projected {
+        columns.extend(reduced.add_stored(StoredEvent {
             project_id,
             seq: row.get(0)?,
-            key: WinnerKey {
-                lamport: row.get(3)?,
-                node_id: row.get(2)?,
-                event_id,
-            },
-            timestamp: &ts,
-            fact: &fact,
-        });
+            event_id: row.get(1)?,
+            node_id: row.get(2)?,
+            lamport: row.get(3)?,
+            timestamp: row.get(4)?,
+            body: row.get(5)?,
+        }));
     }
     Ok((reduced, count, columns))
-}
-
-/// The work package of a fact, for the events table's `wp_id` column.
-pub fn wp_of(fact: &Fact) -> Option<String> {
-    match fact {
-        Fact::Status { wp_id, .. } | Fact::Created { wp_id, .. } => Some(wp_id.clone()),
-        Fact::Feature { .. } => None,
-    }
 }
 
 fn read_cards(tx: &Transaction<'_>, project_id: i64) -> StoreResult<Vec<StoredCard>> {
