@@ -2,8 +2,8 @@
 //! reads of the read API, rebuild, and web sessions.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use spec_kitty_protocol::SyncLane;
 use spec_kitty_protocol::board::{Card, Counts};
-use spec_kitty_protocol::{SyncLane, timestamp};
 
 use async_trait::async_trait;
 
@@ -413,11 +413,6 @@ pub fn web_session(
 pub fn delete_web_session(conn: &Connection, id_hash: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM web_sessions WHERE id_hash = ?1", [id_hash])?;
     Ok(())
-}
-
-/// A stored timestamp for `last_event_at`.
-pub fn now_text() -> String {
-    timestamp::now()
 }
 
 #[async_trait]
