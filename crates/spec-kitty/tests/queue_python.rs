@@ -391,6 +391,45 @@ fn without_any_python_queue_there_is_nothing_to_import() {
     assert!(!home.dir().join("queues").exists(), "nothing created");
 }
 
+/// A Python client killed in the middle of a write leaves a hot journal,
+/// which SQLite lets no read-only reader past: status and import roll it
+/// back (as the Python client's next open would) and read the file as it
+/// was before that write.
+#[test]
+fn a_python_write_killed_midway_is_rolled_back_and_the_file_still_read() {
+    let home = Home::new();
+    let emitted = python_emits(&home, 3);
+    // Rollback journal, a tiny cache so that the uncommitted pages reach
+    // the file, and an exit without commit or close.
+    let script = r#"
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN IMMEDIATE")
+c.execute("DELETE FROM queue")
+for i in range(3000):
+    c.execute("INSERT INTO queue (event_id, event_type, data, timestamp) VALUES (?, 'X', ?, 0)", ("junk-%d" % i, "x" * 500))
+os._exit(0)
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&emitted.db)
+        .status()
+        .expect("python3 runs (the test machine has it)");
+    assert!(status.success());
+    let journal = emitted.db.with_extension("db-journal");
+    assert!(journal.exists(), "the killed write left a hot journal");
+
+    let out = home.run(&["sync", "status", "--json"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let json = one_json_object(&out);
+    assert_eq!(json["python_queue"]["pending"], 3, "{json}");
+    let out = home.run(IMPORT);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(queued_ids(&home), sorted(emitted.ids.clone()));
+}
+
 const KILL_EVENTS: usize = 20_000;
 const KILLS: usize = 5;
 
@@ -429,6 +468,9 @@ fn killing_the_import_at_random_moments_loses_and_doubles_nothing() {
             killed += 1;
         }
         child.wait().expect("reaped");
+        // A write killed midway leaves a hot journal: status still reads.
+        let status = home.run(&["sync", "status"]);
+        assert_eq!(code(&status), 0, "round {round}: {}", describe(&status));
         // Each event is here, there, or both; never lost, never twice here.
         let ours = queued_ids(&home);
         let theirs = ids_in(&emitted.db);

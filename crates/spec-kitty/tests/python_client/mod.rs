@@ -131,8 +131,10 @@ pub fn fixture_insert(conn: &Connection, event_id: &str, event_type: &str, data:
 }
 
 /// The event ids in a Python queue file, in its own replay order.
+/// Opened read-write, as the Python client opens it: a write killed midway
+/// leaves a hot journal that only a writer rolls back.
 pub fn ids_in(path: &Path) -> Vec<String> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
         .expect("open a Python queue file");
     let mut stmt = conn
         .prepare("SELECT event_id FROM queue ORDER BY timestamp, id")

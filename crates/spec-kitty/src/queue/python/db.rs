@@ -84,11 +84,35 @@ fn classify(path: &Path, source: rusqlite::Error) -> PythonFileError {
     }
 }
 
+/// SQLITE_READONLY_ROLLBACK: a read-only connection met a hot journal.
+const READONLY_ROLLBACK: std::ffi::c_int = 776;
+
+fn is_hot_journal(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.extended_code == READONLY_ROLLBACK)
+}
+
 impl PythonDb {
     /// Opens `path` (never creating it) and checks its schema. `Ok(None)`
     /// for a database without any table: a file the Python client created
     /// but never got to set up holds no events.
     pub fn open(
+        path: &Path,
+        writable: bool,
+        busy: Duration,
+    ) -> Result<Option<PythonDb>, PythonFileError> {
+        match Self::open_as(path, writable, busy) {
+            // A write that was killed midway (ours or the Python client's)
+            // leaves a hot journal that only a writer may roll back; SQLite
+            // refuses a reader until then. Rolling it back is what either
+            // client does on its next open, and it changes no committed row.
+            Err(PythonFileError::Sql { source, .. }) if !writable && is_hot_journal(&source) => {
+                Self::open_as(path, true, busy)
+            }
+            other => other,
+        }
+    }
+
+    fn open_as(
         path: &Path,
         writable: bool,
         busy: Duration,
