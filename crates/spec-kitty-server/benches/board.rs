@@ -12,6 +12,10 @@
 //!    trip bounds the server's time from above).
 //! 3. Stream fan-out: 500 watchers on one project's stream; a batch moves
 //!    one work package; from the batch's `200` to each watcher's receipt.
+//!    On one SQLite instance, then (when `SPEC_KITTY_TEST_DATABASE_URL`
+//!    names a PostgreSQL server) across two instances on one database:
+//!    batches to the first, watchers on the second, so every change
+//!    travels through `NOTIFY`.
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it is a quick
 //! smoke run with small counts.
@@ -28,6 +32,9 @@ use spec_kitty_protocol::fast::check_event;
 use spec_kitty_server::config::ServerConfig;
 use spec_kitty_server::store::{IncomingEvent, Sender};
 use spec_kitty_server::{BackgroundServer, admin};
+
+#[path = "../tests/pg_support/mod.rs"]
+mod pg_support;
 
 type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -90,16 +97,7 @@ fn server(dir: &std::path::Path) -> BoxResult<(BackgroundServer, String)> {
     let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir))?;
     server.block_on(admin::add_team(&server.store, "acme"))?;
     server.block_on(admin::add_user(&server.store, "alice", PASSWORD, "acme"))?;
-    let agent = agent();
-    let reply: Value = agent
-        .post(format!("{}/api/v1/token/", server.url))
-        .send_json(json!({"username": "alice", "password": PASSWORD}))?
-        .body_mut()
-        .read_json()?;
-    let token = reply["access"]
-        .as_str()
-        .ok_or("no access token")?
-        .to_string();
+    let token = login(&server.url)?;
     Ok((server, token))
 }
 
@@ -299,15 +297,91 @@ fn watcher(
     }
 }
 
-fn fan_out(sizes: &Sizes) -> BoxResult<()> {
+/// Two instances, their data directories and the PostgreSQL database
+/// under them, in the order they are dropped.
+type PostgresPair = (
+    Vec<BackgroundServer>,
+    Vec<tempfile::TempDir>,
+    pg_support::TempDb,
+);
+
+/// Two instances on one fresh PostgreSQL database, or `None` when no
+/// PostgreSQL is named (`SPEC_KITTY_TEST_DATABASE_URL`).
+fn postgres_pair() -> BoxResult<Option<PostgresPair>> {
+    let Some(db) = pg_support::TempDb::create() else {
+        return Ok(None);
+    };
+    let mut dirs = Vec::new();
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let dir = tempfile::tempdir()?;
+        let mut config = ServerConfig::for_data_dir(dir.path());
+        config.storage.database_url = db.url.clone();
+        servers.push(BackgroundServer::start(&config)?);
+        dirs.push(dir);
+    }
+    let first = &servers[0];
+    first.block_on(admin::add_team(&first.store, "acme"))?;
+    first.block_on(admin::add_user(&first.store, "alice", PASSWORD, "acme"))?;
+    Ok(Some((servers, dirs, db)))
+}
+
+fn login(base: &str) -> BoxResult<String> {
+    let reply: Value = agent()
+        .post(format!("{base}/api/v1/token/"))
+        .send_json(json!({"username": "alice", "password": PASSWORD}))?
+        .body_mut()
+        .read_json()?;
+    Ok(reply["access"]
+        .as_str()
+        .ok_or("no access token")?
+        .to_string())
+}
+
+fn fan_out_sqlite(sizes: &Sizes) -> BoxResult<()> {
     let dir = tempfile::tempdir()?;
     let (server, token) = server(dir.path())?;
+    fan_out(
+        sizes,
+        "one SQLite instance",
+        &server.url,
+        server.addr,
+        &token,
+    )
+}
+
+fn fan_out_postgres(sizes: &Sizes) -> BoxResult<()> {
+    let Some((servers, _dirs, _db)) = postgres_pair()? else {
+        println!(
+            "stream fan-out across two PostgreSQL instances: skipped (set {} to run it)",
+            pg_support::ENV
+        );
+        return Ok(());
+    };
+    let token = login(&servers[0].url)?;
+    fan_out(
+        sizes,
+        "two PostgreSQL instances (batches to one, watchers on the other)",
+        &servers[0].url,
+        servers[1].addr,
+        &token,
+    )
+}
+
+/// Watchers on `watch_addr`, batches to `ingest_url`.
+fn fan_out(
+    sizes: &Sizes,
+    label: &str,
+    ingest_url: &str,
+    watch_addr: std::net::SocketAddr,
+    token: &str,
+) -> BoxResult<()> {
     let agent = agent();
     let project = uuid::Uuid::new_v4().to_string();
     post(
         &agent,
-        &server.url,
-        &token,
+        ingest_url,
+        token,
         &[status_event(&project, "001-x", 1, "planned", 1)],
     )?;
     let path = format!("/api/v1/projects/{project}/stream/");
@@ -316,11 +390,11 @@ fn fan_out(sizes: &Sizes) -> BoxResult<()> {
     for _ in 0..sizes.watchers {
         let (path, token, ready, seen) = (
             path.clone(),
-            token.clone(),
+            token.to_string(),
             ready_tx.clone(),
             seen_tx.clone(),
         );
-        let addr = server.addr;
+        let addr = watch_addr;
         std::thread::spawn(move || {
             if let Err(e) = watcher(addr, path, token, ready, seen) {
                 eprintln!("watcher: {e}");
@@ -340,7 +414,7 @@ fn fan_out(sizes: &Sizes) -> BoxResult<()> {
             LANES[(round + 1) % 4],
             round as u64 + 2,
         );
-        post(&agent, &server.url, &token, &[event])?;
+        post(&agent, ingest_url, token, &[event])?;
         let answered = Instant::now();
         for _ in 0..sizes.watchers {
             let at = seen_rx.recv_timeout(Duration::from_secs(60))?;
@@ -349,7 +423,7 @@ fn fan_out(sizes: &Sizes) -> BoxResult<()> {
     }
     latencies.sort_by(f64::total_cmp);
     println!(
-        "stream fan-out: {} watchers of one project, {} changes, from the batch's 200 to each watcher's receipt: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "stream fan-out on {label}: {} watchers of one project, {} changes, from the batch's 200 to each watcher's receipt: median {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         sizes.watchers,
         sizes.fanout_rounds,
         percentile(&latencies, 0.5),
@@ -383,7 +457,8 @@ fn main() -> ExitCode {
     let run = || -> BoxResult<()> {
         projection_cost(&sizes)?;
         board_reads(&sizes)?;
-        fan_out(&sizes)
+        fan_out_sqlite(&sizes)?;
+        fan_out_postgres(&sizes)
     };
     match run() {
         Ok(()) => ExitCode::SUCCESS,

@@ -259,6 +259,55 @@ fn reconnecting_with_last_event_id_first_gets_every_change_after_it() {
     assert_eq!(read_cards(&mut stream, 1)[0].1, "001-x/WP09");
 }
 
+/// Watchers of one project share one reader of its changes; a watcher
+/// that resumed from an older cursor must still get what came before, and
+/// none may get a change twice or miss one.
+#[test]
+fn watchers_at_different_cursors_each_get_every_change_once() {
+    let (t, alice) = acme();
+    let p = project(&t, &alice);
+    let f = Some("001-x");
+    let old = t.board(&alice, &p)["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string();
+    for wp_id in ["WP02", "WP03"] {
+        t.post_ok(&alice, &[wp_status(&p, f, wp_id, "doing", 1, "n1")]);
+    }
+    let mut live: Vec<SseClient> = (0..3)
+        .map(|_| sse_connect(&t.addr(), &stream_path(&p), &alice, &[]))
+        .collect();
+    let mut resumed = sse_connect(
+        &t.addr(),
+        &stream_path(&p),
+        &alice,
+        &[("Last-Event-ID", &old)],
+    );
+    let names = |cards: Vec<(String, String, Value)>| -> Vec<String> {
+        cards.into_iter().map(|(_, n, _)| n).collect()
+    };
+    assert_eq!(
+        names(read_cards(&mut resumed, 2)),
+        ["001-x/WP02", "001-x/WP03"]
+    );
+    t.post_ok(&alice, &[wp_status(&p, f, "WP04", "doing", 1, "n1")]);
+    t.post_ok(
+        &alice,
+        &[
+            wp_status(&p, f, "WP05", "doing", 1, "n1"),
+            wp_status(&p, f, "WP02", "done", 2, "n1"),
+        ],
+    );
+    t.post_ok(&alice, &[wp_status(&p, f, "WP06", "for_review", 1, "n1")]);
+    let want = ["001-x/WP04", "001-x/WP05", "001-x/WP02", "001-x/WP06"];
+    for stream in live.iter_mut().chain(std::iter::once(&mut resumed)) {
+        let cards = read_cards(stream, 4);
+        let seqs: Vec<u64> = cards.iter().map(|(id, _, _)| seq_of(id)).collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "in order: {seqs:?}");
+        assert_eq!(names(cards), want, "each change once, in order");
+    }
+}
+
 #[test]
 fn a_bad_last_event_id_or_after_is_400_and_a_foreign_stream_404() {
     let t = TestServer::start();

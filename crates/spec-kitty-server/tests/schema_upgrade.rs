@@ -155,7 +155,7 @@ fn a_server_started_on_a_database_from_before_the_board_builds_the_board() {
     let board = server
         .block_on(server.store.board(&found))
         .expect("board")
-        .document();
+        .into_document();
     let cards: Vec<(&str, &str)> = board
         .features
         .iter()

@@ -1,15 +1,20 @@
 //! The stream hub: tells watchers that a project's board moved on.
 //!
-//! A notice carries only "project P is now at sequence S"; each watcher then
-//! reads what changed since its own cursor from the store. So a slow
-//! watcher costs ingest nothing (publishing never waits: the channel is a
-//! bounded broadcast, and a watcher that lags behind it just reads from the
-//! store again), and no change is ever skipped: what a watcher missed is
-//! still in the database. Notices come from this process's ingest and, on
+//! A notice carries only "project P is now at sequence S"; the project's
+//! feed then reads what changed once and shares it with its watchers (see
+//! [`feed`](super::feed)). So a slow watcher costs ingest nothing
+//! (publishing never waits: the channel is a bounded broadcast, and a feed
+//! that lags behind it just reads from the store again), and no change is
+//! ever skipped: what a watcher missed is still in the database. Notices come from this process's ingest and, on
 //! PostgreSQL, from `LISTEN`/`NOTIFY`, so changes made by any instance reach
 //! every instance's watchers.
 
+use std::sync::Arc;
+
 use tokio::sync::broadcast;
+
+use super::feed::{Delta, Feeds};
+use crate::store::Store;
 
 /// How many notices a watcher may fall behind before it re-reads the store.
 const CAPACITY: usize = 1024;
@@ -50,6 +55,7 @@ pub const NOTIFY_CHANNEL: &str = "spec_kitty_board";
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Advance>,
+    feeds: Feeds,
 }
 
 impl Default for Hub {
@@ -61,7 +67,21 @@ impl Default for Hub {
 impl Hub {
     pub fn new() -> Hub {
         let (sender, _) = broadcast::channel(CAPACITY);
-        Hub { sender }
+        Hub {
+            sender,
+            feeds: Feeds::default(),
+        }
+    }
+
+    /// The deltas of `project_id`'s shared feed, started if needed.
+    pub fn feed(&self, store: &Arc<dyn Store>, project_id: i64) -> broadcast::Receiver<Arc<Delta>> {
+        self.feeds
+            .subscribe(store, project_id, || self.sender.subscribe())
+    }
+
+    /// How many project feeds run now (for tests).
+    pub fn feeds(&self) -> usize {
+        self.feeds.running()
     }
 
     /// Never blocks: with nobody watching the notice is simply dropped.

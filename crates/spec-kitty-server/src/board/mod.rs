@@ -3,13 +3,17 @@
 //! - [`projection`]: the winner rule applied to stored events, the same in
 //!   live ingest and in `board rebuild`.
 //! - [`hub`]: notices that a project moved on, fanned out to watchers.
+//! - [`feed`]: one reader per watched project, shared by its watchers.
 //! - [`stream`]: one watcher per open stream, reading changes by cursor.
 //! - [`cursor`]: the opaque feed and stream positions.
 
 pub mod cursor;
+pub mod feed;
 pub mod hub;
 pub mod projection;
 pub mod stream;
+
+use std::collections::BTreeMap;
 
 use spec_kitty_protocol::SyncLane;
 use spec_kitty_protocol::board::{Board, BoardFeature, Card, Counts, StreamCard};
@@ -83,30 +87,26 @@ pub fn wp_order(a: &str, b: &str) -> std::cmp::Ordering {
 
 impl BoardRows {
     /// The `board/` document: features by slug (no feature first), work
-    /// packages by id.
-    pub fn document(&self) -> Board {
-        let mut keys = self.feature_keys.clone();
-        for card in &self.cards {
-            if !keys.contains(&card.feature_key) {
-                keys.push(card.feature_key.clone());
-            }
-        }
-        keys.sort();
-        keys.dedup();
-        let mut counts = Counts::default();
-        let features = keys
+    /// packages by id. One pass over the cards, moved rather than copied: a board of
+    /// 1,000 work packages is read on every page load.
+    pub fn into_document(self) -> Board {
+        let mut features: BTreeMap<String, Vec<Card>> = self
+            .feature_keys
             .into_iter()
-            .map(|key| {
-                let mut work_packages: Vec<Card> = self
-                    .cards
-                    .iter()
-                    .filter(|c| c.feature_key == key)
-                    .map(|c| c.card.clone())
-                    .collect();
+            .map(|key| (key, Vec::new()))
+            .collect();
+        let mut counts = Counts::default();
+        for stored in self.cards {
+            counts.add(stored.card.sync_lane());
+            features
+                .entry(stored.feature_key)
+                .or_default()
+                .push(stored.card);
+        }
+        let features = features
+            .into_iter()
+            .map(|(key, mut work_packages)| {
                 work_packages.sort_by(|a, b| wp_order(&a.wp_id, &b.wp_id));
-                for card in &work_packages {
-                    counts.add(card.sync_lane());
-                }
                 BoardFeature {
                     feature_slug: projection::feature_slug(&key),
                     work_packages,
@@ -114,8 +114,8 @@ impl BoardRows {
             })
             .collect();
         Board {
-            project_uuid: self.project.uuid.clone(),
-            project_slug: self.project.slug.clone(),
+            project_uuid: self.project.uuid,
+            project_slug: self.project.slug,
             counts,
             cursor: cursor::encode(self.project.last_seq),
             features,

@@ -1,19 +1,21 @@
 //! One watcher per open stream: reads what changed since its cursor and
 //! hands it to the connection through a small bounded channel.
 //!
-//! The watcher owns its cursor. When the connection is slow, the channel
-//! fills and only this watcher waits; ingest and other watchers never do.
-//! When it wakes it reads from the store again, so nothing is skipped, and
-//! if too much changed meanwhile it sends one `reload` message instead of a
-//! flood of cards.
+//! The watcher owns its cursor. Changes reach it as deltas from its
+//! project's shared [`feed`](super::feed), read once for all watchers; when
+//! a delta does not start at its cursor (it resumed from an older one, or
+//! its connection was slow and it lagged behind the feed), it reads the
+//! store on its own, so nothing is skipped, and if too much changed
+//! meanwhile it sends one `reload` message instead of a flood of cards.
+//! A slow connection makes only its own watcher wait.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc};
 
+use super::ProjectRef;
+use super::feed::{self, Delta, SAFETY_POLL};
 use super::hub::Hub;
-use super::{ProjectRef, cursor};
 use crate::store::Store;
 
 /// The most cards sent one by one after a pause; past it, `reload`.
@@ -22,15 +24,12 @@ pub const MAX_CATCH_UP: usize = 500;
 /// Messages a connection may hold unsent before its watcher waits.
 const BUFFER: usize = 64;
 
-/// Even without notices, a watcher looks at the store this often (a lost
-/// notification, or a database without them, only delays a change).
-const SAFETY_POLL: Duration = Duration::from_secs(30);
-
-/// One server-sent message.
+/// One server-sent message. The card's JSON is shared by every watcher
+/// that sends it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Message {
     /// A changed card: `id: CURSOR`, `event: wp`, the card JSON.
-    Card { cursor: String, data: String },
+    Card { cursor: String, data: Arc<str> },
     /// The watcher fell too far behind: fetch the board again.
     Reload { cursor: String },
 }
@@ -44,73 +43,65 @@ pub fn watch(
     after: i64,
 ) -> mpsc::Receiver<Message> {
     let (sender, receiver) = mpsc::channel(BUFFER);
-    let notices = hub.subscribe();
-    tokio::spawn(run(store, notices, project, after, sender));
+    // Subscribe before the first read, so that no change falls between.
+    let deltas = hub.feed(&store, project.id);
+    tokio::spawn(run(store, deltas, project, after, sender));
     receiver
 }
 
 async fn run(
     store: Arc<dyn Store>,
-    mut notices: broadcast::Receiver<super::hub::Advance>,
+    mut deltas: broadcast::Receiver<Arc<Delta>>,
     project: ProjectRef,
     mut after: i64,
     sender: mpsc::Sender<Message>,
 ) {
+    // Read on our own first: the watcher may resume from an old cursor.
+    let mut read_store = true;
     loop {
-        match catch_up(&store, &project, after, &sender).await {
-            Ok(Some(cursor)) => after = cursor,
-            Ok(None) => return,
-            Err(e) => {
-                tracing::warn!(error = %e, "board stream: cannot read changes; closing the stream");
-                return;
-            }
-        }
-        // Wait for a notice about this project (or a lag, or the poll).
-        loop {
-            let notice = tokio::time::timeout(SAFETY_POLL, notices.recv()).await;
-            match notice {
-                Ok(Ok(advance)) if advance.concerns(project.id, after) => break,
-                Ok(Ok(_)) => {
-                    if sender.is_closed() {
-                        return;
-                    }
+        if read_store {
+            match feed::read(&store, project.id, after).await {
+                Ok(Some(delta)) => match send(&delta, &mut after, &sender).await {
+                    Some(()) => {}
+                    None => return,
+                },
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "board stream: cannot read changes; closing the stream");
+                    return;
                 }
-                Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => break,
-                Ok(Err(broadcast::error::RecvError::Closed)) => return,
             }
         }
+        let next = tokio::select! {
+            next = tokio::time::timeout(SAFETY_POLL, deltas.recv()) => next,
+            () = sender.closed() => return,
+        };
+        read_store = match next {
+            Ok(Ok(delta)) => match delta.messages_after(after) {
+                Some((messages, cursor)) => {
+                    for message in messages {
+                        if sender.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    after = cursor;
+                    false
+                }
+                None => true,
+            },
+            Ok(Err(broadcast::error::RecvError::Lagged(_))) | Err(_) => true,
+            Ok(Err(broadcast::error::RecvError::Closed)) => return,
+        };
     }
 }
 
-/// Sends what changed after `after`; returns the new cursor, or `None`
-/// when the connection is gone.
-async fn catch_up(
-    store: &Arc<dyn Store>,
-    project: &ProjectRef,
-    after: i64,
-    sender: &mpsc::Sender<Message>,
-) -> Result<Option<i64>, crate::store::StoreError> {
-    let changed = store
-        .cards_since(project.id, after, MAX_CATCH_UP + 1)
-        .await?;
-    if changed.len() > MAX_CATCH_UP {
-        let now = store.project_seq(project.id).await?;
-        let message = Message::Reload {
-            cursor: cursor::encode(now),
-        };
-        return Ok(sender.send(message).await.ok().map(|()| now));
+/// Sends a delta this watcher read itself; `None` when the connection is
+/// gone.
+async fn send(delta: &Delta, after: &mut i64, sender: &mpsc::Sender<Message>) -> Option<()> {
+    let (messages, cursor) = delta.messages_after(*after).unwrap_or_default();
+    for message in messages {
+        sender.send(message).await.ok()?;
     }
-    let mut cursor = after;
-    for card in changed {
-        cursor = cursor.max(card.changed_seq);
-        let data = serde_json::to_string(&card.stream_card()).unwrap_or_default();
-        let message = Message::Card {
-            cursor: cursor::encode(card.changed_seq),
-            data,
-        };
-        if sender.send(message).await.is_err() {
-            return Ok(None);
-        }
-    }
-    Ok(Some(cursor))
+    *after = cursor.max(*after);
+    Some(())
 }

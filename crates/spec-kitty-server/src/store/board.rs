@@ -5,9 +5,63 @@
 
 use async_trait::async_trait;
 
+use std::collections::HashMap;
+
+use spec_kitty_protocol::SyncLane;
+use spec_kitty_protocol::board::Counts;
+
 use super::{StoreResult, User};
 use crate::board::hub::Hub;
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+
+// The read side's SQL, written once with PostgreSQL's `$N` placeholders
+// (SQLite takes them through `projection::for_sqlite`).
+
+/// The columns of a [`ProjectRef`], in its order.
+pub const PROJECT_COLUMNS: &str = "p.id, p.uuid, p.slug, p.last_seq";
+
+/// A project of a team (`$1`) by uuid (`$2`).
+pub const TEAM_PROJECT_SQL: &str = "SELECT p.id, p.uuid, p.slug, p.last_seq FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = $1 AND p.uuid = $2";
+
+/// Every project of a team (`$1`): its [`PROJECT_COLUMNS`], the time of its
+/// last event and how many features it has, by name.
+pub const TEAM_PROJECTS_SQL: &str = "SELECT p.id, p.uuid, p.slug, p.last_seq, p.last_event_at,
+        (SELECT count(*) FROM board_features f WHERE f.project_id = p.id)
+ FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = $1
+ ORDER BY coalesce(p.slug, p.uuid), p.uuid";
+
+/// The cards per lane of every project of a team (`$1`), in one query.
+pub const TEAM_LANE_COUNTS_SQL: &str = "SELECT c.project_id, coalesce(c.lane, 'planned'), count(*)
+ FROM board_cards c JOIN projects p ON p.id = c.project_id JOIN teams t ON t.id = p.team_id
+ WHERE t.slug = $1 GROUP BY 1, 2";
+
+/// A row of [`TEAM_PROJECTS_SQL`]: the project, its last event's time, its
+/// number of features.
+pub type TeamProject = (ProjectRef, Option<String>, i64);
+
+/// Joins the team's projects with their lane counts (rows of
+/// [`TEAM_LANE_COUNTS_SQL`]: project id, lane, cards).
+pub fn project_rows(projects: Vec<TeamProject>, lanes: Vec<(i64, String, i64)>) -> Vec<ProjectRow> {
+    let mut counts: HashMap<i64, Counts> = HashMap::new();
+    for (project_id, lane, n) in lanes {
+        let Ok(lane) = SyncLane::from_wire(&lane) else {
+            continue;
+        };
+        let entry = counts.entry(project_id).or_default();
+        for _ in 0..n {
+            entry.add(lane);
+        }
+    }
+    projects
+        .into_iter()
+        .map(|(project, last_event_at, features)| ProjectRow {
+            counts: counts.remove(&project.id).unwrap_or_default(),
+            features: features.max(0) as u64,
+            project,
+            last_event_at,
+        })
+        .collect()
+}
 
 /// Reads of the board and web sessions.
 #[async_trait]

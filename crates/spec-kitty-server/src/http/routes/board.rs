@@ -108,7 +108,7 @@ pub async fn board(
     Path(uuid): Path<String>,
 ) -> Result<Json<Board>, ApiError> {
     let project = viewer.project(&state, &uuid).await?;
-    Ok(Json(state.store.board(&project).await?.document()))
+    Ok(Json(state.store.board(&project).await?.into_document()))
 }
 
 /// The query parameters of a request, or a 400 naming the trouble.

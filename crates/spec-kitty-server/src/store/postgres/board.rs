@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use spec_kitty_protocol::SyncLane;
-use spec_kitty_protocol::board::{Card, Counts};
+use spec_kitty_protocol::board::Card;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
 use sqlx::{Acquire, AssertSqlSafe, Row};
 
@@ -17,6 +17,9 @@ use crate::board::projection::{
     CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, StoredEvent,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::store::board::{
+    PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
+};
 use crate::store::sqlite::board::projection_diff;
 use crate::store::{BoardStore, StoreError, StoreResult, User};
 
@@ -83,13 +86,8 @@ fn project_from_row(row: &PgRow) -> PgResult<ProjectRef> {
     })
 }
 
-const PROJECT_COLUMNS: &str = "p.id, p.uuid, p.slug, p.last_seq";
-
 pub async fn team_project(pool: &PgPool, team: &str, uuid: &str) -> PgResult<Option<ProjectRef>> {
-    let sql = format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = $1 AND p.uuid = $2"
-    );
-    let row = sqlx::query(AssertSqlSafe(sql))
+    let row = sqlx::query(TEAM_PROJECT_SQL)
         .bind(team)
         .bind(uuid)
         .fetch_optional(pool)
@@ -98,44 +96,29 @@ pub async fn team_project(pool: &PgPool, team: &str, uuid: &str) -> PgResult<Opt
 }
 
 pub async fn team_projects(pool: &PgPool, team: &str) -> PgResult<Vec<ProjectRow>> {
-    let sql = format!(
-        "SELECT {PROJECT_COLUMNS}, p.last_event_at,
-                (SELECT count(*) FROM board_features f WHERE f.project_id = p.id)
-         FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = $1
-         ORDER BY coalesce(p.slug, p.uuid), p.uuid"
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql))
+    // One snapshot for both reads, as on SQLite.
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rows = sqlx::query(TEAM_PROJECTS_SQL)
         .bind(team)
-        .fetch_all(pool)
+        .fetch_all(&mut *tx)
         .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let project = project_from_row(row)?;
-        let lanes = sqlx::query(
-            "SELECT coalesce(lane, 'planned'), count(*) FROM board_cards WHERE project_id = $1 GROUP BY 1",
-        )
-        .bind(project.id)
-        .fetch_all(pool)
+    let lanes = sqlx::query(TEAM_LANE_COUNTS_SQL)
+        .bind(team)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut counts = Counts::default();
-        for lane in &lanes {
-            let name: String = lane.try_get(0)?;
-            let n: i64 = lane.try_get(1)?;
-            if let Ok(lane) = SyncLane::from_wire(&name) {
-                for _ in 0..n {
-                    counts.add(lane);
-                }
-            }
-        }
-        let features: i64 = row.try_get(5)?;
-        out.push(ProjectRow {
-            project,
-            features: features.max(0) as u64,
-            counts,
-            last_event_at: row.try_get(4)?,
-        });
-    }
-    Ok(out)
+    tx.commit().await?;
+    let projects = rows
+        .iter()
+        .map(|r| Ok((project_from_row(r)?, r.try_get(4)?, r.try_get(5)?)))
+        .collect::<PgResult<Vec<_>>>()?;
+    let lanes = lanes
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect::<PgResult<Vec<_>>>()?;
+    Ok(project_rows(projects, lanes))
 }
 
 fn card_from_row(row: &PgRow) -> PgResult<StoredCard> {

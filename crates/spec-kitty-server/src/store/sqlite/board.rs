@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use spec_kitty_protocol::SyncLane;
-use spec_kitty_protocol::board::{Card, Counts};
+use spec_kitty_protocol::board::Card;
 
 use async_trait::async_trait;
 
@@ -13,6 +13,9 @@ use crate::board::projection::{
     for_sqlite,
 };
 use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::store::board::{
+    PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
+};
 use crate::store::{BoardStore, StoreResult, User};
 
 /// Events stored, board empty (both backends).
@@ -70,63 +73,27 @@ fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRef> {
     })
 }
 
-const PROJECT_COLUMNS: &str = "p.id, p.uuid, p.slug, p.last_seq";
-
 /// A project of `team`, by uuid.
 pub fn team_project(conn: &Connection, team: &str, uuid: &str) -> StoreResult<Option<ProjectRef>> {
-    let sql = format!(
-        "SELECT {PROJECT_COLUMNS} FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = ?1 AND p.uuid = ?2"
-    );
     Ok(conn
-        .prepare_cached(&sql)?
+        .prepare_cached(&for_sqlite(TEAM_PROJECT_SQL))?
         .query_row(params![team, uuid], project_from_row)
         .optional()?)
 }
 
 /// Every project of `team`, by name.
 pub fn team_projects(conn: &Connection, team: &str) -> StoreResult<Vec<ProjectRow>> {
-    let sql = format!(
-        "SELECT {PROJECT_COLUMNS}, p.last_event_at,
-                (SELECT count(*) FROM board_features f WHERE f.project_id = p.id)
-         FROM projects p JOIN teams t ON t.id = p.team_id WHERE t.slug = ?1
-         ORDER BY coalesce(p.slug, p.uuid), p.uuid"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt
-        .query_map([team], |r| {
-            Ok((
-                project_from_row(r)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, i64>(5)?,
-            ))
-        })?
+    let tx = conn.unchecked_transaction()?;
+    let projects = tx
+        .prepare_cached(&for_sqlite(TEAM_PROJECTS_SQL))?
+        .query_map([team], |r| Ok((project_from_row(r)?, r.get(4)?, r.get(5)?)))?
         .collect::<Result<Vec<_>, _>>()?;
-    let mut counts_stmt = conn.prepare_cached(
-        "SELECT coalesce(lane, 'planned'), count(*) FROM board_cards WHERE project_id = ?1 GROUP BY 1",
-    )?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (project, last_event_at, features) in rows {
-        let mut counts = Counts::default();
-        let lanes = counts_stmt
-            .query_map([project.id], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        for (lane, n) in lanes {
-            if let Ok(lane) = SyncLane::from_wire(&lane) {
-                for _ in 0..n {
-                    counts.add(lane);
-                }
-            }
-        }
-        out.push(ProjectRow {
-            project,
-            features: features.max(0) as u64,
-            counts,
-            last_event_at,
-        });
-    }
-    Ok(out)
+    let lanes = tx
+        .prepare_cached(&for_sqlite(TEAM_LANE_COUNTS_SQL))?
+        .query_map([team], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<Vec<_>, _>>()?;
+    tx.finish()?;
+    Ok(project_rows(projects, lanes))
 }
 
 fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCard> {
