@@ -20,7 +20,6 @@
 //! Run without `--bench` (as `cargo test --benches` does) it is a quick
 //! smoke run with small counts.
 
-use std::error::Error;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::process::ExitCode;
@@ -35,11 +34,9 @@ use spec_kitty_server::{BackgroundServer, admin};
 
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
+mod support;
 
-type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
-
-const PASSWORD: &str = "bench-password-123";
-const LANES: [&str; 4] = ["planned", "doing", "for_review", "done"];
+use support::{BoxResult, LANES, PASSWORD};
 
 struct Sizes {
     ingest_events: usize,
@@ -172,9 +169,12 @@ fn store_rate(events: &[String], with_board: bool) -> BoxResult<f64> {
     Ok(events.len() as f64 / started.elapsed().as_secs_f64())
 }
 
+/// The projection's cost on two loads: every event a different work
+/// package (its worst case: one card written per event stored), and the
+/// ingest bench's events (a team's day: many moves of fewer packages).
 fn projection_cost(sizes: &Sizes) -> BoxResult<()> {
     let projects: Vec<String> = (0..5).map(|_| uuid::Uuid::new_v4().to_string()).collect();
-    let events: Vec<String> = (0..sizes.ingest_events)
+    let worst: Vec<String> = (0..sizes.ingest_events)
         .map(|i| {
             let project = &projects[i % projects.len()];
             status_event(
@@ -187,16 +187,33 @@ fn projection_cost(sizes: &Sizes) -> BoxResult<()> {
             .to_string()
         })
         .collect();
+    compare(
+        sizes,
+        "every event a different work package (1,000 cards per batch)",
+        &worst,
+    )?;
+    let day: Vec<String> = support::build_events(sizes.ingest_events)?
+        .into_iter()
+        .map(|e| e.body)
+        .collect();
+    compare(
+        sizes,
+        "the ingest bench's events (24 work packages per feature)",
+        &day,
+    )
+}
+
+fn compare(sizes: &Sizes, label: &str, events: &[String]) -> BoxResult<()> {
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..sizes.rounds {
-        without.push(store_rate(&events, false)?);
-        with.push(store_rate(&events, true)?);
+        without.push(store_rate(events, false)?);
+        with.push(store_rate(events, true)?);
     }
     let best = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
     let (w, wo) = (best(&with), best(&without));
     println!(
-        "projection cost: {} events in 1000-event batches through the store, best of {} rounds: without the board {:.0}/s, with it {:.0}/s ({:.1}% slower)",
-        sizes.ingest_events,
+        "projection cost, {label}: {} events in 1000-event batches through the store, best of {} rounds: without the board {:.0}/s, with it {:.0}/s ({:.1}% slower)",
+        events.len(),
         sizes.rounds,
         wo,
         w,
@@ -327,15 +344,7 @@ fn postgres_pair() -> BoxResult<Option<PostgresPair>> {
 }
 
 fn login(base: &str) -> BoxResult<String> {
-    let reply: Value = agent()
-        .post(format!("{base}/api/v1/token/"))
-        .send_json(json!({"username": "alice", "password": PASSWORD}))?
-        .body_mut()
-        .read_json()?;
-    Ok(reply["access"]
-        .as_str()
-        .ok_or("no access token")?
-        .to_string())
+    support::login(&agent(), base, "alice")
 }
 
 fn fan_out_sqlite(sizes: &Sizes) -> BoxResult<()> {
