@@ -52,6 +52,22 @@ pub fn format(at: OffsetDateTime) -> String {
     result.unwrap_or_else(|_| utc.format(&Rfc3339).unwrap_or_default())
 }
 
+/// How long ago `stamp` was, as people say it: "just now", "5m ago",
+/// "3h ago", "2d ago" (the board's page, its script and the terminal board
+/// all say it this way); `""` for a stamp that does not parse.
+pub fn ago(stamp: &str, now: OffsetDateTime) -> String {
+    let Ok(at) = parse(stamp) else {
+        return String::new();
+    };
+    let secs = (now - at).whole_seconds().max(0);
+    match secs {
+        0..60 => "just now".into(),
+        60..3600 => format!("{}m ago", secs / 60),
+        3600..172_800 => format!("{}h ago", secs / 3600),
+        _ => format!("{}d ago", secs / 86_400),
+    }
+}
+
 /// The current time, formatted by [`format`].
 pub fn now() -> String {
     format(OffsetDateTime::now_utc())

@@ -1,6 +1,7 @@
 //! The team board in a terminal: grouped lists per lane, like `gh pr
 //! status`, with colour only when stdout is a terminal.
 
+use spec_kitty_protocol::timestamp::ago;
 use std::fmt::Write;
 
 use spec_kitty_protocol::SyncLane;
@@ -35,20 +36,6 @@ impl Style {
         } else {
             text.to_string()
         }
-    }
-}
-
-/// "just now", "5m ago", "3h ago", "2d ago".
-pub fn ago(stamp: &str, now: OffsetDateTime) -> String {
-    let Ok(at) = spec_kitty_protocol::timestamp::parse(stamp) else {
-        return String::new();
-    };
-    let secs = (now - at).whole_seconds().max(0);
-    match secs {
-        0..60 => "just now".into(),
-        60..3600 => format!("{}m ago", secs / 60),
-        3600..172_800 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86_400),
     }
 }
 

@@ -44,6 +44,58 @@ pub struct StoredCard {
     pub changed_seq: i64,
 }
 
+/// A card's columns in the order of [`projection::CARD_COLUMNS`], as both
+/// backends read them: the rules that turn them into a card live once, in
+/// the `From` below.
+pub type CardColumns = (
+    String,         // feature_key
+    String,         // wp_id
+    Option<String>, // lane (none yet: only created)
+    Option<String>, // raw_lane
+    Option<String>, // actor
+    Option<String>, // updated_at
+    Option<String>, // title
+    String,         // dependencies, a JSON list
+    Option<String>, // s_event
+    Option<String>, // c_event
+    i64,            // changed_seq
+);
+
+impl From<CardColumns> for StoredCard {
+    fn from(c: CardColumns) -> StoredCard {
+        let (feature_key, wp_id, lane, raw_lane, actor, updated_at, title, dependencies) =
+            (c.0, c.1, c.2, c.3, c.4, c.5, c.6, c.7);
+        StoredCard {
+            feature_key,
+            card: Card {
+                wp_id,
+                lane: lane.unwrap_or_else(|| SyncLane::Planned.as_str().into()),
+                raw_lane,
+                actor,
+                updated_at,
+                title,
+                dependencies: serde_json::from_str(&dependencies).unwrap_or_default(),
+                last_event_id: c.8.or(c.9),
+            },
+            changed_seq: c.10,
+        }
+    }
+}
+
+/// A project's columns in the order of `store::board::PROJECT_COLUMNS`.
+pub type ProjectColumns = (i64, String, Option<String>, i64);
+
+impl From<ProjectColumns> for ProjectRef {
+    fn from((id, uuid, slug, last_seq): ProjectColumns) -> ProjectRef {
+        ProjectRef {
+            id,
+            uuid,
+            slug,
+            last_seq,
+        }
+    }
+}
+
 impl StoredCard {
     pub fn stream_card(&self) -> StreamCard {
         StreamCard {

@@ -66,6 +66,28 @@ pub struct StoredEvent {
     pub body: String,
 }
 
+/// A project's stored events in order, as a rebuild reads them (`$1`: the
+/// project), and their columns.
+pub const STORED_EVENTS_SQL: &str = "SELECT pseq, event_id, node_id, lamport, ts, body FROM events WHERE project_id = $1 ORDER BY pseq";
+
+/// The columns of [`STORED_EVENTS_SQL`], in its order.
+pub type StoredEventColumns = (i64, String, String, i64, String, String);
+
+impl StoredEvent {
+    pub fn new(project_id: i64, columns: StoredEventColumns) -> StoredEvent {
+        let (seq, event_id, node_id, lamport, timestamp, body) = columns;
+        StoredEvent {
+            project_id,
+            seq,
+            event_id,
+            node_id,
+            lamport,
+            timestamp,
+            body,
+        }
+    }
+}
+
 /// The `wp_id` and feature key stored beside an event, by its id.
 pub type Backfill = (String, Option<String>, String);
 

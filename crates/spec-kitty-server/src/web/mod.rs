@@ -6,6 +6,7 @@
 pub mod session;
 pub mod views;
 
+use spec_kitty_protocol::timestamp::ago;
 use std::net::SocketAddr;
 use std::sync::LazyLock;
 
@@ -27,7 +28,7 @@ use crate::http::routes::auth::verify_login;
 use crate::http::routes::board::Viewer;
 use views::{
     BoardPage, Chrome, HistoryPage, HistoryRow, LoginPage, MessagePage, ProjectView, ProjectsPage,
-    Who, ago, feature_label,
+    Who, feature_label,
 };
 
 const APP_CSS: &str = include_str!("../../static/app.css");
@@ -269,24 +270,28 @@ pub struct BoardQuery {
     feature: Option<String>,
 }
 
-/// The viewer's project for a page, or the response to send instead.
+/// The viewer's project for a page, or the response to send instead (the
+/// log-in page, a "no such project" page, or an error).
 async fn page_project(
     state: &AppState,
     headers: &HeaderMap,
     uuid: &str,
-) -> Result<Result<(Viewer, ProjectRef), Response>, ApiError> {
-    let Some(viewer) = viewer(headers, state).await? else {
-        return Ok(Err(Redirect::to("/").into_response()));
+) -> Result<(Viewer, ProjectRef), Response> {
+    let Some(viewer) = viewer(headers, state)
+        .await
+        .map_err(IntoResponse::into_response)?
+    else {
+        return Err(Redirect::to("/").into_response());
     };
     match viewer.project(state, uuid).await {
-        Ok(project) => Ok(Ok((viewer, project))),
-        Err(ApiError::NotFound(_) | ApiError::BadRequest { .. }) => Ok(Err(message(
+        Ok(project) => Ok((viewer, project)),
+        Err(ApiError::NotFound(_) | ApiError::BadRequest { .. }) => Err(message(
             Some(who(&viewer)),
             StatusCode::NOT_FOUND,
             "No such project",
             "Your team has no project with this id. It appears after its first sync.",
-        ))),
-        Err(e) => Err(e),
+        )),
+        Err(e) => Err(e.into_response()),
     }
 }
 
@@ -297,12 +302,10 @@ pub async fn board(
     Path(uuid): Path<String>,
     Query(query): Query<BoardQuery>,
 ) -> Response {
-    let found = match page_project(&state, &headers, &uuid).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(response)) => return response,
-        Err(e) => return e.into_response(),
+    let (viewer, project) = match page_project(&state, &headers, &uuid).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    let (viewer, project) = found;
     match state.store.board(&project).await {
         Ok(rows) => page(
             &BoardPage::new(
@@ -330,12 +333,10 @@ pub async fn history(
     Path(uuid): Path<String>,
     Query(query): Query<HistoryQuery>,
 ) -> Response {
-    let found = match page_project(&state, &headers, &uuid).await {
-        Ok(Ok(found)) => found,
-        Ok(Err(response)) => return response,
-        Err(e) => return e.into_response(),
+    let (viewer, project) = match page_project(&state, &headers, &uuid).await {
+        Ok(found) => found,
+        Err(response) => return response,
     };
-    let (viewer, project) = found;
     let wp_id = query.wp.unwrap_or_default();
     let feature_key = query.feature.unwrap_or_default();
     let (bodies, rows) = match tokio::try_join!(

@@ -2,6 +2,7 @@
 
 use askama::Template;
 use spec_kitty_protocol::board::Card;
+use spec_kitty_protocol::timestamp::ago;
 use time::OffsetDateTime;
 
 use crate::board::{BoardRows, COLUMNS, ProjectRow, StoredCard, wp_order};
@@ -129,20 +130,6 @@ pub struct HistoryRow {
 
 /// The filter value that selects the work packages without a feature.
 pub const NO_FEATURE_PARAM: &str = "-";
-
-/// "just now", "5m ago", "3h ago", "2d ago", as the page's script says it.
-pub fn ago(stamp: &str, now: OffsetDateTime) -> String {
-    let Ok(at) = spec_kitty_protocol::timestamp::parse(stamp) else {
-        return String::new();
-    };
-    let secs = (now - at).whole_seconds().max(0);
-    match secs {
-        0..60 => "just now".into(),
-        60..3600 => format!("{}m ago", secs / 60),
-        3600..172_800 => format!("{}h ago", secs / 3600),
-        _ => format!("{}d ago", secs / 86_400),
-    }
-}
 
 /// `""` is the work packages sent without a feature.
 pub fn feature_label(key: &str) -> String {

@@ -223,44 +223,6 @@ impl Queue {
         Ok(added)
     }
 
-    /// Ticks the Lamport clock and queues the event built from the new
-    /// value, in one transaction. `floor` lets the clock jump forward past
-    /// a value seen elsewhere (it never moves back).
-    pub fn enqueue_with_tick<T: Queueable, E>(
-        &mut self,
-        floor: u64,
-        build: impl FnOnce(u64) -> Result<T, E>,
-    ) -> Result<Result<(u64, T), E>, QueueError> {
-        let path = self.path.clone();
-        let err = |e| classify(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
-        let current: i64 = tx
-            .query_row("SELECT value FROM meta WHERE key = 'lamport'", [], |r| {
-                r.get(0)
-            })
-            .optional()
-            .map_err(err)?
-            .unwrap_or(0);
-        let next = (current.max(0) as u64).max(floor) + 1;
-        let event = match build(next) {
-            Ok(event) => event,
-            Err(e) => return Ok(Err(e)),
-        };
-        let row = Row::of(&event)?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('lamport', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            [next as i64],
-        )
-        .map_err(err)?;
-        insert(&tx, &row).map_err(err)?;
-        tx.commit().map_err(err)?;
-        Ok(Ok((next, event)))
-    }
-
     /// The current Lamport clock value (0 when never ticked).
     pub fn lamport(&self) -> Result<u64, QueueError> {
         let value: Option<i64> = self
@@ -546,24 +508,26 @@ mod tests {
     #[test]
     fn lamport_ticks_forward_with_the_enqueue() {
         let (_dir, mut q) = queue();
-        let (first, _) = q
-            .enqueue_with_tick(0, |t| Ok::<_, ()>(json!({"event_id": "x1", "event_type": "T", "timestamp": "2026-01-01T00:00:00Z", "lamport_clock": t})))
-            .expect("db")
-            .expect("built");
-        let (second, _) = q
-            .enqueue_with_tick(10, |t| Ok::<_, ()>(json!({"event_id": "x2", "event_type": "T", "timestamp": "2026-01-01T00:00:00Z", "lamport_clock": t})))
-            .expect("db")
-            .expect("built");
+        let mut tick_and_queue = |floor: u64, id: &str, fail: bool| {
+            q.write(floor, |w| {
+                let t = w.tick();
+                w.enqueue(&json!({"event_id": id, "event_type": "T", "timestamp": "2026-01-01T00:00:00Z", "lamport_clock": t}))?;
+                if fail {
+                    return Err(QueueError::Invalid("the build failed".into()));
+                }
+                Ok(t)
+            })
+        };
+        let first = tick_and_queue(0, "x1", false).expect("queued");
+        let second = tick_and_queue(10, "x2", false).expect("queued");
         assert_eq!((first, second), (1, 11));
-        let failed = q
-            .enqueue_with_tick(0, |_| Err::<Value, _>("no"))
-            .expect("db");
-        assert!(failed.is_err());
+        assert!(tick_and_queue(0, "x3", true).is_err());
         assert_eq!(
             q.lamport().expect("clock"),
             11,
-            "a failed build does not tick"
+            "a failed write does not tick"
         );
+        assert_eq!(q.len().expect("count"), 2, "nor queue");
     }
 
     #[test]

@@ -4,19 +4,20 @@
 
 use std::time::Duration;
 
-use spec_kitty_protocol::SyncLane;
-use spec_kitty_protocol::board::Card;
 use sqlx::postgres::{PgConnection, PgListener, PgPool, PgRow};
-use sqlx::{Acquire, AssertSqlSafe, Row};
+use sqlx::{Acquire, AssertSqlSafe, FromRow, Row};
 
 use async_trait::async_trait;
 
 use super::PostgresStore;
 use crate::board::hub::{Advance, Hub, NOTIFY_CHANNEL};
 use crate::board::projection::{
-    CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, StoredEvent,
+    CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, STORED_EVENTS_SQL,
+    StoredEvent, StoredEventColumns,
 };
-use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::board::{
+    BoardRows, CardColumns, ProjectColumns, ProjectRef, ProjectRow, RebuildReport, StoredCard,
+};
 use crate::store::board::{
     PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
 };
@@ -78,12 +79,7 @@ pub async fn notify(conn: &mut PgConnection, advance: Advance) -> PgResult<()> {
 }
 
 fn project_from_row(row: &PgRow) -> PgResult<ProjectRef> {
-    Ok(ProjectRef {
-        id: row.try_get(0)?,
-        uuid: row.try_get(1)?,
-        slug: row.try_get(2)?,
-        last_seq: row.try_get(3)?,
-    })
+    Ok(ProjectColumns::from_row(row)?.into())
 }
 
 pub async fn team_project(pool: &PgPool, team: &str, uuid: &str) -> PgResult<Option<ProjectRef>> {
@@ -122,25 +118,7 @@ pub async fn team_projects(pool: &PgPool, team: &str) -> PgResult<Vec<ProjectRow
 }
 
 fn card_from_row(row: &PgRow) -> PgResult<StoredCard> {
-    let dependencies: String = row.try_get(7)?;
-    let status_event: Option<String> = row.try_get(8)?;
-    let created_event: Option<String> = row.try_get(9)?;
-    Ok(StoredCard {
-        feature_key: row.try_get(0)?,
-        card: Card {
-            wp_id: row.try_get(1)?,
-            lane: row
-                .try_get::<Option<String>, _>(2)?
-                .unwrap_or_else(|| SyncLane::Planned.as_str().into()),
-            raw_lane: row.try_get(3)?,
-            actor: row.try_get(4)?,
-            updated_at: row.try_get(5)?,
-            title: row.try_get(6)?,
-            dependencies: serde_json::from_str(&dependencies).unwrap_or_default(),
-            last_event_id: status_event.or(created_event),
-        },
-        changed_seq: row.try_get(10)?,
-    })
+    Ok(CardColumns::from_row(row)?.into())
 }
 
 async fn read_cards(conn: &mut PgConnection, project_id: i64) -> PgResult<Vec<StoredCard>> {
@@ -301,24 +279,15 @@ async fn reduce_stored(
     project_id: i64,
     check: bool,
 ) -> PgResult<(Reduced, u64)> {
-    let rows = sqlx::query(
-        "SELECT pseq, event_id, node_id, lamport, ts, body FROM events WHERE project_id = $1 ORDER BY pseq",
-    )
-    .bind(project_id)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows = sqlx::query(STORED_EVENTS_SQL)
+        .bind(project_id)
+        .fetch_all(&mut *conn)
+        .await?;
     let mut reduced = Reduced::default();
     let mut backfill = Vec::new();
     for row in &rows {
-        backfill.extend(reduced.add_stored(StoredEvent {
-            project_id,
-            seq: row.try_get(0)?,
-            event_id: row.try_get(1)?,
-            node_id: row.try_get(2)?,
-            lamport: row.try_get(3)?,
-            timestamp: row.try_get(4)?,
-            body: row.try_get(5)?,
-        }));
+        let columns = StoredEventColumns::from_row(row)?;
+        backfill.extend(reduced.add_stored(StoredEvent::new(project_id, columns)));
     }
     if !check {
         for (event_id, wp_id, feature_key) in &backfill {

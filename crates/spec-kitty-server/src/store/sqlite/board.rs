@@ -2,17 +2,17 @@
 //! reads of the read API, rebuild, and web sessions.
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
-use spec_kitty_protocol::SyncLane;
-use spec_kitty_protocol::board::Card;
 
 use async_trait::async_trait;
 
 use super::SqliteStore;
 use crate::board::projection::{
-    Backfill, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT, StoredEvent,
-    for_sqlite,
+    Backfill, CARD_COLUMNS, CREATED_UPSERT, FEATURE_INSERT, Reduced, STATUS_UPSERT,
+    STORED_EVENTS_SQL, StoredEvent, StoredEventColumns, for_sqlite,
 };
-use crate::board::{BoardRows, ProjectRef, ProjectRow, RebuildReport, StoredCard};
+use crate::board::{
+    BoardRows, CardColumns, ProjectColumns, ProjectRef, ProjectRow, RebuildReport, StoredCard,
+};
 use crate::store::board::{
     PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
 };
@@ -65,12 +65,7 @@ pub fn apply(tx: &Connection, reduced: &Reduced) -> rusqlite::Result<()> {
 }
 
 fn project_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProjectRef> {
-    Ok(ProjectRef {
-        id: row.get(0)?,
-        uuid: row.get(1)?,
-        slug: row.get(2)?,
-        last_seq: row.get(3)?,
-    })
+    Ok(ProjectColumns::try_from(row)?.into())
 }
 
 /// A project of `team`, by uuid.
@@ -97,25 +92,7 @@ pub fn team_projects(conn: &Connection, team: &str) -> StoreResult<Vec<ProjectRo
 }
 
 fn card_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredCard> {
-    let dependencies: String = row.get(7)?;
-    let status_event: Option<String> = row.get(8)?;
-    let created_event: Option<String> = row.get(9)?;
-    Ok(StoredCard {
-        feature_key: row.get(0)?,
-        card: Card {
-            wp_id: row.get(1)?,
-            lane: row
-                .get::<_, Option<String>>(2)?
-                .unwrap_or_else(|| SyncLane::Planned.as_str().into()),
-            raw_lane: row.get(3)?,
-            actor: row.get(4)?,
-            updated_at: row.get(5)?,
-            title: row.get(6)?,
-            dependencies: serde_json::from_str(&dependencies).unwrap_or_default(),
-            last_event_id: status_event.or(created_event),
-        },
-        changed_seq: row.get(10)?,
-    })
+    CardColumns::try_from(row).map(StoredCard::from)
 }
 
 /// The whole board of a project, read in one transaction.
@@ -259,24 +236,15 @@ fn reduce_stored(
     tx: &Transaction<'_>,
     project_id: i64,
 ) -> StoreResult<(Reduced, u64, Vec<Backfill>)> {
-    let mut stmt = tx.prepare(
-        "SELECT pseq, event_id, node_id, lamport, ts, body FROM events WHERE project_id = ?1 ORDER BY pseq",
-    )?;
+    let mut stmt = tx.prepare(&for_sqlite(STORED_EVENTS_SQL))?;
     let mut rows = stmt.query([project_id])?;
     let mut reduced = Reduced::default();
     let mut count = 0u64;
     let mut columns = Vec::new();
     while let Some(row) = rows.next()? {
         count += 1;
-        columns.extend(reduced.add_stored(StoredEvent {
-            project_id,
-            seq: row.get(0)?,
-            event_id: row.get(1)?,
-            node_id: row.get(2)?,
-            lamport: row.get(3)?,
-            timestamp: row.get(4)?,
-            body: row.get(5)?,
-        }));
+        let event = StoredEvent::new(project_id, StoredEventColumns::try_from(row)?);
+        columns.extend(reduced.add_stored(event));
     }
     Ok((reduced, count, columns))
 }
