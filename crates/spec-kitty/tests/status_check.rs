@@ -244,6 +244,19 @@ fn no_credentials_is_not_authenticated() {
 }
 
 #[test]
+fn no_server_and_no_credentials_names_the_server_as_the_first_step() {
+    let client = Client::new();
+    let out = client.run(&["sync", "status", "--check"]);
+    assert_eq!(code(&out), 3, "{}", describe(&out));
+    assert_eq!(
+        headline(&out),
+        "Not authenticated: No sync server is configured: set one with `spec-kitty sync server https://sync.example.com`, then run `spec-kitty auth login`.",
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn stopped_server_is_unreachable() {
     let mut server = TestServer::with_alice();
     let client = Client::new();
@@ -672,6 +685,8 @@ fn help_lists_every_exit_code() {
         (9, "unexpected_status"),
         (10, "credentials_unreadable"),
         (11, "credentials_invalid"),
+        (12, "credentials_busy"),
+        (13, "throttled"),
     ] {
         assert!(
             help.lines().any(|l| {
