@@ -424,6 +424,23 @@ fn server_error_is_unexpected_status() {
     assert_eq!(fake.requests().len(), 2, "no refresh on a 500");
 }
 
+#[test]
+fn a_rate_limited_check_is_throttled() {
+    let fake = FakeServer::start(|_| Canned::new(429, r#"{"error": "slow down"}"#));
+    let client = Client::new();
+    client.write_credentials(&credentials_toml(
+        &fake.url,
+        "access-token",
+        "refresh-token",
+        &from_now(3600),
+        &from_now(86_400),
+    ));
+    let (exit, json) = client.check_json(&[]);
+    assert_eq!(exit, 13, "{json}");
+    assert_eq!(json["outcome"], "throttled", "{json}");
+    assert_eq!(json["http_status"], 429, "{json}");
+}
+
 /// Older servers refused an empty batch with 400 "No events provided";
 /// ours answers 200, so a fake plays the old server.
 #[test]

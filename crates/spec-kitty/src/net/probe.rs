@@ -165,6 +165,9 @@ fn probe_batch(
                 Some(reply.error_text()),
             ),
             403 => report.set_outcome(Outcome::PermissionDenied, status, Some(reply.error_text())),
+            // A server (or a proxy in front of it) that rate-limits: the
+            // same outcome as a throttled log-in, not "unexpected".
+            429 => report.set_outcome(Outcome::Throttled, status, Some(reply.error_text())),
             _ => report.set_outcome(Outcome::UnexpectedStatus, status, Some(reply.error_text())),
         }
         if let Some(team) = &session.credentials.team_slug {
