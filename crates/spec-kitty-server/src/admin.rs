@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::auth::passwords::{self, PasswordError};
-use crate::store::{Store, StoreError, TeamSummary, UserSummary};
+use crate::store::{Store, StoreError, TeamSummary, UserSummary, fold_username};
 
 /// Why an admin operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -60,25 +60,81 @@ pub async fn add_team(store: &Arc<dyn Store>, slug: &str) -> Result<(), AdminErr
     Ok(store.create_team(slug).await?)
 }
 
-/// Adds a user to an existing team. The password is hashed with argon2id
-/// on a blocking thread.
-pub async fn add_user(
-    store: &Arc<dyn Store>,
-    username: &str,
-    password: &str,
-    team: &str,
-) -> Result<(), AdminError> {
-    check_username(username)?;
+/// Refuses a password shorter than [`MIN_PASSWORD_LEN`] characters.
+pub fn check_password(password: &str) -> Result<(), AdminError> {
     if password.chars().count() < MIN_PASSWORD_LEN {
         return Err(AdminError::Invalid(format!(
             "the password is too short: use at least {MIN_PASSWORD_LEN} characters"
         )));
     }
+    Ok(())
+}
+
+/// Hashes with argon2id on a blocking thread: it takes long enough to
+/// stall the executor.
+async fn hash_password(password: &str) -> Result<String, AdminError> {
+    check_password(password)?;
     let password = password.to_string();
-    let hash = tokio::task::spawn_blocking(move || passwords::hash(&password))
+    tokio::task::spawn_blocking(move || passwords::hash(&password))
         .await
-        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))??;
-    Ok(store.create_user(username, &hash, team).await?)
+        .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))?
+        .map_err(AdminError::from)
+}
+
+/// Adds a user to an existing team. Usernames are case-insensitive: the
+/// user is stored under [`fold_username`] of the name given, which this
+/// returns.
+pub async fn add_user(
+    store: &Arc<dyn Store>,
+    username: &str,
+    password: &str,
+    team: &str,
+) -> Result<String, AdminError> {
+    check_username(username)?;
+    let hash = hash_password(password).await?;
+    store.create_user(username, &hash, team).await?;
+    Ok(fold_username(username))
+}
+
+/// Sets a new password and ends the user's sessions.
+pub async fn set_password(
+    store: &Arc<dyn Store>,
+    username: &str,
+    password: &str,
+) -> Result<(), AdminError> {
+    let hash = hash_password(password).await?;
+    Ok(store.set_password(username, &hash).await?)
+}
+
+/// Lets a disabled user log in again.
+pub async fn enable_user(store: &Arc<dyn Store>, username: &str) -> Result<(), AdminError> {
+    Ok(store.enable_user(username).await?)
+}
+
+/// Deletes a user; their uploaded events stay on the board.
+pub async fn remove_user(store: &Arc<dyn Store>, username: &str) -> Result<(), AdminError> {
+    Ok(store.remove_user(username).await?)
+}
+
+/// Deletes a team that has no projects.
+pub async fn remove_team(store: &Arc<dyn Store>, slug: &str) -> Result<(), AdminError> {
+    Ok(store.remove_team(slug).await?)
+}
+
+/// Clears the failed log-ins counted against a username, ending its
+/// lock-out at once instead of when the window passes. The key is the one
+/// the log-in route counts under (`user:` and the lower-cased name); the
+/// per-address count is left alone, as it protects against guessing
+/// across many names.
+pub async fn unlock_user(store: &Arc<dyn Store>, username: &str) -> Result<(), AdminError> {
+    if store.find_user(username).await?.is_none() {
+        return Err(AdminError::Store(StoreError::NotFound(format!(
+            "no user '{username}'"
+        ))));
+    }
+    Ok(store
+        .clear_login_failures(&format!("user:{}", username.to_lowercase()))
+        .await?)
 }
 
 /// Teams with their members and project counts, for `team list`.

@@ -55,6 +55,29 @@ pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::ne
     8000,
 ));
 
+/// Reads `--listen`: `IP:PORT`, or the short forms people type first, a
+/// bare `PORT` and `localhost:PORT`, both meaning this machine only (never
+/// every interface by surprise). Anything else is answered with examples.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(loopback(port));
+    }
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    if let Some(port) = text
+        .strip_prefix("localhost:")
+        .and_then(|p| p.parse::<u16>().ok())
+    {
+        return Ok(loopback(port));
+    }
+    Err(format!(
+        "'{text}' is not an address to listen on: use IP:PORT, like 127.0.0.1:8000 (this machine only) or 0.0.0.0:8443 (every interface), or a bare port like 8001"
+    ))
+}
+
 /// The settings of `spec-kitty-server serve`: its flags (and their
 /// environment variables) and, with the same names, the keys of the TOML
 /// file. Unknown keys in the file are errors, so a typo never goes unseen.
@@ -67,8 +90,9 @@ pub struct ServeArgs {
     /// File only: the flag is the global `--database` ([`StorageArgs`]).
     #[arg(skip)]
     pub database: Option<String>,
-    /// Address to listen on [default: 127.0.0.1:8000]
-    #[arg(long, env = "SPEC_KITTY_SERVER_LISTEN", value_name = "ADDR")]
+    /// Address to listen on: IP:PORT, localhost:PORT, or a bare PORT (this
+    /// machine only) [default: 127.0.0.1:8000]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM); serve https when given with --tls-key
     #[arg(

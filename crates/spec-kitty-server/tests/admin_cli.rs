@@ -53,14 +53,10 @@ fn login_status(dir: &Path, username: &str) -> u16 {
 #[test]
 fn team_add_and_list() {
     let dir = tempfile::tempdir().expect("temp data dir");
-    let empty = stdout_of(dir.path(), &["team", "list"]);
-    assert!(empty.contains("No teams yet"), "{empty}");
-
     let out = stdout_of(dir.path(), &["team", "add", "acme"]);
     assert!(out.contains("acme"), "{out}");
     let list = stdout_of(dir.path(), &["team", "list"]);
-    assert!(list.starts_with("acme\t"), "{list}");
-    assert!(list.contains("(no members)"), "{list}");
+    assert_eq!(list, "TEAM  PROJECTS  MEMBERS\nacme  0         -\n");
 }
 
 #[test]
@@ -70,12 +66,12 @@ fn user_add_with_password_stdin_then_list_and_log_in() {
     add_user(dir.path(), "alice", "acme");
 
     let users = stdout_of(dir.path(), &["user", "list"]);
-    assert!(
-        users.contains("alice\tactive\tteam: acme\tmember of: acme"),
-        "{users}"
+    assert_eq!(
+        users,
+        "USER   STATE   TEAM  MEMBER OF\nalice  active  acme  acme\n"
     );
     let teams = stdout_of(dir.path(), &["team", "list"]);
-    assert!(teams.contains("acme\t0 project(s)\talice"), "{teams}");
+    assert_eq!(teams, "TEAM  PROJECTS  MEMBERS\nacme  0         alice\n");
     assert_eq!(
         login_status(dir.path(), "alice"),
         200,
@@ -96,9 +92,9 @@ fn add_member_and_remove_member() {
         .assert()
         .success();
     let users = stdout_of(dir.path(), &["user", "list"]);
-    assert!(users.contains("member of: acme, other"), "{users}");
+    assert!(users.contains("acme, other\n"), "{users}");
     let teams = stdout_of(dir.path(), &["team", "list"]);
-    assert!(teams.contains("other\t0 project(s)\talice"), "{teams}");
+    assert!(teams.contains("other  0         alice\n"), "{teams}");
 
     let again = failure(&mut cli(
         dir.path(),
@@ -110,12 +106,9 @@ fn add_member_and_remove_member() {
         .assert()
         .success();
     let users = stdout_of(dir.path(), &["user", "list"]);
-    assert!(users.contains("member of: acme\n"), "{users}");
+    assert!(users.contains("acme  acme\n"), "{users}");
     let teams = stdout_of(dir.path(), &["team", "list"]);
-    assert!(
-        teams.contains("other\t0 project(s)\t(no members)"),
-        "{teams}"
-    );
+    assert!(teams.contains("other  0         -\n"), "{teams}");
 
     let gone = failure(&mut cli(
         dir.path(),
@@ -133,7 +126,7 @@ fn user_disable_refuses_log_in() {
         .assert()
         .success();
     let users = stdout_of(dir.path(), &["user", "list"]);
-    assert!(users.contains("alice\tdisabled"), "{users}");
+    assert!(users.contains("alice  disabled"), "{users}");
     assert_eq!(login_status(dir.path(), "alice"), 401);
 }
 
@@ -176,6 +169,7 @@ fn user_add_without_password_stdin_and_without_terminal_fails() {
 #[test]
 fn user_add_to_a_missing_team_says_to_create_it_first() {
     let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
     let stderr = failure(
         cli(
             dir.path(),
@@ -234,4 +228,217 @@ fn invalid_names_and_short_passwords_are_refused() {
         .write_stdin(""),
     );
     assert!(stderr.contains("no password"), "{stderr}");
+}
+
+fn json_of(dir: &Path, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&stdout_of(dir, args)).expect("stdout is JSON")
+}
+
+/// The team a log-in announces (`team_slug`), or `None`.
+fn login_team(dir: &Path, username: &str) -> Option<String> {
+    let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir)).expect("server starts");
+    let reply = common::login(&common::agent(), &server.url, username, PASSWORD);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.json()["team_slug"].as_str().map(str::to_string)
+}
+
+#[test]
+fn lists_have_json() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    add_user(dir.path(), "alice", "acme");
+    let teams = json_of(dir.path(), &["team", "list", "--json"]);
+    assert_eq!(
+        teams,
+        serde_json::json!([{"slug": "acme", "members": ["alice"], "projects": 0}])
+    );
+    let users = json_of(dir.path(), &["user", "list", "--json"]);
+    assert_eq!(
+        users,
+        serde_json::json!([{"username": "alice", "disabled": false, "team": "acme", "member_of": ["acme"]}])
+    );
+}
+
+#[test]
+fn commands_other_than_team_add_refuse_a_missing_database() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let typo = dir.path().join("typo");
+    for args in [
+        &["team", "list"][..],
+        &["user", "list"],
+        &["user", "disable", "alice"],
+        &["team", "add-member", "acme", "alice"],
+        &["board", "rebuild", "--check"],
+    ] {
+        let stderr = failure(&mut cli(&typo, args));
+        assert!(stderr.contains("no database at"), "{args:?}: {stderr}");
+        assert!(stderr.contains("--data-dir"), "{args:?}: {stderr}");
+    }
+    assert!(!typo.exists(), "nothing was created");
+    cli(&typo, &["team", "add", "acme"]).assert().success();
+    assert!(typo.join("spec-kitty.db").exists(), "team add creates it");
+}
+
+#[test]
+fn usernames_are_case_insensitive() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    let out = cli(
+        dir.path(),
+        &["user", "add", "Alice", "--team", "acme", "--password-stdin"],
+    )
+    .write_stdin(format!("{PASSWORD}\n"))
+    .assert()
+    .success()
+    .get_output()
+    .stdout
+    .clone();
+    assert!(
+        String::from_utf8_lossy(&out).contains("Created user 'alice'"),
+        "stored in lower case"
+    );
+    let stderr = failure(
+        cli(
+            dir.path(),
+            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
+        )
+        .write_stdin(format!("{PASSWORD}\n")),
+    );
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(login_status(dir.path(), "ALICE"), 200);
+    cli(dir.path(), &["user", "disable", "aLiCe"])
+        .assert()
+        .success();
+    assert_eq!(login_status(dir.path(), "alice"), 401);
+}
+
+#[test]
+fn user_enable_passwd_and_remove() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    add_user(dir.path(), "alice", "acme");
+    cli(dir.path(), &["user", "disable", "alice"])
+        .assert()
+        .success();
+    cli(dir.path(), &["user", "enable", "alice"])
+        .assert()
+        .success();
+    assert_eq!(login_status(dir.path(), "alice"), 200, "enabled again");
+
+    cli(dir.path(), &["user", "passwd", "alice", "--password-stdin"])
+        .write_stdin("a-new-password\n")
+        .assert()
+        .success();
+    assert_eq!(login_status(dir.path(), "alice"), 401, "old password");
+    let server =
+        BackgroundServer::start(&ServerConfig::for_data_dir(dir.path())).expect("server starts");
+    let reply = common::login(&common::agent(), &server.url, "alice", "a-new-password");
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    drop(server);
+    let stderr = failure(
+        cli(dir.path(), &["user", "passwd", "alice", "--password-stdin"]).write_stdin("short\n"),
+    );
+    assert!(stderr.contains("too short"), "{stderr}");
+
+    cli(dir.path(), &["user", "remove", "alice"])
+        .assert()
+        .success();
+    assert!(stdout_of(dir.path(), &["user", "list"]).contains("No users yet"));
+    let teams = json_of(dir.path(), &["team", "list", "--json"]);
+    assert_eq!(teams[0]["members"], serde_json::json!([]));
+    let stderr = failure(&mut cli(dir.path(), &["user", "remove", "alice"]));
+    assert!(stderr.contains("no user 'alice'"), "{stderr}");
+}
+
+#[test]
+fn user_unlock_ends_a_log_in_lockout() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    add_user(dir.path(), "alice", "acme");
+    let mut config = ServerConfig::for_data_dir(dir.path());
+    config.limits.login_max_failures = 2;
+    let server = BackgroundServer::start(&config).expect("server starts");
+    let client = common::agent();
+    for _ in 0..2 {
+        let reply = common::login(&client, &server.url, "alice", "wrong-password");
+        assert_eq!(reply.status, 401);
+    }
+    let locked = common::login(&client, &server.url, "alice", PASSWORD);
+    assert_eq!(locked.status, 429, "locked out: {}", locked.text);
+
+    cli(dir.path(), &["user", "unlock", "Alice"])
+        .assert()
+        .success();
+    let reply = common::login(&client, &server.url, "alice", PASSWORD);
+    assert_eq!(reply.status, 200, "unlocked: {}", reply.text);
+    let stderr = failure(&mut cli(dir.path(), &["user", "unlock", "nobody"]));
+    assert!(stderr.contains("no user 'nobody'"), "{stderr}");
+}
+
+#[test]
+fn team_remove_deletes_an_unused_team_and_refuses_one_with_projects() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    cli(dir.path(), &["team", "add", "other"])
+        .assert()
+        .success();
+    add_user(dir.path(), "alice", "acme");
+    cli(dir.path(), &["team", "add-member", "other", "alice"])
+        .assert()
+        .success();
+    cli(dir.path(), &["team", "remove", "other"])
+        .assert()
+        .success();
+    let teams = json_of(dir.path(), &["team", "list", "--json"]);
+    assert_eq!(teams.as_array().map(Vec::len), Some(1), "{teams}");
+
+    {
+        let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir.path()))
+            .expect("server starts");
+        let client = common::agent();
+        let (access, _) = common::login_ok(&client, &server.url, "alice", PASSWORD);
+        let reply = common::post_batch(
+            &client,
+            &server.url,
+            &access,
+            &[common::event(&common::new_project())],
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    let stderr = failure(&mut cli(dir.path(), &["team", "remove", "acme"]));
+    assert!(stderr.contains("1 project(s)"), "{stderr}");
+    let stderr = failure(&mut cli(dir.path(), &["team", "remove", "ghost"]));
+    assert!(stderr.contains("no team 'ghost'"), "{stderr}");
+}
+
+#[test]
+fn a_member_removed_from_their_team_no_longer_logs_in_with_it() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    cli(dir.path(), &["team", "add", "other"])
+        .assert()
+        .success();
+    add_user(dir.path(), "alice", "acme");
+    cli(dir.path(), &["team", "add-member", "other", "alice"])
+        .assert()
+        .success();
+    cli(dir.path(), &["team", "remove-member", "acme", "alice"])
+        .assert()
+        .success();
+    assert_eq!(login_team(dir.path(), "alice").as_deref(), Some("other"));
+    cli(dir.path(), &["team", "remove-member", "other", "alice"])
+        .assert()
+        .success();
+    assert_eq!(login_team(dir.path(), "alice"), None);
+}
+
+#[test]
+fn completions_are_generated_for_each_shell() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    for shell in ["bash", "zsh", "fish", "powershell"] {
+        let out = stdout_of(dir.path(), &["completions", shell]);
+        assert!(out.contains("spec-kitty-server"), "{shell}: {out}");
+        assert!(out.contains("unlock"), "{shell} knows the subcommands");
+    }
+    assert!(!dir.path().join("spec-kitty.db").exists());
 }

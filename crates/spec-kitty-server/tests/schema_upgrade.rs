@@ -44,7 +44,7 @@ fn an_existing_sqlite_database_opens_and_keeps_its_data() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 2, "migrated to the latest schema (the board)");
+    assert_eq!(version, 3, "migrated to the latest schema (usernames)");
 }
 
 /// Makes a database as the server before sqlx's migrator left it.
@@ -96,8 +96,8 @@ fn an_existing_postgres_database_is_adopted_and_keeps_its_data() {
     });
     assert_eq!(
         applied,
-        [(1, true), (2, true)],
-        "1 adopted, 2 (the board) applied"
+        [(1, true), (2, true), (3, true)],
+        "1 adopted, 2 (the board) and 3 (usernames) applied"
     );
 }
 
@@ -107,9 +107,9 @@ fn a_postgres_database_from_a_newer_server_is_refused() {
         return;
     };
     let rt = runtime();
-    rt.block_on(legacy_postgres(&db.url, 3));
+    rt.block_on(legacy_postgres(&db.url, 4));
     match rt.block_on(store::open(&db.url)) {
-        Err(StoreError::SchemaTooNew { found: 3, known: 2 }) => {}
+        Err(StoreError::SchemaTooNew { found: 4, known: 3 }) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a newer schema opened"),
     }
@@ -164,4 +164,89 @@ fn a_server_started_on_a_database_from_before_the_board_builds_the_board() {
         .collect();
     assert_eq!(cards, [("WP01", "doing")], "{board:?}");
     assert_eq!(board.cursor, "c1.1", "old events are numbered");
+}
+
+/// A version-2 SQLite database with `users` rows (and their team).
+fn sqlite_v2_with_users(path: &std::path::Path, users: &[&str]) {
+    let conn = rusqlite::Connection::open(path).expect("open");
+    conn.execute_batch(include_str!("../migrations/sqlite/0001_initial.sql"))
+        .expect("schema 1");
+    conn.execute_batch(include_str!("../migrations/sqlite/0002_board.sql"))
+        .expect("schema 2");
+    conn.pragma_update(None, "user_version", 2)
+        .expect("version");
+    conn.execute(
+        "INSERT INTO teams (id, slug, created_at) VALUES (1, 'acme', 1)",
+        [],
+    )
+    .expect("team");
+    for name in users {
+        conn.execute(
+            "INSERT INTO users (username, password_hash, team_id, created_at) VALUES (?1, 'x', 1, 1)",
+            [name],
+        )
+        .expect("user");
+    }
+}
+
+#[test]
+fn sqlite_migration_3_folds_usernames_to_lower_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.db");
+    sqlite_v2_with_users(&path, &["Alice", "bob"]);
+    let rt = runtime();
+    let store = rt
+        .block_on(store::open(&format!("sqlite://{}", path.display())))
+        .expect("opens");
+    let found = rt
+        .block_on(store.find_user("ALICE"))
+        .expect("lookup")
+        .expect("found case-insensitively");
+    assert_eq!(found.username, "alice");
+}
+
+#[test]
+fn sqlite_migration_3_refuses_usernames_that_differ_only_in_case() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v2.db");
+    sqlite_v2_with_users(&path, &["alice", "Alice"]);
+    let rt = runtime();
+    let message = match rt.block_on(store::open(&format!("sqlite://{}", path.display()))) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened despite the clash"),
+    };
+    assert!(
+        message.contains("alice (id 1), Alice (id 2)"),
+        "names both: {message}"
+    );
+    assert!(message.contains("Rename all but one"), "{message}");
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 2, "nothing migrated");
+}
+
+#[test]
+fn postgres_migration_3_refuses_usernames_that_differ_only_in_case() {
+    let Some(db) = pg_support::TempDb::create() else {
+        return;
+    };
+    let rt = runtime();
+    rt.block_on(async {
+        legacy_postgres(&db.url, 1).await;
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.expect("connect");
+        sqlx::raw_sql(
+            "INSERT INTO users (username, password_hash, created_at) VALUES ('alice', 'x', 1), ('Alice', 'x', 1);",
+        )
+        .execute(&mut conn)
+        .await
+        .expect("users");
+    });
+    let message = match rt.block_on(store::open(&db.url)) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("opened despite the clash"),
+    };
+    assert!(message.contains("alice (id 1), Alice (id 2)"), "{message}");
 }

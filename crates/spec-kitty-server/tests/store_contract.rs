@@ -439,3 +439,94 @@ fn signing_key_is_shared_only_by_the_database_backend() {
         }
     });
 }
+
+#[test]
+fn usernames_fold_case_and_admin_changes_users_and_teams() {
+    for_each_backend(|store| async move {
+        let alice = team_and_user(&store, "acme", "Alice").await;
+        let found = store
+            .find_user("ALICE")
+            .await
+            .expect("find")
+            .expect("found");
+        assert_eq!((found.id, found.username.as_str()), (alice, "alice"));
+        assert!(matches!(
+            store.create_user("alice", "hash", "acme").await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        // Leaving one's own team moves it to another team of theirs, or none.
+        store.create_team("other").await.expect("team");
+        store.add_member("other", "alice").await.expect("member");
+        store.remove_member("acme", "aLiCe").await.expect("removed");
+        let user = store.user_by_id(alice).await.expect("read").expect("user");
+        assert_eq!(user.team.as_deref(), Some("other"));
+        store
+            .remove_member("other", "alice")
+            .await
+            .expect("removed");
+        let user = store.user_by_id(alice).await.expect("read").expect("user");
+        assert_eq!(user.team, None);
+
+        store.disable_user("alice").await.expect("disable");
+        store.enable_user("ALICE").await.expect("enable");
+        assert!(
+            !store
+                .user_by_id(alice)
+                .await
+                .expect("read")
+                .expect("user")
+                .disabled
+        );
+        store
+            .set_password("alice", "new-hash")
+            .await
+            .expect("passwd");
+        let user = store.find_user("alice").await.expect("read").expect("user");
+        assert_eq!(user.password_hash, "new-hash");
+
+        // A team with a project cannot be removed; an empty one can.
+        let bob = team_and_user(&store, "acme", "bob").await;
+        let outcome = store
+            .ingest(
+                &sender(bob, "bob", "acme"),
+                vec![event(
+                    "01HV5Z3K8Y6Q2W9E4R7T1N0M3P",
+                    "550e8400-e29b-41d4-a716-446655440000",
+                    None,
+                )],
+                1,
+            )
+            .await
+            .expect("ingest");
+        assert!(flags(&outcome).is_some(), "{outcome:?}");
+        assert!(matches!(
+            store.remove_team("acme").await,
+            Err(StoreError::Conflict(_))
+        ));
+        store.add_member("other", "bob").await.expect("member");
+        store.remove_team("other").await.expect("removed");
+        let teams: Vec<String> = store
+            .list_teams()
+            .await
+            .expect("teams")
+            .into_iter()
+            .map(|t| t.slug)
+            .collect();
+        assert_eq!(teams, ["acme"]);
+        let bob_now = store.user_by_id(bob).await.expect("read").expect("user");
+        assert_eq!(
+            bob_now.team.as_deref(),
+            Some("acme"),
+            "bob's own team stays"
+        );
+
+        store.remove_user("Bob").await.expect("removed");
+        assert!(store.find_user("bob").await.expect("read").is_none());
+        assert_eq!(store.event_count().await.expect("count"), 1, "events stay");
+        assert!(matches!(
+            store.remove_user("bob").await,
+            Err(StoreError::NotFound(_))
+        ));
+    });
+}

@@ -29,11 +29,13 @@ pub enum Outcome {
     CredentialsInvalid,
     /// Another process held the credentials lock past the deadline.
     CredentialsBusy,
+    /// HTTP 429: the server asks to wait (too many failed log-ins).
+    Throttled,
 }
 
 impl Outcome {
     /// Every outcome, in exit-code order.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Connected,
         Outcome::NotAuthenticated,
         Outcome::SessionExpired,
@@ -45,6 +47,7 @@ impl Outcome {
         Outcome::CredentialsUnreadable,
         Outcome::CredentialsInvalid,
         Outcome::CredentialsBusy,
+        Outcome::Throttled,
     ];
 
     /// The process exit code; 0 only for `connected`. Stable: scripts rely
@@ -62,6 +65,7 @@ impl Outcome {
             Outcome::CredentialsUnreadable => 10,
             Outcome::CredentialsInvalid => 11,
             Outcome::CredentialsBusy => 12,
+            Outcome::Throttled => 13,
         }
     }
 
@@ -79,6 +83,7 @@ impl Outcome {
             Outcome::CredentialsUnreadable => "credentials_unreadable",
             Outcome::CredentialsInvalid => "credentials_invalid",
             Outcome::CredentialsBusy => "credentials_busy",
+            Outcome::Throttled => "throttled",
         }
     }
 
@@ -95,6 +100,7 @@ impl Outcome {
             Outcome::CredentialsUnreadable => "Credentials unreadable",
             Outcome::CredentialsInvalid => "Credentials invalid",
             Outcome::CredentialsBusy => "Credentials busy",
+            Outcome::Throttled => "Too many attempts",
         }
     }
 
@@ -112,6 +118,7 @@ impl Outcome {
             Outcome::CredentialsUnreadable => "~/.spec-kitty/credentials cannot be read",
             Outcome::CredentialsInvalid => "~/.spec-kitty/credentials is corrupt",
             Outcome::CredentialsBusy => "another process held credentials.lock past the deadline",
+            Outcome::Throttled => "HTTP 429: too many failed log-ins; the server asks to wait",
         }
     }
 
@@ -140,6 +147,7 @@ impl Outcome {
             Outcome::CredentialsBusy => {
                 "Another spec-kitty process holds ~/.spec-kitty/credentials.lock; retry in a moment.".into()
             }
+            Outcome::Throttled => "Wait as long as the server asks, then retry.".into(),
         }
     }
 
@@ -224,6 +232,29 @@ pub fn auth_status_help() -> String {
             (Outcome::SessionExpired, "session expired"),
             (Outcome::CredentialsUnreadable, "credentials unreadable"),
             (Outcome::CredentialsInvalid, "credentials invalid"),
+        ])
+    )
+}
+
+/// `auth login --help`.
+pub fn login_help() -> String {
+    format!(
+        "Exit codes: 0 logged in (or already), {}, 1 other failures, 2 bad usage.\n\n\
+         Examples:\n  \
+         spec-kitty auth login --username alice\n  \
+         spec-kitty auth login --server https://sync.example.com --username alice\n  \
+         printf '%s\\n' \"$PASSWORD\" | spec-kitty auth login --username alice --password-stdin",
+        code_list(&[
+            (Outcome::AuthenticationFailed, "wrong username or password"),
+            (Outcome::Unreachable, "unreachable"),
+            (Outcome::CertificateUntrusted, "certificate"),
+            (Outcome::UnexpectedStatus, "other HTTP status"),
+            (Outcome::CredentialsUnreadable, "credentials unreadable"),
+            (
+                Outcome::CredentialsInvalid,
+                "credentials invalid (use --force)"
+            ),
+            (Outcome::Throttled, "too many failed log-ins"),
         ])
     )
 }

@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -87,6 +89,9 @@ pub struct Summary {
     pub remaining: i64,
     pub failures: Vec<Failure>,
     pub stopped: Option<Stop>,
+    /// The user interrupted the drain (Ctrl-C): it stopped after the batch
+    /// in flight, whose results are written.
+    pub interrupted: bool,
 }
 
 impl Summary {
@@ -123,7 +128,8 @@ fn category_of(outcome: Outcome) -> Category {
         Outcome::Connected
         | Outcome::Unreachable
         | Outcome::CertificateUntrusted
-        | Outcome::UnexpectedStatus => Category::Server,
+        | Outcome::UnexpectedStatus
+        | Outcome::Throttled => Category::Server,
     }
 }
 
@@ -236,6 +242,8 @@ pub struct Drain<'a> {
     refreshed: bool,
     /// Events parked in this run.
     parked: usize,
+    /// Set (by a signal handler) to stop after the batch in flight.
+    interrupt: Option<Arc<AtomicBool>>,
     pub summary: Summary,
 }
 
@@ -254,8 +262,23 @@ impl<'a> Drain<'a> {
             team: session.credentials.team_slug,
             refreshed: session.refreshed,
             parked: 0,
+            interrupt: None,
             summary: Summary::default(),
         })
+    }
+
+    /// Stops the drain after the batch in flight once `flag` is set, so an
+    /// interrupted run still records what the server answered and can say
+    /// what was uploaded and what is left.
+    pub fn interrupt_on(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|flag| flag.load(Ordering::SeqCst))
     }
 
     /// Sends everything queued; `progress` is called with the number of
@@ -318,6 +341,10 @@ impl<'a> Drain<'a> {
             }
             handled += current.len() as u64;
             progress(handled);
+            if self.interrupted() {
+                self.summary.interrupted = true;
+                break;
+            }
             let (next_batch, next_body) = next?;
             current = next_batch;
             body = next_body;

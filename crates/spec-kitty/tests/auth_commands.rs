@@ -107,7 +107,12 @@ fn throttled_login_shows_the_wait() {
 
     // Even the right password now waits; the message says for how long.
     let out = client.try_login(server.url(), "alice", PASSWORD);
-    assert_ne!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        code(&out),
+        13,
+        "throttled has its own code: {}",
+        describe(&out)
+    );
     let message = stderr(&out);
     assert!(message.contains("too many"), "{}", describe(&out));
     let wait = message
@@ -229,6 +234,25 @@ fn force_login_over_corrupt_credentials_keeps_a_copy() {
         })
         .collect();
     assert_eq!(backups.len(), 1, "one backup of the corrupt file");
+    // Named with a readable UTC time: credentials.corrupt-YYYYMMDDTHHMMSSZ.
+    let name = backups[0].file_name().to_string_lossy().into_owned();
+    let stamp = name.trim_start_matches("credentials.corrupt-");
+    assert_eq!(stamp.len(), 16, "{name}");
+    assert!(
+        stamp.as_bytes()[8] == b'T'
+            && stamp.ends_with('Z')
+            && stamp[..8]
+                .bytes()
+                .chain(stamp[9..15].bytes())
+                .all(|b| b.is_ascii_digit())
+            && stamp.starts_with("20"),
+        "{name}"
+    );
+    assert!(
+        stderr(&out).contains(&name),
+        "the backup is named: {}",
+        describe(&out)
+    );
     assert_eq!(
         std::fs::read(backups[0].path()).expect("read backup"),
         garbage.as_bytes()
@@ -439,4 +463,47 @@ fn token_failures_print_nothing_on_stdout() {
     let out = client.run(&["auth", "token"]);
     assert_eq!(code(&out), 11, "{}", describe(&out));
     assert!(stdout(&out).is_empty(), "{}", describe(&out));
+}
+
+#[test]
+fn status_of_an_expired_session_gives_one_verdict_first() {
+    let server = TestServer::with_alice();
+    let client = Client::new();
+    client.login(server.url(), "alice");
+    // Ten seconds left: inside the safety margin, so already expired.
+    let soon = time::OffsetDateTime::now_utc() + time::Duration::seconds(10);
+    client.edit_credentials(|doc| {
+        doc["tokens"]["refresh_expires_at"] =
+            toml_edit::value(spec_kitty_protocol::timestamp::format(soon));
+    });
+    let out = client.run(&["auth", "status"]);
+    assert_eq!(code(&out), 4, "{}", describe(&out));
+    let text = stdout(&out);
+    let first = text.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with("Session expired: run `spec-kitty auth login`"),
+        "{text}"
+    );
+    assert!(first.contains("as alice"), "{text}");
+    assert!(!text.contains("Logged in"), "one verdict: {text}");
+    assert_eq!(
+        text.matches("expired").count(),
+        2,
+        "the verdict and the refresh token's note: {text}"
+    );
+    assert!(text.contains("counted as expired"), "{text}");
+}
+
+#[test]
+fn a_user_removed_from_their_team_logs_in_without_it() {
+    let server = TestServer::with_alice();
+    server.remove_member("acme", "alice");
+    let client = Client::new();
+    let out = client.try_login(server.url(), "alice", PASSWORD);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("Logged in to {} as alice.", server.url()),
+        "no team claimed"
+    );
 }

@@ -616,3 +616,13 @@ fn help_texts_describe_every_argument_with_examples() {
         );
     }
 }
+
+#[test]
+fn color_always_and_never_override_the_terminal_test() {
+    let server = server();
+    let project = synced(&server);
+    let text = ok(&project, &["board", "--color", "always"]);
+    assert!(text.contains('\x1b'), "coloured into a pipe:\n{text}");
+    let text = ok(&project, &["--color", "never", "board"]);
+    assert!(!text.contains('\x1b'), "{text}");
+}

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use queue_support::{
     FakeBatch, Home, Server, all_success, code, describe, events, id_of, one_json_object, project,
-    status_event, stdout,
+    status_event, stderr, stdout,
 };
 use serde_json::{Value, json};
 
@@ -116,6 +116,17 @@ fn json_prints_exactly_one_object_with_the_counts() {
     for key in ["auth", "server", "unknown"] {
         assert_eq!(categories[key], 0, "{key}: {json}");
     }
+    // The failed event itself, as the text output lists it.
+    let failures = json["failures"].as_array().expect("failures listed");
+    assert_eq!(failures.len(), 1, "{json}");
+    assert_eq!(failures[0]["event_id"], bad.as_str(), "{json}");
+    assert_eq!(failures[0]["category"], "schema", "{json}");
+    assert!(
+        failures[0]["reason"]
+            .as_str()
+            .is_some_and(|r| !r.is_empty()),
+        "{json}"
+    );
 
     // The same events again: the server already has them, so they count as
     // duplicates and leave the queue.
@@ -230,7 +241,7 @@ fn permission_denied_stops_and_deletes_nothing() {
     let out = home.run(&["sync", "now", "--report", report.to_str().expect("utf-8")]);
     assert_eq!(code(&out), 6, "{}", describe(&out));
     assert!(
-        stdout(&out).contains("Check team membership"),
+        stderr(&out).contains("Check team membership"),
         "{}",
         describe(&out)
     );
@@ -440,9 +451,14 @@ fn a_server_error_stops_the_drain_and_keeps_everything() {
 
     let out = home.run(&["sync", "now"]);
     assert_eq!(code(&out), 9, "{}", describe(&out));
-    let text = stdout(&out);
-    assert!(text.contains("HTTP 500"), "{text}");
+    let text = stderr(&out);
+    assert!(text.contains("Stopped: Server error (HTTP 500"), "{text}");
     assert!(text.contains("events kept"), "{text}");
+    assert!(!stdout(&out).contains("Stopped"), "errors go to stderr");
+    assert!(
+        stdout(&out).contains("Remaining in queue: 1500"),
+        "results to stdout"
+    );
     assert_eq!(home.rows(), before, "nothing deleted, no retry counted");
     assert_eq!(fake.batches().len(), 1, "stopped at the first failed batch");
 }
@@ -457,7 +473,7 @@ fn no_session_stops_before_sending_and_touches_nothing() {
     // Never logged in.
     let out = home.run(&["sync", "now"]);
     assert_eq!(code(&out), 3, "{}", describe(&out));
-    assert!(stdout(&out).contains("auth login"), "{}", describe(&out));
+    assert!(stderr(&out).contains("auth login"), "{}", describe(&out));
     assert_eq!(home.rows(), before);
 
     // Logged in, but the access token expired and the refresh token is
@@ -628,4 +644,28 @@ fn a_user_removed_from_the_team_still_stops_and_parks_nothing() {
     assert_eq!(json["remaining"], 4, "{json}");
     assert_eq!(server.event_count(), 0);
     assert_eq!(home.rows(), before, "nothing parked, no retry counted");
+}
+
+/// With the server down and the access token due for a refresh, the news
+/// is the server, not the refresh: the same headline as `sync status
+/// --check`.
+#[test]
+fn a_refresh_against_a_stopped_server_is_server_unreachable() {
+    let mut server = Server::start();
+    let home = Home::new();
+    home.login(server.url());
+    home.import(&events(&project(), 2));
+    let text = std::fs::read_to_string(home.credentials_path()).expect("credentials");
+    let mut doc = text.parse::<toml_edit::DocumentMut>().expect("TOML");
+    doc["tokens"]["access_expires_at"] = toml_edit::value("2020-01-01T00:00:00+00:00");
+    std::fs::write(home.credentials_path(), doc.to_string()).expect("write credentials");
+    server.stop();
+
+    let out = home.run(&["sync", "now"]);
+    assert_eq!(code(&out), 7, "{}", describe(&out));
+    assert!(
+        stderr(&out).starts_with("Stopped: Server unreachable: could not refresh the session"),
+        "{}",
+        describe(&out)
+    );
 }

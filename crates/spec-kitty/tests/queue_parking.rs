@@ -5,7 +5,9 @@ mod queue_support;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use queue_support::{FakeBatch, Home, all_success, code, describe, events, project, stdout};
+use queue_support::{
+    FakeBatch, Home, all_success, code, describe, events, project, stderr, stdout,
+};
 use serde_json::json;
 use spec_kitty::sync::MAX_PARKED_PER_RUN;
 
@@ -34,7 +36,7 @@ fn a_server_refusing_everything_parks_a_bounded_number_then_retry_parked_sends_t
 
     let out = home.run(&["sync", "now"]);
     assert_eq!(code(&out), 9, "{}", describe(&out));
-    assert!(stdout(&out).contains("stopping"), "{}", describe(&out));
+    assert!(stderr(&out).contains("stopping"), "{}", describe(&out));
     let rows = home.rows();
     assert_eq!(rows.len(), 60, "nothing lost");
     let parked = rows.iter().filter(|r| r.state == "parked").count();

@@ -365,20 +365,25 @@ fn discard_asks_first_and_needs_yes_without_a_terminal() {
     assert!(home.row(&ids[0]).is_none());
     assert_eq!(home.depth(), 3);
 
-    // An id that is not queued is reported.
+    // An id that is not queued is named before any question, and nothing
+    // is discarded, with or without --yes.
     let unknown = ulid::Ulid::new().to_string();
-    let out = home.run(&["sync", "discard", "--yes", &unknown, &ids[1]]);
-    assert_eq!(code(&out), 1, "{}", describe(&out));
-    assert!(
-        stdout(&out).contains("Discarded 1 event(s)."),
-        "{}",
-        describe(&out)
-    );
-    assert!(
-        stderr(&out).contains("not in the queue"),
-        "{}",
-        describe(&out)
-    );
+    for args in [
+        &["sync", "discard", &unknown, &ids[1]][..],
+        &["sync", "discard", "--yes", &unknown, &ids[1]],
+    ] {
+        let out = home.run(args);
+        assert_eq!(code(&out), 1, "{args:?}: {}", describe(&out));
+        assert!(
+            stderr(&out).contains(&format!("not in the queue: {unknown};")),
+            "{args:?}: {}",
+            describe(&out)
+        );
+        assert!(!stderr(&out).contains("--yes"), "{}", describe(&out));
+        assert_eq!(home.depth(), 3, "nothing discarded");
+    }
+    let out = home.run(&["sync", "discard", "--yes", &ids[1]]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
 
     // --all-rejected --yes drops the rejected event only.
     let out = home.run(&["sync", "discard", "--all-rejected", "--yes"]);

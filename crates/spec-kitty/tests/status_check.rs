@@ -244,6 +244,19 @@ fn no_credentials_is_not_authenticated() {
 }
 
 #[test]
+fn no_server_and_no_credentials_names_the_server_as_the_first_step() {
+    let client = Client::new();
+    let out = client.run(&["sync", "status", "--check"]);
+    assert_eq!(code(&out), 3, "{}", describe(&out));
+    assert_eq!(
+        headline(&out),
+        "Not authenticated: No sync server is configured: set one with `spec-kitty sync server https://sync.example.com`, then run `spec-kitty auth login`.",
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn stopped_server_is_unreachable() {
     let mut server = TestServer::with_alice();
     let client = Client::new();
@@ -409,6 +422,23 @@ fn server_error_is_unexpected_status() {
     assert_eq!(json["outcome"], "unexpected_status", "{json}");
     assert_eq!(json["http_status"], 500, "{json}");
     assert_eq!(fake.requests().len(), 2, "no refresh on a 500");
+}
+
+#[test]
+fn a_rate_limited_check_is_throttled() {
+    let fake = FakeServer::start(|_| Canned::new(429, r#"{"error": "slow down"}"#));
+    let client = Client::new();
+    client.write_credentials(&credentials_toml(
+        &fake.url,
+        "access-token",
+        "refresh-token",
+        &from_now(3600),
+        &from_now(86_400),
+    ));
+    let (exit, json) = client.check_json(&[]);
+    assert_eq!(exit, 13, "{json}");
+    assert_eq!(json["outcome"], "throttled", "{json}");
+    assert_eq!(json["http_status"], 429, "{json}");
 }
 
 /// Older servers refused an empty batch with 400 "No events provided";
@@ -672,6 +702,8 @@ fn help_lists_every_exit_code() {
         (9, "unexpected_status"),
         (10, "credentials_unreadable"),
         (11, "credentials_invalid"),
+        (12, "credentials_busy"),
+        (13, "throttled"),
     ] {
         assert!(
             help.lines().any(|l| {

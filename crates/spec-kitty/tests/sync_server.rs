@@ -99,3 +99,48 @@ fn setting_keeps_comments_and_other_keys() {
     );
     assert!(!text.contains("old.example.com"), "{text}");
 }
+
+#[test]
+fn the_api_path_is_dropped_and_other_paths_are_refused() {
+    let client = Client::new();
+    for (given, stored) in [
+        (
+            "https://sync.example.com/api/v1",
+            "https://sync.example.com",
+        ),
+        (
+            "https://sync.example.com/api/v1/",
+            "https://sync.example.com",
+        ),
+        ("http://127.0.0.1:8000/api/v1/", "http://127.0.0.1:8000"),
+    ] {
+        let out = client.run(&["sync", "server", given]);
+        assert_eq!(code(&out), 0, "{given}: {}", describe(&out));
+        let out = client.run(&["sync", "server"]);
+        assert_eq!(stdout(&out).trim(), stored, "{}", describe(&out));
+    }
+    let out = client.run(&["sync", "server", "https://sync.example.com/board"]);
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("without a path (/board)"),
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn a_url_with_a_user_and_password_is_refused_and_not_stored() {
+    let client = Client::new();
+    let out = client.run(&["sync", "server", "https://alice:s3cret@sync.example.com"]);
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("must not contain a user name or password"),
+        "{}",
+        describe(&out)
+    );
+    assert!(!client.config_path().exists(), "nothing stored");
+    assert!(
+        !stderr(&out).contains("s3cret"),
+        "the password is not echoed"
+    );
+}

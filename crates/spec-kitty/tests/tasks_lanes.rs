@@ -289,3 +289,51 @@ fn a_file_with_an_unknown_lane_is_reported_not_guessed() {
     assert_eq!(read(&path), original);
     assert_nothing_queued(&project);
 }
+
+#[test]
+fn typos_get_a_suggestion_and_exit_2() {
+    let project = Project::with_feature();
+    let original = wp_text("WP01", "Typo", "planned");
+    let path = project.write_wp(FEATURE, "WP01-typo.md", &original);
+    let out = project.move_task("WP01", "doign", &[]);
+    assert_eq!(code(&out), 2, "{}", describe(&out));
+    assert!(
+        stderr(&out).contains("Did you mean 'doing'?"),
+        "{}",
+        describe(&out)
+    );
+    let out = project.move_task("WP1", "claimed", &[]);
+    assert_eq!(code(&out), 2, "unknown work package: {}", describe(&out));
+    assert!(
+        stderr(&out).contains("Did you mean 'WP01'?"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(read(&path), original, "file unchanged");
+    assert_nothing_queued(&project);
+}
+
+#[test]
+fn the_move_names_each_lane_once() {
+    let project = Project::with_feature();
+    project.write_wp(FEATURE, "WP01-a.md", &wp_text("WP01", "A", "planned"));
+    project.write_wp(FEATURE, "WP02-b.md", &wp_text("WP02", "B", "planned"));
+    let out = project.move_task("WP01", "doing", &[]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let line = stdout(&out)
+        .lines()
+        .find(|l| l.starts_with("Moved"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.starts_with("Moved WP01 from planned to in_progress; event queued."),
+        "{line}"
+    );
+    assert!(!line.contains("doing"), "one name for in_progress: {line}");
+    let out = project.move_task("WP02", "claimed", &[]);
+    assert!(
+        stdout(&out).contains("to claimed (the team board shows claimed as doing);"),
+        "{}",
+        describe(&out)
+    );
+}

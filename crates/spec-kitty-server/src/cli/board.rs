@@ -5,7 +5,7 @@ use super::{BoardCommand, Failure};
 use crate::config::StorageArgs;
 
 pub(super) async fn board(command: BoardCommand, storage: &StorageArgs) -> Result<(), Failure> {
-    let store = open_store(storage).await?;
+    let store = open_store(storage, super::admin::Open::MustExist).await?;
     let BoardCommand::Rebuild { project, check } = command;
     let report = crate::admin::rebuild_board(&store, project.as_deref(), check).await?;
     if let Some(uuid) = &project

@@ -14,10 +14,18 @@ use crate::config::{LogFormat, ServeArgs, StorageArgs};
 
 /// The self-hostable spec-kitty team sync server.
 #[derive(Parser)]
-#[command(name = "spec-kitty-server", version, about, propagate_version = true)]
+#[command(
+    name = "spec-kitty-server",
+    version = env!("SPEC_KITTY_LONG_VERSION"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     #[command(flatten)]
     storage: StorageArgs,
+    /// When to colour log lines: auto (a terminal, and NO_COLOR unset), always, never
+    #[arg(long, value_enum, global = true, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    color: ColorWhen,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,6 +33,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve the sync API (SQLite in the data directory by default)
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server serve\n  spec-kitty-server serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem --tls-key privkey.pem\n  spec-kitty-server serve --database postgres://spec_kitty@db.internal/spec_kitty"
+    )]
     Serve(Box<ServeArgs>),
     /// Manage teams
     #[command(subcommand)]
@@ -35,6 +46,15 @@ pub enum Command {
     /// The team board's projection
     #[command(subcommand)]
     Board(BoardCommand),
+    /// Print a shell completion script to standard output
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server completions bash > ~/.local/share/bash-completion/completions/spec-kitty-server\n  spec-kitty-server completions zsh > ~/.zfunc/_spec-kitty-server\n  spec-kitty-server completions fish > ~/.config/fish/completions/spec-kitty-server.fish\n  spec-kitty-server completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -55,20 +75,53 @@ pub enum BoardCommand {
 
 #[derive(Subcommand)]
 pub enum TeamCommand {
-    /// Create a team
-    Add { slug: String },
-    /// List teams with their members
-    List,
+    /// Create a team (and the database, on first use)
+    #[command(after_help = "Example:\n  spec-kitty-server team add acme")]
+    Add {
+        /// Lower-case letters, digits and dashes, like `acme` or `team-2`
+        slug: String,
+    },
+    /// List teams with their members and project counts
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server team list\n  spec-kitty-server team list --json"
+    )]
+    List {
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Add an existing user to a team
-    AddMember { slug: String, user: String },
-    /// Remove a user from a team (their next sync is refused with 403)
-    RemoveMember { slug: String, user: String },
+    #[command(after_help = "Example:\n  spec-kitty-server team add-member acme bob")]
+    AddMember {
+        /// The team
+        slug: String,
+        /// The user (case-insensitive)
+        user: String,
+    },
+    /// Remove a user from a team (their next sync for it is refused with 403)
+    #[command(after_help = "Example:\n  spec-kitty-server team remove-member acme bob")]
+    RemoveMember {
+        /// The team
+        slug: String,
+        /// The user (case-insensitive)
+        user: String,
+    },
+    /// Delete a team that has no projects, with its memberships
+    #[command(after_help = "Example:\n  spec-kitty-server team remove typo-team")]
+    Remove {
+        /// The team
+        slug: String,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Create a user in a team; the password is asked for on the terminal
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server user add alice --team acme\n  printf '%s\\n' \"$PASSWORD\" | spec-kitty-server user add alice --team acme --password-stdin"
+    )]
     Add {
+        /// 1 to 150 characters without spaces; case-insensitive (stored in lower case)
         username: String,
         /// The user's team (create it first with `team add`)
         #[arg(long)]
@@ -77,10 +130,61 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Set a new password; the user's sessions end
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server user passwd alice\n  printf '%s\\n' \"$PASSWORD\" | spec-kitty-server user passwd alice --password-stdin"
+    )]
+    Passwd {
+        /// The user (case-insensitive)
+        username: String,
+        /// Read the password from the first line of standard input
+        #[arg(long)]
+        password_stdin: bool,
+    },
     /// Disable a user: their log-ins and tokens are refused from now on
-    Disable { username: String },
-    /// List users
-    List,
+    #[command(after_help = "Example:\n  spec-kitty-server user disable alice")]
+    Disable {
+        /// The user (case-insensitive)
+        username: String,
+    },
+    /// Let a disabled user log in again (their old sessions stay ended)
+    #[command(after_help = "Example:\n  spec-kitty-server user enable alice")]
+    Enable {
+        /// The user (case-insensitive)
+        username: String,
+    },
+    /// Clear the failed log-ins that lock a user out
+    #[command(after_help = "Example:\n  spec-kitty-server user unlock alice")]
+    Unlock {
+        /// The user (case-insensitive)
+        username: String,
+    },
+    /// Delete a user, their memberships and sessions; their events stay
+    #[command(after_help = "Example:\n  spec-kitty-server user remove alice")]
+    Remove {
+        /// The user (case-insensitive)
+        username: String,
+    },
+    /// List users with their state and teams
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server user list\n  spec-kitty-server user list --json"
+    )]
+    List {
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `--color`: when log lines get ANSI colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// Only on a terminal, and only when `NO_COLOR` is unset or empty
+    Auto,
+    /// Always, even into a pipe or file
+    Always,
+    /// Never
+    Never,
 }
 
 /// An error for the person at the terminal, already phrased for them.
@@ -95,6 +199,16 @@ impl<E: std::fmt::Display> From<E> for Failure {
 /// Parses the command line, runs the command and answers its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        let mut command = <Cli as clap::CommandFactory>::command();
+        clap_complete::generate(
+            shell,
+            &mut command,
+            "spec-kitty-server",
+            &mut std::io::stdout(),
+        );
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,19 +220,27 @@ pub fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::serve(*args, cli.storage)),
+        Command::Completions { .. } => Ok(()),
+        Command::Serve(args) => runtime.block_on(serve::serve(
+            *args,
+            cli.storage,
+            serve::colour_logs(cli.color),
+        )),
         Command::Team(command) => {
-            serve::init_logging(LogFormat::Text, "warn");
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
             runtime.block_on(admin::team(command, &cli.storage))
         }
         Command::Board(command) => {
-            serve::init_logging(LogFormat::Text, "warn");
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
             runtime.block_on(board::board(command, &cli.storage))
         }
         Command::User(command) => {
-            serve::init_logging(LogFormat::Text, "warn");
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
             let password = match &command {
-                UserCommand::Add { password_stdin, .. } => admin::read_password(*password_stdin),
+                UserCommand::Add { password_stdin, .. }
+                | UserCommand::Passwd { password_stdin, .. } => {
+                    admin::read_password(*password_stdin)
+                }
                 _ => Ok(String::new()),
             };
             match password {

@@ -33,7 +33,21 @@ pub(super) fn print_error(line: &str) {
     let _ = writeln!(LossyStderr, "{line}");
 }
 
-pub(super) fn init_logging(format: LogFormat, default_level: &str) {
+/// Whether log lines on stderr get colour: `--color always|never`, or for
+/// `auto` a terminal without `NO_COLOR` (<https://no-color.org>: present
+/// and not empty).
+pub(super) fn colour_logs(when: super::ColorWhen) -> bool {
+    match when {
+        super::ColorWhen::Always => true,
+        super::ColorWhen::Never => false,
+        super::ColorWhen::Auto => {
+            std::io::stderr().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        }
+    }
+}
+
+pub(super) fn init_logging(format: LogFormat, default_level: &str, ansi: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     // `log_internal_errors(false)`: on a failed write the fmt layer would
@@ -41,7 +55,7 @@ pub(super) fn init_logging(format: LogFormat, default_level: &str) {
     // pipe (the panic the issue saw in a runtime worker).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(ansi)
         .log_internal_errors(false)
         .with_writer(|| LossyStderr);
     match format {
@@ -50,9 +64,13 @@ pub(super) fn init_logging(format: LogFormat, default_level: &str) {
     }
 }
 
-pub(super) async fn serve(args: ServeArgs, storage: StorageArgs) -> Result<(), Failure> {
+pub(super) async fn serve(
+    args: ServeArgs,
+    storage: StorageArgs,
+    ansi: bool,
+) -> Result<(), Failure> {
     let config = ServerConfig::resolve(&args, &storage)?;
-    init_logging(config.log_format, "info");
+    init_logging(config.log_format, "info", ansi);
     let server = crate::http::serve::start(&config).await?;
     tracing::info!(
         url = %server.url(),

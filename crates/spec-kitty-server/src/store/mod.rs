@@ -51,6 +51,14 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The form a username is stored and looked up in: ASCII letters folded to
+/// lower case, so `Alice` and `alice` are one user. ASCII only, because
+/// SQLite's `lower()` (used by migration 3) folds nothing else, and the two
+/// must agree or a migrated user could never be found again.
+pub fn fold_username(username: &str) -> String {
+    username.to_ascii_lowercase()
+}
+
 /// A user as the authentication code needs it.
 #[derive(Debug, Clone)]
 pub struct User {
@@ -62,8 +70,8 @@ pub struct User {
     pub team: Option<String>,
 }
 
-/// A user as `user list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A user as `user list` shows it (and `--json` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserSummary {
     pub username: String,
     pub disabled: bool,
@@ -71,8 +79,8 @@ pub struct UserSummary {
     pub member_of: Vec<String>,
 }
 
-/// A team as `team list` shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A team as `team list` shows it (and `--json` prints it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TeamSummary {
     pub slug: String,
     pub members: Vec<String>,
@@ -207,6 +215,19 @@ pub trait Store: BoardStore + Send + Sync + 'static {
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
     async fn disable_user(&self, username: &str) -> StoreResult<()>;
+    /// Lets a disabled user log in again; tokens revoked on disabling stay
+    /// revoked.
+    async fn enable_user(&self, username: &str) -> StoreResult<()>;
+    /// Replaces a user's password hash and ends their sessions, so a
+    /// password changed because it leaked locks the holder out at once.
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()>;
+    /// Deletes a user with their memberships, tokens and page sessions.
+    /// Events they uploaded stay: they belong to the team's history.
+    async fn remove_user(&self, username: &str) -> StoreResult<()>;
+    /// Deletes a team that holds no projects, with its memberships; users
+    /// whose own team it was get another of their teams, or none. A team
+    /// with projects is refused: its events are the team's history.
+    async fn remove_team(&self, slug: &str) -> StoreResult<()>;
     async fn list_users(&self) -> StoreResult<Vec<UserSummary>>;
     async fn add_member(&self, team: &str, username: &str) -> StoreResult<()>;
     async fn remove_member(&self, team: &str, username: &str) -> StoreResult<()>;

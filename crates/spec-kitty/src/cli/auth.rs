@@ -25,6 +25,7 @@ const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 #[derive(Subcommand)]
 pub enum AuthCommand {
     /// Log in to the sync server and store the session in ~/.spec-kitty/credentials
+    #[command(after_help = outcome::login_help())]
     Login {
         /// Username (asked for on the terminal when missing)
         #[arg(long)]
@@ -36,20 +37,24 @@ pub enum AuthCommand {
         #[arg(long, value_name = "URL")]
         server: Option<String>,
         /// Log in again even when a session exists (a corrupt credentials
-        /// file is kept as credentials.corrupt-<time>)
+        /// file is kept as credentials.corrupt-YYYYMMDDTHHMMSSZ, in UTC)
         #[arg(long)]
         force: bool,
     },
-    /// Remove the stored session
+    /// Remove the stored session (on this machine; the server is not told)
+    #[command(after_help = "Example:\n  spec-kitty auth logout")]
     Logout,
     /// Show the stored session, without network; exit 0 only when it is usable
-    #[command(after_help = outcome::auth_status_help())]
+    #[command(after_help = format!("{}\n\nExamples:\n  spec-kitty auth status\n  spec-kitty auth status --json", outcome::auth_status_help()))]
     Status {
         /// Print JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Print a valid access token (refreshed if needed) and nothing else
+    #[command(
+        after_help = "Example:\n  curl -H \"Authorization: Bearer $(spec-kitty auth token)\" https://sync.example.com/api/v1/projects/"
+    )]
     Token,
 }
 
@@ -68,15 +73,29 @@ pub fn run(home: &Home, command: AuthCommand) -> CliResult {
 }
 
 fn read_line(prompt: Option<&str>) -> Result<String, CliError> {
+    read_line_from(&mut std::io::stdin().lock(), &mut std::io::stderr(), prompt)
+}
+
+/// Reads one line after `prompt`. At end of input (Ctrl-D at a prompt)
+/// the cursor still sits after the prompt, so a newline goes out first and
+/// the error that follows starts a line of its own.
+fn read_line_from(
+    input: &mut impl BufRead,
+    prompts: &mut impl Write,
+    prompt: Option<&str>,
+) -> Result<String, CliError> {
     if let Some(prompt) = prompt {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
+        let _ = write!(prompts, "{prompt}");
+        let _ = prompts.flush();
     }
     let mut line = String::new();
-    std::io::stdin()
-        .lock()
+    let read = input
         .read_line(&mut line)
         .map_err(|e| CliError::general(format!("cannot read standard input: {e}")))?;
+    if read == 0 && prompt.is_some() {
+        let _ = writeln!(prompts);
+        return Err(CliError::general("no input (end of file at the prompt)"));
+    }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
 
@@ -181,9 +200,13 @@ fn request_tokens(
     })
     .map_err(|e| CliError::general(format!("cannot encode the log-in request: {e}")))?;
     let url = format!("{server_url}{LOGIN}");
-    let reply = http
-        .post(&url, None, Body::Json(&body))
-        .map_err(|e| CliError::new(Outcome::from(&e).exit_code(), format!("log-in failed: {e}")))?;
+    let reply = http.post(&url, None, Body::Json(&body)).map_err(|e| {
+        let outcome = Outcome::from(&e);
+        CliError::new(
+            outcome.exit_code(),
+            format!("{}: log-in failed: {e}", outcome.headline()),
+        )
+    })?;
     let tokens = match reply.status {
         200 => serde_json::from_slice(&reply.body).map_err(|e| {
             CliError::new(
@@ -201,9 +224,12 @@ fn request_tokens(
             let wait = reply
                 .retry_after
                 .map_or_else(|| "a while".to_string(), |s| format!("{s} seconds"));
-            return Err(CliError::general(format!(
-                "too many failed log-in attempts; the server asks to wait {wait} before trying again"
-            )));
+            return Err(CliError::new(
+                Outcome::Throttled.exit_code(),
+                format!(
+                    "too many failed log-in attempts; the server asks to wait {wait} before trying again"
+                ),
+            ));
         }
         status => {
             return Err(CliError::new(
@@ -219,14 +245,28 @@ fn request_tokens(
     Ok(tokens)
 }
 
+/// The UTC time for a backup's name, readable and safe in a file name
+/// (ISO 8601 basic format, no colons): `20261129T111815Z`.
+fn backup_stamp() -> String {
+    let now = OffsetDateTime::now_utc();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    )
+}
+
 /// Writes the new session under the lock, moving a corrupt file aside.
 fn store_session(home: &Home, creds: &Credentials) -> Result<(), CliError> {
     let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
     if let Err(CredentialsError::Invalid { .. }) = credentials::load(home) {
-        let backup = home.credentials().with_file_name(format!(
-            "credentials.corrupt-{}",
-            OffsetDateTime::now_utc().unix_timestamp()
-        ));
+        let backup = home
+            .credentials()
+            .with_file_name(format!("credentials.corrupt-{}", backup_stamp()));
         std::fs::rename(home.credentials(), &backup).map_err(|e| {
             CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
         })?;
@@ -388,17 +428,25 @@ fn status_json(
     Ok(())
 }
 
-/// `auth status` for a stored session, in words.
+/// `auth status` for a stored session, in words. The verdict comes first,
+/// on one line: an expired session must not open with "Logged in".
 fn status_text(creds: &Credentials, path: &std::path::Path, now: OffsetDateTime, usable: bool) {
     let team = creds
         .team_slug
         .as_deref()
         .map(|t| format!(" (team {t})"))
         .unwrap_or_default();
-    println!(
-        "Logged in to {} as {}{team}",
-        creds.server_url, creds.username
-    );
+    if usable {
+        println!(
+            "Logged in to {} as {}{team}.",
+            creds.server_url, creds.username
+        );
+    } else {
+        println!(
+            "Session expired: run `spec-kitty auth login` to log in to {} as {}{team} again.",
+            creds.server_url, creds.username
+        );
+    }
     let access_note = if creds.access_expired(now) && usable {
         " (refreshed automatically on next use)"
     } else {
@@ -408,14 +456,18 @@ fn status_text(creds: &Credentials, path: &std::path::Path, now: OffsetDateTime,
         "  Access token:  {}{access_note}",
         validity(creds.access_expires_at, now)
     );
+    let refresh_note = match creds.refresh_expires_at {
+        Some(at) if !usable && at > now => format!(
+            " (counted as expired: a token within {} s of its expiry could run out on the way to the server)",
+            credentials::EXPIRY_MARGIN.whole_seconds()
+        ),
+        _ => String::new(),
+    };
     println!(
-        "  Refresh token: {}",
+        "  Refresh token: {}{refresh_note}",
         validity(creds.refresh_expires_at, now)
     );
     println!("  Credentials:   {}", paths::display(path));
-    if !usable {
-        println!("Session expired. Run `spec-kitty auth login` to re-authenticate.");
-    }
 }
 
 fn token(home: &Home) -> CliResult {
@@ -424,4 +476,23 @@ fn token(home: &Home) -> CliResult {
         auth::access_token(home, &http, AUTH_TIMEOUT, LOCK_WAIT).map_err(CliError::from)?;
     println!("{}", session.access);
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn end_of_input_at_a_prompt_ends_the_prompt_line_first() {
+        let mut prompts = Vec::new();
+        let result = read_line_from(&mut &b""[..], &mut prompts, Some("Username: "));
+        let error = result.expect_err("nothing was typed");
+        assert_eq!(prompts, b"Username: \n", "the error gets a line of its own");
+        assert!(error.message.contains("end of file"), "{}", error.message);
+
+        let mut prompts = Vec::new();
+        let name = read_line_from(&mut &b"alice\n"[..], &mut prompts, Some("Username: "));
+        assert_eq!(name.ok().as_deref(), Some("alice"));
+        assert_eq!(prompts, b"Username: ");
+    }
 }

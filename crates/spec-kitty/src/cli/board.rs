@@ -1,6 +1,5 @@
 //! `spec-kitty board`: the team board of a project, from the server.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -108,10 +107,9 @@ fn board_error(e: BoardError) -> CliError {
     CliError::new(outcome.exit_code(), message)
 }
 
-/// Colour only for a terminal, and never when `NO_COLOR` is set
-/// (<https://no-color.org>: present and not empty).
+/// Colour as `--color` and `NO_COLOR` say ([`super::colour`]).
 fn use_colour() -> bool {
-    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    super::colour::stdout()
 }
 
 /// `COLUMNS` when the shell exports it, else a common terminal width.

@@ -3,6 +3,7 @@
 
 mod auth;
 mod board;
+pub mod colour;
 mod output;
 mod python_queue;
 mod queue_tools;
@@ -12,18 +13,37 @@ mod tasks;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use output::{CliError, CliResult};
 
 use crate::home::paths::Home;
 
+/// Examples shown under `spec-kitty --help` (and with no arguments).
+const EXAMPLES: &str = "Examples:
+  spec-kitty sync server https://sync.example.com
+  spec-kitty auth login --username alice
+  spec-kitty sync status --check
+  spec-kitty agent tasks move-task WP03 --to doing
+  spec-kitty sync now
+  spec-kitty board
+  spec-kitty completions bash > ~/.local/share/bash-completion/completions/spec-kitty";
+
 /// spec-kitty: spec-driven development with authenticated team sync.
 #[derive(Parser)]
-#[command(name = "spec-kitty", version, about, propagate_version = true)]
+#[command(
+    name = "spec-kitty",
+    version = env!("SPEC_KITTY_LONG_VERSION"),
+    about,
+    propagate_version = true,
+    after_help = EXAMPLES
+)]
 struct Cli {
+    /// When to colour output: auto (a terminal, and NO_COLOR unset), always, never
+    #[arg(long, value_enum, global = true, value_name = "WHEN", default_value_t = colour::When::Auto)]
+    color: colour::When,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -40,18 +60,43 @@ enum Command {
     /// Show the team board of this project: every work package by lane, from the server
     #[command(after_help = crate::outcome::board_help())]
     Board(board::BoardArgs),
+    /// Print a shell completion script to standard output
+    #[command(
+        after_help = "Examples:\n  spec-kitty completions bash > ~/.local/share/bash-completion/completions/spec-kitty\n  spec-kitty completions zsh > ~/.zfunc/_spec-kitty\n  spec-kitty completions fish > ~/.config/fish/completions/spec-kitty.fish\n  spec-kitty completions powershell >> $PROFILE"
+    )]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
+    colour::set(cli.color);
+    let command = match cli.command {
+        Some(Command::Completions { shell }) => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "spec-kitty", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(command) => command,
+        // No arguments: help on stdout and success, as gh and cargo do;
+        // asking what a tool does is not an error.
+        None => {
+            let _ = Cli::command().print_help();
+            return ExitCode::SUCCESS;
+        }
+    };
     let result = Home::from_env()
         .map_err(CliError::from)
-        .and_then(|home| match cli.command {
+        .and_then(|home| match command {
             Command::Auth(command) => auth::run(&home, command),
             Command::Sync(command) => sync::run(&home, command),
             Command::Agent(command) => tasks::run(&home, command),
             Command::Board(args) => board::run(&home, args),
+            Command::Completions { .. } => Ok(0),
         });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -9,6 +9,7 @@ use crate::outcome::Outcome;
 use crate::session::AuthError;
 use crate::session::credentials::CredentialsError;
 use crate::tasks::TaskError;
+use crate::tasks::project::ProjectError;
 
 /// A failed command: what to tell the user, and the exit code.
 #[derive(Debug)]
@@ -64,13 +65,19 @@ general_failures!(
 );
 
 impl From<TaskError> for CliError {
-    /// A lane name that does not exist, or `--force` without `--reason`, is
-    /// bad usage (exit 2); anything else exit 1.
+    /// An argument that names nothing (a lane, work package or feature that
+    /// does not exist, or none chosen where several exist) and `--force`
+    /// without `--reason` are bad usage (exit 2), alike, so a script can
+    /// tell "you asked wrongly" from "it failed" (exit 1).
     fn from(e: TaskError) -> CliError {
         match e {
-            TaskError::UnknownLane { .. } | TaskError::ForceWithoutReason => {
-                CliError::new(2, e.to_string())
-            }
+            TaskError::UnknownLane { .. }
+            | TaskError::ForceWithoutReason
+            | TaskError::Project(
+                ProjectError::UnknownWorkPackage { .. }
+                | ProjectError::UnknownFeature { .. }
+                | ProjectError::AmbiguousFeature { .. },
+            ) => CliError::new(2, e.to_string()),
             other => CliError::general(other.to_string()),
         }
     }

@@ -113,6 +113,16 @@ pub fn discard(home: &Home, ids: Vec<String>, all_rejected: bool, yes: bool) -> 
         println!("Nothing to discard.");
         return Ok(0);
     }
+    // Name unknown ids before asking: a confirmation for ids that are not
+    // there (a typo, or already sent) only to report them afterwards
+    // wastes the question. Nothing is discarded then.
+    let missing = queue.missing(&ids).map_err(CliError::from)?;
+    if !missing.is_empty() {
+        return Err(CliError::general(format!(
+            "not in the queue: {}; nothing was discarded (see the queued ids with `spec-kitty sync diagnose`)",
+            missing.join(", ")
+        )));
+    }
     if !yes {
         if !std::io::stdin().is_terminal() {
             return Err(CliError::new(

@@ -19,12 +19,16 @@ use crate::session::credentials::{self, CredentialsError, Stored};
 #[derive(Subcommand)]
 pub enum SyncCommand {
     /// Show the sync server URL, or set it ([sync] server_url in ~/.spec-kitty/config.toml)
+    #[command(
+        after_help = "Examples:\n  spec-kitty sync server                              show it\n  spec-kitty sync server https://sync.example.com\n  spec-kitty sync server http://127.0.0.1:8000        http only to this machine"
+    )]
     Server {
-        /// The server's URL: https, or http to this machine only
+        /// The server's root URL: https, or http to this machine only; a
+        /// trailing /api/v1 is dropped, other paths and user:password@ are refused
         url: Option<String>,
     },
     /// Show sync state from local files; with --check, probe the server too
-    #[command(after_help = outcome::check_help())]
+    #[command(after_help = format!("{}\n\nExamples:\n  spec-kitty sync status\n  spec-kitty sync status --check\n  spec-kitty sync status --check --json --timeout 2", outcome::check_help()))]
     Status {
         /// Probe the server with your real token (refreshing it if needed)
         #[arg(long)]
@@ -32,12 +36,13 @@ pub enum SyncCommand {
         /// Print JSON on stdout and nothing else
         #[arg(long)]
         json: bool,
-        /// Bound on the whole check, in seconds
-        #[arg(long, default_value = "5", value_name = "SECS")]
+        /// Bound on the whole check, in seconds (only with --check: the
+        /// local status makes no request to bound)
+        #[arg(long, default_value = "5", value_name = "SECS", requires = "check")]
         timeout: f64,
     },
     /// Upload queued events now, in gzip batches
-    #[command(after_help = outcome::sync_now_help())]
+    #[command(after_help = format!("{}\n\nCtrl-C stops after the batch in flight (exit 130) and says what is still queued.\n\nExamples:\n  spec-kitty sync now\n  spec-kitty sync now --json | jq .failures\n  spec-kitty sync now --retry-parked --report sync-report.json", outcome::sync_now_help()))]
     Now {
         /// Write every failure to this JSON file
         #[arg(long, value_name = "FILE")]
@@ -54,12 +59,18 @@ pub enum SyncCommand {
         retry_parked: bool,
     },
     /// Check every queued event against the contract, field by field
+    #[command(
+        after_help = "Examples:\n  spec-kitty sync diagnose\n  spec-kitty sync diagnose --json"
+    )]
     Diagnose {
         /// Print JSON on stdout
         #[arg(long)]
         json: bool,
     },
     /// Queue events from a JSON Lines file (- for stdin), or move the Python client's queue here
+    #[command(
+        after_help = "Examples:\n  spec-kitty sync import events.jsonl\n  cat events.jsonl | spec-kitty sync import -\n  spec-kitty sync import --python-queue"
+    )]
     Import {
         /// JSON Lines file, one event per line; - reads standard input
         #[arg(
@@ -74,6 +85,9 @@ pub enum SyncCommand {
         python_queue: bool,
     },
     /// Drop queued events for good
+    #[command(
+        after_help = "Ids that are not queued are named first, and then nothing is discarded.\n\nExamples:\n  spec-kitty sync discard 01HV5Z3K8Y6Q2W9E4R7T1N0M3P\n  spec-kitty sync discard --all-rejected --yes"
+    )]
     Discard {
         /// Event ids to drop
         #[arg(

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use serde_json::json;
@@ -15,6 +17,9 @@ use crate::sync::{Category, Drain, Summary};
 
 /// One batch gets this long on the network.
 const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The exit code of a drain stopped by Ctrl-C: 128 + SIGINT.
+const INTERRUPTED: u8 = 130;
 
 /// Queues longer than this get a progress bar on a terminal.
 const PROGRESS_THRESHOLD: i64 = 2000;
@@ -57,13 +62,31 @@ pub fn run(
                 .then(|| {
                     let bar = indicatif::ProgressBar::new(total as u64);
                     if let Ok(style) = indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} events ({per_sec}, {eta} left)",
+                        "{bar:40} {pos}/{len} events ({rate}, {eta} left)",
                     ) {
-                        bar.set_style(style);
+                        bar.set_style(style.with_key(
+                            "rate",
+                            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                                let _ =
+                                    write!(w, "{}/s", thousands(state.per_sec().round() as u64));
+                            },
+                        ));
                     }
                     bar
                 });
+            let interrupt = Arc::new(AtomicBool::new(false));
+            // The first Ctrl-C stops after the batch in flight; a second
+            // one, while that batch is still on the wire, ends the process
+            // at once (the queue is consistent either way).
+            let _ = signal_hook::flag::register_conditional_shutdown(
+                signal_hook::consts::SIGINT,
+                130,
+                Arc::clone(&interrupt),
+            );
+            let _ =
+                signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
             let summary = drain
+                .interrupt_on(interrupt)
                 .run(|done| {
                     if let Some(bar) = &bar {
                         bar.set_position(done);
@@ -89,12 +112,30 @@ pub fn run(
     } else {
         print_human(&summary, report.as_deref());
     }
+    if summary.interrupted {
+        // 128 + SIGINT, as a shell reports a command ended by Ctrl-C.
+        return Ok(INTERRUPTED);
+    }
     let code = match &summary.stopped {
         Some(stop) => stop.outcome.exit_code(),
         None if summary.failed > 0 => 1,
         None => 0,
     };
     Ok(if strict { code } else { 0 })
+}
+
+/// A whole number with thousands separators: `38,587`. A rate to four
+/// decimals (`38586.8242/s`) claims a precision no one reads.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn category_counts(summary: &Summary) -> HashMap<&'static str, u64> {
@@ -114,6 +155,8 @@ fn category_counts(summary: &Summary) -> HashMap<&'static str, u64> {
     counts
 }
 
+/// `sync now --json`: the counts and every failed event, as the text
+/// output lists them (and the report file holds them).
 fn json_summary(summary: &Summary) -> serde_json::Value {
     json!({
         "synced": summary.synced,
@@ -122,6 +165,8 @@ fn json_summary(summary: &Summary) -> serde_json::Value {
         "remaining": summary.remaining,
         "categories": category_counts(summary),
         "stopped": summary.stopped,
+        "interrupted": summary.interrupted,
+        "failures": summary.failures,
     })
 }
 
@@ -163,12 +208,34 @@ fn print_human(summary: &Summary, report: Option<&std::path::Path>) {
         println!("  ... and {} more", summary.failures.len() - 5);
     }
     if let Some(stop) = &summary.stopped {
-        println!("Stopped: {}", stop.message);
+        eprintln!("Stopped: {}", stop.message);
     }
     if summary.remaining > 0 {
         println!("Remaining in queue: {}", summary.remaining);
     }
+    if summary.interrupted {
+        eprintln!(
+            "Interrupted: {} event(s) uploaded in this run ({} new, {} already on the server); {} still queued. Run `spec-kitty sync now` to upload the rest.",
+            summary.synced + summary.duplicates,
+            summary.synced,
+            summary.duplicates,
+            summary.remaining
+        );
+    }
     if let Some(path) = report {
         println!("Report written to {}", paths::display(path));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn rates_are_whole_numbers_with_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(38_587), "38,587");
+        assert_eq!(thousands(1_234_567), "1,234,567");
     }
 }

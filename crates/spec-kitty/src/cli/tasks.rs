@@ -18,6 +18,9 @@ pub enum AgentCommand {
 #[derive(Subcommand)]
 pub enum TasksCommand {
     /// Move a work package to another lane and queue the event (works offline)
+    #[command(
+        after_help = "Exit codes: 0 moved (or already there), 1 the file cannot be changed, 2 bad usage (an unknown lane, work package or feature; --force without --reason).\n\nExamples:\n  spec-kitty agent tasks move-task WP03 --to doing\n  spec-kitty agent tasks move-task WP03 --to for_review --note \"ready for review\"\n  spec-kitty agent tasks move-task WP03 --to planned --force --reason \"reopened: bug found\""
+    )]
     MoveTask {
         /// Work package id, like WP03
         wp: String,
@@ -63,6 +66,9 @@ pub enum TasksCommand {
         json: bool,
     },
     /// List work packages with lane, title, assignee and last change
+    #[command(
+        after_help = "Examples:\n  spec-kitty agent tasks list-tasks\n  spec-kitty agent tasks list-tasks --lane doing\n  spec-kitty agent tasks list-tasks --feature 039 --json"
+    )]
     ListTasks {
         /// Feature folder (NNN-slug, NNN or slug) when the project has several
         #[arg(long)]
@@ -130,8 +136,10 @@ fn move_task(home: &Home, cwd: &Path, request: &MoveRequest, json: bool) -> CliR
                 }
                 let from = moved.from_lane.as_deref().unwrap_or("(none)");
                 println!(
-                    "Moved {} from {from} to {} (sync lane {}); event queued. Run `spec-kitty sync now` to upload.",
-                    moved.wp_id, moved.to_lane, moved.sync_lane
+                    "Moved {} from {from} to {}{}; event queued. Run `spec-kitty sync now` to upload.",
+                    moved.wp_id,
+                    moved.to_lane,
+                    board_note(&moved.to_lane, &moved.sync_lane)
                 );
             }
             Ok(0)
@@ -147,6 +155,19 @@ fn move_task(home: &Home, cwd: &Path, request: &MoveRequest, json: bool) -> CliR
             Ok(0)
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Where the team board shows a lane, when that is another lane: `doing`
+/// is only another name of `in_progress`, so one name is enough; `claimed`
+/// and `blocked` do show as `doing`, and `canceled` as `done`.
+fn board_note(lane: &str, sync_lane: &str) -> String {
+    let same = spec_kitty_protocol::Lane::parse(lane).ok()
+        == spec_kitty_protocol::Lane::parse(sync_lane).ok();
+    if same {
+        String::new()
+    } else {
+        format!(" (the team board shows {lane} as {sync_lane})")
     }
 }
 

@@ -49,7 +49,7 @@ pub struct UrlError {
 /// this machine.
 pub fn normalize_server_url(input: &str) -> Result<String, UrlError> {
     let fail = |reason: &str| UrlError {
-        url: input.to_string(),
+        url: without_password(input),
         reason: reason.to_string(),
     };
     let trimmed = input.trim();
@@ -66,6 +66,13 @@ pub fn normalize_server_url(input: &str) -> Result<String, UrlError> {
     if uri.query().is_some() {
         return Err(fail("it must not have a query string"));
     }
+    // A user and password in the URL would be stored in config.toml in
+    // plain text and sent nowhere useful: the server wants a log-in.
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err(fail(
+            "it must not contain a user name or password (they would be stored in plain text); give the bare URL and log in with `spec-kitty auth login`",
+        ));
+    }
     match scheme.to_ascii_lowercase().as_str() {
         "https" => {}
         "http" if is_loopback_host(host) => {}
@@ -76,7 +83,36 @@ pub fn normalize_server_url(input: &str) -> Result<String, UrlError> {
         }
         _ => return Err(fail("the scheme must be https")),
     }
-    Ok(trimmed.trim_end_matches('/').to_string())
+    // The client adds `/api/v1/...` itself: the API's own URL, copied from
+    // a browser or a curl line, is the server's root plus that path, so it
+    // is taken back to the root. Any other path would make every call 404.
+    let path = uri.path().trim_end_matches('/');
+    let root = match path {
+        "" => trimmed.trim_end_matches('/'),
+        "/api/v1" => trimmed
+            .trim_end_matches('/')
+            .strip_suffix("/api/v1")
+            .unwrap_or(trimmed),
+        other => {
+            return Err(fail(&format!(
+                "it must be the server's root, without a path ({other}): the client adds /api/v1 itself"
+            )));
+        }
+    };
+    Ok(root.to_string())
+}
+
+/// `input` with any `user:password@` replaced by `***@`, so an error
+/// message never repeats a password typed into a URL.
+fn without_password(input: &str) -> String {
+    let Some((scheme, rest)) = input.split_once("://") else {
+        return input.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => input.to_string(),
+    }
 }
 
 /// Whether a URL host names this machine.
@@ -178,11 +214,13 @@ mod tests {
             Some("http://127.0.0.1:8000")
         );
         assert_eq!(
-            normalize_server_url("http://localhost:9/x/")
+            normalize_server_url("http://localhost:9/api/v1/")
                 .ok()
                 .as_deref(),
-            Some("http://localhost:9/x")
+            Some("http://localhost:9")
         );
+        assert!(normalize_server_url("http://localhost:9/x/").is_err());
+        assert!(normalize_server_url("https://bob:secret@sync.example.com").is_err());
         assert!(normalize_server_url("http://[::1]:8000").is_ok());
         assert!(normalize_server_url("http://sync.example.com").is_err());
         assert!(normalize_server_url("ftp://sync.example.com").is_err());

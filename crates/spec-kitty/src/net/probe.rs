@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::home::config;
 use crate::home::paths::Home;
 use crate::net::http::{Body, Http};
 pub use crate::outcome::Outcome;
@@ -58,6 +59,11 @@ fn auth_outcome(e: &AuthError) -> (Outcome, Option<u16>) {
     (e.into(), Outcome::http_status_of(e))
 }
 
+/// Whether config.toml names no server (an unreadable file names none).
+fn no_server_configured(home: &Home) -> bool {
+    config::Config::load(home).map_or(true, |c| c.server_url().is_none())
+}
+
 /// Runs the whole check within `timeout`.
 pub fn check(home: &Home, timeout: Duration) -> Report {
     let deadline = Instant::now() + timeout;
@@ -76,6 +82,14 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
             // "Not authenticated" needs no detail beyond its headline.
             let detail = (outcome != Outcome::NotAuthenticated).then(|| e.to_string());
             report.set_outcome(outcome, status, detail);
+            // Logging in needs a server: with none configured, that is the
+            // first step to name, or `auth login` fails for want of one.
+            if outcome == Outcome::NotAuthenticated && no_server_configured(home) {
+                report.next_step = format!(
+                    "No sync server is configured: set one with `spec-kitty sync server {}`, then run `spec-kitty auth login`.",
+                    config::EXAMPLE_URL
+                );
+            }
             return report;
         }
     };
@@ -151,6 +165,9 @@ fn probe_batch(
                 Some(reply.error_text()),
             ),
             403 => report.set_outcome(Outcome::PermissionDenied, status, Some(reply.error_text())),
+            // A server (or a proxy in front of it) that rate-limits: the
+            // same outcome as a throttled log-in, not "unexpected".
+            429 => report.set_outcome(Outcome::Throttled, status, Some(reply.error_text())),
             _ => report.set_outcome(Outcome::UnexpectedStatus, status, Some(reply.error_text())),
         }
         if let Some(team) = &session.credentials.team_slug {

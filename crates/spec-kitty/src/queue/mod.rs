@@ -365,6 +365,23 @@ impl Queue {
         Ok(removed)
     }
 
+    /// The ids among `event_ids` that are not in the queue, in the order
+    /// given, so `sync discard` can name them before it asks anything.
+    pub fn missing(&self, event_ids: &[String]) -> Result<Vec<String>, QueueError> {
+        let err = |e| classify(&self.path, e);
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")
+            .map_err(err)?;
+        let mut missing = Vec::new();
+        for id in event_ids {
+            if !stmt.exists([id]).map_err(err)? {
+                missing.push(id.clone());
+            }
+        }
+        Ok(missing)
+    }
+
     /// Puts parked events back in line (all of them, or the named ones);
     /// returns how many.
     pub fn unpark(&mut self, event_ids: Option<&[String]>) -> Result<usize, QueueError> {

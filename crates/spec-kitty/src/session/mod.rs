@@ -33,7 +33,10 @@ pub enum AuthError {
         /// made (the refresh token had expired by the file's own dates).
         http_status: Option<u16>,
     },
-    #[error("Could not refresh the session: {0}. Your credentials were kept; try again later.")]
+    /// The headline is the outcome's ("Server unreachable", "Certificate
+    /// not trusted"), as `sync status --check` would say it: that the
+    /// request was a refresh is the detail, not the news.
+    #[error("{headline}: could not refresh the session ({cause}). Your credentials were kept; try again later.", headline = crate::outcome::Outcome::from(.0).headline(), cause = .0)]
     Network(HttpError),
     #[error(
         "Could not refresh the session: the server answered HTTP {status} ({detail}). Your credentials were kept; try again later."

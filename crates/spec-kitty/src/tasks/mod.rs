@@ -6,6 +6,7 @@ pub mod git;
 pub mod identity;
 pub mod project;
 pub mod publish;
+pub mod suggest;
 pub mod wp_file;
 pub mod yaml_line;
 
@@ -31,7 +32,7 @@ pub enum TaskError {
     Queue(#[from] QueueError),
     #[error("{path} cannot be changed: {source}", path = paths::display(path))]
     File { path: PathBuf, source: WpError },
-    #[error("unknown lane '{given}'. Valid lanes: {}", Lane::VALID_NAMES.join(", "))]
+    #[error("unknown lane '{given}'.{} Valid lanes: {}", suggest::did_you_mean(suggest::closest(given, Lane::VALID_NAMES)), Lane::VALID_NAMES.join(", "))]
     UnknownLane { given: String },
     #[error("{wp_id} has lane '{found}' in {path}, which is not a known lane (valid: {}); fix the file", Lane::VALID_NAMES.join(", "), path = paths::display(path))]
     BadFileLane {

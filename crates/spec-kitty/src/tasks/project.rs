@@ -12,14 +12,14 @@ pub enum ProjectError {
     NotFound { start: PathBuf },
     #[error("the project at {root} has no features in kitty-specs/", root = paths::display(root))]
     NoFeatures { root: PathBuf },
-    #[error("no feature '{wanted}'. Features: {}", available.join(", "))]
+    #[error("no feature '{wanted}'.{} Features: {}", crate::tasks::suggest::did_you_mean(crate::tasks::suggest::closest(wanted, available.iter().map(String::as_str))), available.join(", "))]
     UnknownFeature {
         wanted: String,
         available: Vec<String>,
     },
     #[error("this project has several features; choose one with --feature: {}", available.join(", "))]
     AmbiguousFeature { available: Vec<String> },
-    #[error("no work package {wanted} in feature {feature}. Work packages: {}", if available.is_empty() { "(none)".to_string() } else { available.join(", ") })]
+    #[error("no work package {wanted} in feature {feature}.{} Work packages: {}", crate::tasks::suggest::did_you_mean(crate::tasks::suggest::work_package(wanted, available)), if available.is_empty() { "(none)".to_string() } else { available.join(", ") })]
     UnknownWorkPackage {
         wanted: String,
         feature: String,

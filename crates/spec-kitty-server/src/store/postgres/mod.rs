@@ -23,7 +23,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary,
+    StoreError, StoreResult, TeamSummary, User, UserSummary, fold_username,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -60,7 +60,7 @@ async fn team_id(tx: &mut Transaction<'_, Postgres>, slug: &str) -> StoreResult<
 
 async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreResult<i64> {
     sqlx::query_scalar("SELECT id FROM users WHERE username = $1")
-        .bind(username)
+        .bind(fold_username(username))
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
@@ -152,7 +152,7 @@ impl Store for PostgresStore {
         let inserted = sqlx::query_scalar::<_, i64>(
             "INSERT INTO users (username, password_hash, team_id, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
-        .bind(username)
+        .bind(fold_username(username))
         .bind(password_hash)
         .bind(tid)
         .bind(now_secs())
@@ -177,7 +177,7 @@ impl Store for PostgresStore {
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
         let row = sqlx::query(USER_BY_NAME)
-            .bind(username)
+            .bind(fold_username(username))
             .fetch_optional(&self.pool)
             .await?;
         row.as_ref()
@@ -206,6 +206,88 @@ impl Store for PostgresStore {
             .await?;
         sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
             .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn enable_user(&self, username: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let uid = user_id(&mut tx, username).await?;
+        sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let uid = user_id(&mut tx, username).await?;
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn remove_user(&self, username: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let uid = user_id(&mut tx, username).await?;
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE user_id = $1",
+            "DELETE FROM web_sessions WHERE user_id = $1",
+            "DELETE FROM team_members WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(uid).execute(&mut *tx).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)
+    }
+
+    async fn remove_team(&self, slug: &str) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        let tid = team_id(&mut tx, slug).await?;
+        // Locks the team's row so no batch registers a project meanwhile.
+        sqlx::query("SELECT id FROM teams WHERE id = $1 FOR UPDATE")
+            .bind(tid)
+            .execute(&mut *tx)
+            .await?;
+        let projects: i64 = sqlx::query_scalar("SELECT count(*) FROM projects WHERE team_id = $1")
+            .bind(tid)
+            .fetch_one(&mut *tx)
+            .await?;
+        if projects > 0 {
+            return Err(StoreError::Conflict(format!(
+                "team '{slug}' has {projects} project(s) on the board; a team with events cannot be removed (remove its members instead)"
+            )));
+        }
+        sqlx::query("DELETE FROM team_members WHERE team_id = $1")
+            .bind(tid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE users SET team_id = (SELECT min(m.team_id) FROM team_members m WHERE m.user_id = users.id)
+             WHERE team_id = $1",
+        )
+        .bind(tid)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM web_sessions WHERE team = $1")
+            .bind(slug)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM teams WHERE id = $1")
+            .bind(tid)
             .execute(&mut *tx)
             .await?;
         tx.commit().await.map_err(StoreError::from)
@@ -274,6 +356,16 @@ impl Store for PostgresStore {
                 "user '{username}' is not a member of team '{team}'"
             )));
         }
+        // Their own team must be one they belong to, or log-in would keep
+        // announcing a team that refuses their events.
+        sqlx::query(
+            "UPDATE users SET team_id = (SELECT min(m.team_id) FROM team_members m WHERE m.user_id = users.id)
+             WHERE id = $1 AND team_id = $2",
+        )
+        .bind(uid)
+        .bind(tid)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await.map_err(StoreError::from)
     }
 

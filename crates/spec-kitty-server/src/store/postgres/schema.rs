@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "board",
         include_str!("../../../migrations/postgres/0002_board.sql"),
     ),
+    (
+        3,
+        "usernames",
+        include_str!("../../../migrations/postgres/0003_usernames.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary,
+    StoreError, StoreResult, TeamSummary, User, UserSummary, fold_username,
 };
 use crate::clock::now_secs;
 
@@ -126,7 +126,7 @@ fn team_id(conn: &Connection, slug: &str) -> StoreResult<i64> {
 fn user_id(conn: &Connection, username: &str) -> StoreResult<i64> {
     conn.query_row(
         "SELECT id FROM users WHERE username = ?1",
-        [username],
+        [fold_username(username)],
         |r| r.get(0),
     )
     .optional()?
@@ -209,7 +209,7 @@ impl Store for SqliteStore {
         team: &str,
     ) -> StoreResult<()> {
         let (username, hash, team) = (
-            username.to_string(),
+            fold_username(username),
             password_hash.to_string(),
             team.to_string(),
         );
@@ -239,7 +239,7 @@ impl Store for SqliteStore {
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
-        let username = username.to_string();
+        let username = fold_username(username);
         self.read(move |conn| {
             let sql = format!("{USER_COLUMNS} WHERE u.username = ?1");
             Ok(conn
@@ -273,6 +273,80 @@ impl Store for SqliteStore {
                 [uid],
             )?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enable_user(&self, username: &str) -> StoreResult<()> {
+        let username = username.to_string();
+        self.write(move |conn| {
+            let uid = user_id(conn, &username)?;
+            conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [uid])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        let (username, hash) = (username.to_string(), password_hash.to_string());
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let uid = user_id(&tx, &username)?;
+            tx.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+                params![hash, uid],
+            )?;
+            tx.execute(
+                "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
+                [uid],
+            )?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_user(&self, username: &str) -> StoreResult<()> {
+        let username = username.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let uid = user_id(&tx, &username)?;
+            tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [uid])?;
+            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
+            tx.execute("DELETE FROM team_members WHERE user_id = ?1", [uid])?;
+            tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn remove_team(&self, slug: &str) -> StoreResult<()> {
+        let slug = slug.to_string();
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let tid = team_id(&tx, &slug)?;
+            let projects: i64 = tx.query_row(
+                "SELECT count(*) FROM projects WHERE team_id = ?1",
+                [tid],
+                |r| r.get(0),
+            )?;
+            if projects > 0 {
+                return Err(StoreError::Conflict(format!(
+                    "team '{slug}' has {projects} project(s) on the board; a team with events cannot be removed (remove its members instead)"
+                )));
+            }
+            tx.execute("DELETE FROM team_members WHERE team_id = ?1", [tid])?;
+            tx.execute(
+                "UPDATE users SET team_id = (SELECT min(m.team_id) FROM team_members m WHERE m.user_id = users.id)
+                 WHERE team_id = ?1",
+                [tid],
+            )?;
+            tx.execute("DELETE FROM web_sessions WHERE team = ?1", [&slug])?;
+            tx.execute("DELETE FROM teams WHERE id = ?1", [tid])?;
             tx.commit()?;
             Ok(())
         })
@@ -345,6 +419,13 @@ impl Store for SqliteStore {
                     "user '{username}' is not a member of team '{team}'"
                 )));
             }
+            // Their own team must be one they belong to, or log-in would
+            // keep announcing a team that refuses their events.
+            tx.execute(
+                "UPDATE users SET team_id = (SELECT min(m.team_id) FROM team_members m WHERE m.user_id = users.id)
+                 WHERE id = ?1 AND team_id = ?2",
+                params![uid, tid],
+            )?;
             tx.commit()?;
             Ok(())
         })

@@ -17,6 +17,7 @@ use crate::store::{StoreError, StoreResult};
 pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_board.sql"),
+    include_str!("../../../migrations/sqlite/0003_usernames.sql"),
 ];
 
 /// Brings the schema up to date. Safe when several processes start at once:
@@ -32,9 +33,32 @@ pub fn migrate(conn: &mut Connection) -> StoreResult<()> {
         });
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        if index + 1 == 3 {
+            refuse_case_clashes(&tx)?;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", index as i64 + 1)?;
     }
     tx.commit()?;
     Ok(())
+}
+
+/// Before migration 3 folds usernames to lower case: names the users that
+/// differ only in case, which it cannot merge (they have separate
+/// passwords and tokens), instead of failing on a bare UNIQUE constraint.
+fn refuse_case_clashes(tx: &rusqlite::Transaction<'_>) -> StoreResult<()> {
+    let clash: Option<String> = tx.query_row(
+        "SELECT group_concat(username || ' (id ' || id || ')', ', ') FROM
+            (SELECT username, id FROM users
+             WHERE lower(username) IN (SELECT lower(username) FROM users GROUP BY 1 HAVING count(*) > 1)
+             ORDER BY id)",
+        [],
+        |r| r.get(0),
+    )?;
+    match clash {
+        None => Ok(()),
+        Some(clash) => Err(StoreError::Conflict(format!(
+            "cannot upgrade the database: usernames are case-insensitive from schema version 3, and these differ only in case: {clash}. Rename all but one (sqlite3 DB \"UPDATE users SET username = 'NEW' WHERE id = ID\") and try again"
+        ))),
+    }
 }

@@ -1,0 +1,107 @@
+//! `spec-kitty-server serve` and friends as a newcomer types them: short
+//! `--listen` forms, `--color`, `--version`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+/// Kills the server this test started when the test ends.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `serve ARGS` on a fresh data directory and returns the server
+/// and its first log lines up to the "listening" one.
+fn serve(dir: &std::path::Path, args: &[&str]) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+        .arg("--data-dir")
+        .arg(dir)
+        .arg("serve")
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env_remove("SPEC_KITTY_SERVER_LISTEN")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let server = Server(child);
+    let mut reader = BufReader::new(stderr);
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("the log reads");
+        assert!(n > 0, "the log ended before the server listened:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("listening") {
+            return (server, seen);
+        }
+    }
+}
+
+#[test]
+fn listen_takes_a_bare_port_and_localhost_port_as_this_machine() {
+    for given in ["0", "localhost:0"] {
+        let dir = tempfile::tempdir().expect("temp data dir");
+        let (_server, log) = serve(dir.path(), &["--listen", given, "--color", "never"]);
+        assert!(
+            log.contains("url=http://127.0.0.1:"),
+            "{given} listens on loopback:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_listen_address_that_does_not_parse_is_answered_with_examples() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let out = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["serve", "--listen", "my-host"])
+        .env_remove("SPEC_KITTY_SERVER_LISTEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("127.0.0.1:8000"), "{stderr}");
+    assert!(stderr.contains("a bare port like 8001"), "{stderr}");
+}
+
+#[test]
+fn color_always_colours_log_lines_into_a_pipe_and_never_does_not() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let (server, log) = serve(dir.path(), &["--listen", "0", "--color", "always"]);
+    assert!(log.contains('\x1b'), "coloured:\n{log}");
+    drop(server);
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let (_server, log) = serve(dir.path(), &["--listen", "0"]);
+    assert!(
+        !log.contains('\x1b'),
+        "auto, into a pipe: no colour:\n{log}"
+    );
+}
+
+#[test]
+fn version_names_the_commit_and_the_build_date() {
+    let out = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+        .arg("--version")
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with(&format!(
+            "spec-kitty-server {} (commit ",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
+    assert!(text.contains(", built 20"), "{text}");
+}
