@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -108,6 +109,27 @@ pub struct ServeArgs {
     /// Window in seconds over which failed log-ins are counted [default: 900]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_WINDOW", value_name = "SECS")]
     pub login_window: Option<u64>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), counted from the connection's first byte (or its opening);
+    /// also bounds the TLS handshake [default: 10]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_HEADER_READ_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request
+    /// [default: 60]
+    #[arg(long, env = "SPEC_KITTY_SERVER_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request body (or a response the client does not read) may
+    /// stall; a body must also average 1 KiB/s once this much time has
+    /// passed [default: 30]
+    #[arg(long, env = "SPEC_KITTY_SERVER_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Open connections at most; more are closed on arrival [default: 768]
+    #[arg(long, env = "SPEC_KITTY_SERVER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Signing key file (128 hex characters) shared by every instance; by
     /// default the key lives in the data directory (SQLite) or in the
     /// database (PostgreSQL)
@@ -152,7 +174,8 @@ impl ServeArgs {
         layer!(self, lower;
             data_dir, database, listen, tls_cert, tls_key, access_lifetime,
             refresh_lifetime, max_body_bytes, max_decompressed_bytes,
-            login_max_failures, login_window, signing_key_file,
+            login_max_failures, login_window, header_read_timeout, idle_timeout,
+            body_timeout, max_connections, signing_key_file,
             database_max_connections, database_connect_timeout, log_format, config,
         )
     }
@@ -237,6 +260,31 @@ impl Default for Limits {
     }
 }
 
+/// What one connection may cost: how long it may take to send a request,
+/// sit idle or stall, and how many connections may be open at once. They
+/// bound the file descriptors and memory a client that never finishes
+/// (slowloris, idle floods) can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            // Below the common 1,024 open-file limit, leaving room for the
+            // database, the log and the listener.
+            max_connections: 768,
+        }
+    }
+}
+
 /// Everything `serve` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -246,6 +294,7 @@ pub struct ServerConfig {
     pub access_lifetime: u64,
     pub refresh_lifetime: u64,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
     pub log_format: LogFormat,
     pub signing_key_file: Option<PathBuf>,
     pub pool: PoolSettings,
@@ -266,6 +315,7 @@ impl ServerConfig {
             access_lifetime: spec_kitty_protocol::token::DEFAULT_ACCESS_LIFETIME,
             refresh_lifetime: spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME,
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
             log_format: LogFormat::Text,
             signing_key_file: None,
             pool: PoolSettings::default(),
@@ -298,6 +348,7 @@ impl ServerConfig {
             }
         };
         let limits = Limits::default();
+        let connections = ConnectionLimits::default();
         let pool = PoolSettings::default();
         Ok(ServerConfig {
             listen: s.listen.unwrap_or(DEFAULT_LISTEN),
@@ -321,13 +372,25 @@ impl ServerConfig {
                 login_max_failures: s.login_max_failures.unwrap_or(limits.login_max_failures),
                 login_window: s.login_window.unwrap_or(limits.login_window),
             },
+            connections: ConnectionLimits {
+                header_read_timeout: s
+                    .header_read_timeout
+                    .map_or(connections.header_read_timeout, Duration::from_secs),
+                idle_timeout: s
+                    .idle_timeout
+                    .map_or(connections.idle_timeout, Duration::from_secs),
+                body_timeout: s
+                    .body_timeout
+                    .map_or(connections.body_timeout, Duration::from_secs),
+                max_connections: s.max_connections.unwrap_or(connections.max_connections),
+            },
             log_format: s.log_format.unwrap_or_default(),
             signing_key_file: s.signing_key_file,
             pool: PoolSettings {
                 max_connections: s.database_max_connections.unwrap_or(pool.max_connections),
                 connect_timeout: s
                     .database_connect_timeout
-                    .map_or(pool.connect_timeout, std::time::Duration::from_secs),
+                    .map_or(pool.connect_timeout, Duration::from_secs),
             },
         })
     }
@@ -342,6 +405,17 @@ impl ServerConfig {
         if self.refresh_lifetime < self.access_lifetime {
             return Err(ConfigError::Invalid(
                 "the refresh lifetime must not be shorter than the access lifetime".into(),
+            ));
+        }
+        let c = &self.connections;
+        if c.header_read_timeout.is_zero() || c.idle_timeout.is_zero() || c.body_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "header-read, idle and body timeouts must be at least 1 second".into(),
+            ));
+        }
+        if c.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max-connections must be at least 1".into(),
             ));
         }
         if self.limits.login_max_failures == 0 {

@@ -24,6 +24,8 @@ pub enum ApiError {
     TooManyRequests {
         retry_after: u64,
     },
+    /// The request body stalled (see `conn::ProgressBody`).
+    RequestTimeout(String),
     /// Something broke on our side; the cause is logged, not sent.
     Internal(String),
 }
@@ -34,6 +36,18 @@ impl ApiError {
             error: error.into(),
             details: details.into(),
         }
+    }
+
+    /// A request body that could not be read: 408 when it stalled, else 400.
+    pub fn body_unreadable(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(stalled) = e.downcast_ref::<crate::http::conn::BodyStalled>() {
+                return ApiError::RequestTimeout(stalled.to_string());
+            }
+            cause = e.source();
+        }
+        ApiError::bad_request("Could not read the request body", error.to_string())
     }
 
     /// The 401 of every authenticated route.
@@ -67,6 +81,10 @@ impl IntoResponse for ApiError {
             ApiError::PayloadTooLarge(details) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody::with_details("Request body too large", details),
+            ),
+            ApiError::RequestTimeout(details) => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody::with_details("Request body too slow", details),
             ),
             ApiError::UnsupportedMediaType(details) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -3,8 +3,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use serde::de::DeserializeOwned;
 use spec_kitty_protocol::{LoginRequest, RefreshRequest, TokenResponse};
 
@@ -12,6 +13,7 @@ use crate::auth::passwords;
 use crate::auth::tokens::TokenKind;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
+use crate::http::body::read_capped;
 use crate::store::{NewRefresh, RotateOutcome, User};
 
 /// The one answer to a wrong password and to an unknown user, so that the
@@ -24,8 +26,15 @@ const ADDRESS_FACTOR: i64 = 4;
 
 use crate::clock::now_secs as now;
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body)
+/// The largest log-in or refresh body: a username, a password or a token
+/// fit many times over. Larger bodies are answered 413 (in JSON, after
+/// reading them, so the client sees the answer rather than a reset).
+pub const MAX_AUTH_BODY: usize = 64 * 1024;
+
+/// Reads (within [`MAX_AUTH_BODY`]) and parses a JSON body.
+async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let bytes = read_capped(headers, body, MAX_AUTH_BODY).await?;
+    serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("Malformed request body", e.to_string()))
 }
 
@@ -43,9 +52,10 @@ fn token_response(state: &AppState, user: &User, access: String, refresh: String
 pub async fn login(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let request: LoginRequest = parse_json(&body)?;
+    let request: LoginRequest = read_json(&headers, body).await?;
     let user = verify_login(&state, peer.ip(), &request.username, request.password).await?;
     let now = now();
     let issued = state.signer.issue(&user, None, now)?;
@@ -127,10 +137,11 @@ pub async fn verify_login(
 /// `POST /api/v1/token/refresh/`: rotates the refresh token.
 pub async fn refresh(
     State(state): State<AppState>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: Body,
 ) -> Result<Json<TokenResponse>, ApiError> {
     const REFUSED: &str = "Refresh token invalid, expired or already used; log in again";
-    let request: RefreshRequest = parse_json(&body)?;
+    let request: RefreshRequest = read_json(&headers, body).await?;
     let claims = state
         .signer
         .verify(&request.refresh, TokenKind::Refresh)

@@ -11,13 +11,13 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use flate2::read::GzDecoder;
-use http_body_util::BodyExt;
 use serde_json::value::RawValue;
 use spec_kitty_protocol::{BatchResponse, EventResult, MAX_BATCH_EVENTS};
 
 use crate::config::Limits;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
+use crate::http::body::{expects_continue, read_capped};
 use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::decode::{Slot, prepare};
 use crate::store::{IncomingEvent, IngestOutcome, Sender};
@@ -44,63 +44,6 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
             "Content-Encoding '{other}' is not supported; send gzip or identity"
         ))),
     }
-}
-
-/// How much more than its limit a refused body is still read (and thrown
-/// away) so that the client, still sending, reads our 413 instead of a
-/// reset connection.
-const DRAIN_ALLOWANCE: usize = 8 * 1024 * 1024;
-
-/// Whether the client waits for `100 Continue` before sending the body.
-fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-}
-
-/// Reads the body, refusing it once it passes `limit` bytes. A refused
-/// body is drained (up to [`DRAIN_ALLOWANCE`] more) unless the client is
-/// waiting for `100 Continue`, in which case it never sends it.
-async fn read_capped(
-    headers: &HeaderMap,
-    mut body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the request body exceeds {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let waiting = expects_continue(headers);
-    if declared.is_some_and(|len| len > limit) && waiting {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    let mut seen = 0usize;
-    let mut over = declared.is_some_and(|len| len > limit);
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::bad_request("Could not read the request body", e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen > limit {
-                over = true;
-                bytes = Vec::new();
-            }
-            if over {
-                if seen > limit.saturating_add(DRAIN_ALLOWANCE) {
-                    break;
-                }
-                continue;
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    if over {
-        return Err(too_large());
-    }
-    Ok(bytes)
 }
 
 /// Inflates (if needed), parses and checks the batch.

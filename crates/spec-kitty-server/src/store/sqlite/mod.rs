@@ -2,11 +2,14 @@
 //!
 //! One writer connection (behind a mutex) takes every write, so writes never
 //! fight over SQLite's single write lock inside this process; readers come
-//! from a small pool. Admin commands run in other processes against the same
+//! from a bounded pool ([`MAX_READERS`] handles at most, idle ones closed
+//! after [`READER_IDLE`]), so a burst of requests can never open a handle
+//! (and three file descriptors) per request. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub mod board;
 mod connection;
@@ -30,10 +33,21 @@ use crate::clock::now_secs;
 /// runs the very same statement.
 pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(event_id) DO NOTHING";
 
+/// Reader handles open at most: reads beyond wait for one to come back.
+/// SQLite in WAL mode reads in parallel, but two cores gain nothing from
+/// more than a few.
+pub const MAX_READERS: usize = 8;
+
+/// An idle reader handle unused this long is closed.
+pub const READER_IDLE: Duration = Duration::from_secs(60);
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    /// Idle reader handles and when each was last used.
+    readers: Mutex<Vec<(Connection, Instant)>>,
+    /// One permit per reader handle that may be open.
+    reader_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Inner {
@@ -46,20 +60,22 @@ impl Inner {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Task("reader pool poisoned".into()))?
-            .pop();
+        let pooled = {
+            let mut pool = self
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Task("reader pool poisoned".into()))?;
+            // Handles idle too long are closed (dropped) here.
+            pool.retain(|(_, used)| used.elapsed() < READER_IDLE);
+            pool.pop()
+        };
         let conn = match pooled {
-            Some(conn) => conn,
+            Some((conn, _)) => conn,
             None => connect(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < 8
-        {
-            pool.push(conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push((conn, Instant::now()));
         }
         result
     }
@@ -92,6 +108,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                reader_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
         })
     }
@@ -111,9 +128,19 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.with_reader(f))
+        // A permit per open handle: the handle count never passes the
+        // permits, since a reader holds one until its handle is back.
+        let slot = Arc::clone(&inner.reader_slots)
+            .acquire_owned()
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = inner.with_reader(f);
+            drop(slot);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 
@@ -482,5 +509,49 @@ impl Store for SqliteStore {
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A burst of reads never holds more than [`MAX_READERS`] handles, and
+    /// the handles come back to the pool afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_share_a_bounded_pool_of_handles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("db.sqlite"))
+            .await
+            .expect("open");
+        let busy = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let reads = (0..4 * MAX_READERS).map(|_| {
+            let (store, busy, peak) = (store.clone(), Arc::clone(&busy), Arc::clone(&peak));
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        // Hold the handle long enough for the others to pile up.
+                        std::thread::sleep(Duration::from_millis(20));
+                        let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0))?;
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        Ok(one)
+                    })
+                    .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.expect("task").expect("read"), 1);
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= MAX_READERS, "{peak} handles in use at once");
+        let idle = store.inner.readers.lock().expect("pool").len();
+        assert!(
+            (1..=MAX_READERS).contains(&idle),
+            "{idle} idle handles kept"
+        );
     }
 }
