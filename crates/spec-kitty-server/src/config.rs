@@ -103,6 +103,15 @@ pub struct ServeArgs {
         value_name = "BYTES"
     )]
     pub max_decompressed_bytes: Option<usize>,
+    /// Request-body bytes held in memory at once, over all requests; a
+    /// batch that does not fit is answered 503 with Retry-After
+    /// [default: 128 MiB]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_MAX_INFLIGHT_BODY_BYTES",
+        value_name = "BYTES"
+    )]
+    pub max_inflight_body_bytes: Option<usize>,
     /// Failed log-ins per username (or 4x per address) before 429 [default: 5]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_FAILURES", value_name = "N")]
     pub login_max_failures: Option<u32>,
@@ -173,7 +182,7 @@ impl ServeArgs {
     pub fn over(self, lower: ServeArgs) -> ServeArgs {
         layer!(self, lower;
             data_dir, database, listen, tls_cert, tls_key, access_lifetime,
-            refresh_lifetime, max_body_bytes, max_decompressed_bytes,
+            refresh_lifetime, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
             login_max_failures, login_window, header_read_timeout, idle_timeout,
             body_timeout, max_connections, signing_key_file,
             database_max_connections, database_connect_timeout, log_format, config,
@@ -245,6 +254,7 @@ impl StorageArgs {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    pub max_inflight_body_bytes: usize,
     pub login_max_failures: u32,
     pub login_window: u64,
 }
@@ -254,6 +264,7 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
+            max_inflight_body_bytes: 128 * 1024 * 1024,
             login_max_failures: 5,
             login_window: 900,
         }
@@ -369,6 +380,9 @@ impl ServerConfig {
                 max_decompressed_bytes: s
                     .max_decompressed_bytes
                     .unwrap_or(limits.max_decompressed_bytes),
+                max_inflight_body_bytes: s
+                    .max_inflight_body_bytes
+                    .unwrap_or(limits.max_inflight_body_bytes),
                 login_max_failures: s.login_max_failures.unwrap_or(limits.login_max_failures),
                 login_window: s.login_window.unwrap_or(limits.login_window),
             },
@@ -416,6 +430,11 @@ impl ServerConfig {
         if c.max_connections == 0 {
             return Err(ConfigError::Invalid(
                 "max-connections must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_inflight_body_bytes < self.limits.max_body_bytes {
+            return Err(ConfigError::Invalid(
+                "max-inflight-body-bytes must be at least max-body-bytes".into(),
             ));
         }
         if self.limits.login_max_failures == 0 {

@@ -24,6 +24,11 @@ pub enum ApiError {
     TooManyRequests {
         retry_after: u64,
     },
+    /// Busy: the in-flight body budget is spent; retry after a moment.
+    ServiceUnavailable {
+        retry_after: u64,
+        details: String,
+    },
     /// The request body stalled (see `conn::ProgressBody`).
     RequestTimeout(String),
     /// Something broke on our side; the cause is logged, not sent.
@@ -96,6 +101,20 @@ impl IntoResponse for ApiError {
                     Json(ErrorBody::new(format!(
                         "Too many failed log-in attempts; try again in {retry_after} seconds"
                     ))),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return response;
+            }
+            ApiError::ServiceUnavailable {
+                retry_after,
+                details,
+            } => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody::with_details("Server busy", details)),
                 )
                     .into_response();
                 response

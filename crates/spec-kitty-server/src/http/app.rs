@@ -14,6 +14,7 @@ use spec_kitty_protocol::ErrorBody;
 use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
 use crate::config::Limits;
+use crate::http::body::BodyBudget;
 use crate::http::routes;
 use crate::store::Store;
 use crate::web;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Board changes, fanned out to the streams this process serves.
     pub hub: Hub,
+    /// Request-body bytes held in memory at once, over all requests.
+    pub body_budget: BodyBudget,
     /// Whether this server speaks https (session cookies are then `Secure`).
     pub tls: bool,
 }

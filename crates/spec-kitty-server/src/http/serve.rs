@@ -14,6 +14,7 @@ use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
 use crate::config::ServerConfig;
 use crate::http::app::{AppState, router};
+use crate::http::body::BodyBudget;
 use crate::http::conn::Guard;
 use crate::store::{self, Store, StoreError};
 
@@ -122,6 +123,7 @@ pub async fn start_with_store(
         store: Arc::clone(&store),
         signer: Arc::new(signer),
         limits: config.limits,
+        body_budget: BodyBudget::new(config.limits.max_inflight_body_bytes),
         hub,
         tls: config.tls.is_some(),
     };

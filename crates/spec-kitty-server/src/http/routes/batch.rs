@@ -17,7 +17,7 @@ use spec_kitty_protocol::{BatchResponse, EventResult, MAX_BATCH_EVENTS};
 use crate::config::Limits;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
-use crate::http::body::{expects_continue, read_capped};
+use crate::http::body::{Budgeted, discard, read_budgeted};
 use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::decode::{Slot, prepare};
 use crate::store::{IncomingEvent, IngestOutcome, Sender};
@@ -111,27 +111,35 @@ struct RawBatch<'a> {
 
 /// `POST /api/v1/events/batch/`.
 ///
-/// The body is read (within its cap) before the token is checked, so a
-/// client sending a large batch with a stale token reads a clean 401 and
-/// refreshes, instead of seeing its upload cut off mid-stream.
+/// The token is checked before the body is read, so a stranger's body is
+/// never held in memory. A refused body is still read (up to its cap, and
+/// thrown away as it comes) so that a client sending a large batch with a
+/// stale token reads a clean 401 and refreshes, instead of seeing its
+/// upload cut off mid-stream. An accepted body counts against the global
+/// in-flight budget until the batch is answered.
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let encoding = encoding(&headers)?;
-    // A client waiting for `100 Continue` can be refused before it sends
-    // anything; any other has its body read first (see above).
-    let early = if expects_continue(&headers) {
-        Some(Authenticated::from_headers(&headers, &state).await?)
-    } else {
-        None
+    let max = state.limits.max_body_bytes;
+    let checked = match encoding(&headers) {
+        Ok(encoding) => Authenticated::from_headers(&headers, &state)
+            .await
+            .map(|auth| (encoding, auth)),
+        Err(e) => Err(e),
     };
-    let raw = read_capped(&headers, body, state.limits.max_body_bytes).await?;
-    let auth = match early {
-        Some(auth) => auth,
-        None => Authenticated::from_headers(&headers, &state).await?,
+    let (encoding, auth) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            discard(&headers, body, max).await;
+            return Err(e);
+        }
     };
+    let Budgeted {
+        bytes: raw,
+        share: _share,
+    } = read_budgeted(&headers, body, max, &state.body_budget).await?;
     let limits = state.limits;
     let (slots, valid) = tokio::task::spawn_blocking(move || decode_batch(raw, encoding, limits))
         .await
