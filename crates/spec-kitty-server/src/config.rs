@@ -115,6 +115,10 @@ pub struct ServeArgs {
     /// Failed log-ins per username (or 4x per address) before 429 [default: 5]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_FAILURES", value_name = "N")]
     pub login_max_failures: Option<u32>,
+    /// Password checks (argon2, about 19 MiB each) run at once; more wait
+    /// [default: the number of CPUs]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_CONCURRENT", value_name = "N")]
+    pub login_max_concurrent: Option<u32>,
     /// Window in seconds over which failed log-ins are counted [default: 900]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_WINDOW", value_name = "SECS")]
     pub login_window: Option<u64>,
@@ -183,7 +187,7 @@ impl ServeArgs {
         layer!(self, lower;
             data_dir, database, listen, tls_cert, tls_key, access_lifetime,
             refresh_lifetime, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
-            login_max_failures, login_window, header_read_timeout, idle_timeout,
+            login_max_failures, login_max_concurrent, login_window, header_read_timeout, idle_timeout,
             body_timeout, max_connections, signing_key_file,
             database_max_connections, database_connect_timeout, log_format, config,
         )
@@ -256,6 +260,7 @@ pub struct Limits {
     pub max_decompressed_bytes: usize,
     pub max_inflight_body_bytes: usize,
     pub login_max_failures: u32,
+    pub login_max_concurrent: u32,
     pub login_window: u64,
 }
 
@@ -266,6 +271,8 @@ impl Default for Limits {
             max_decompressed_bytes: 64 * 1024 * 1024,
             max_inflight_body_bytes: 128 * 1024 * 1024,
             login_max_failures: 5,
+            login_max_concurrent: std::thread::available_parallelism()
+                .map_or(2, |n| u32::try_from(n.get()).unwrap_or(2)),
             login_window: 900,
         }
     }
@@ -384,6 +391,9 @@ impl ServerConfig {
                     .max_inflight_body_bytes
                     .unwrap_or(limits.max_inflight_body_bytes),
                 login_max_failures: s.login_max_failures.unwrap_or(limits.login_max_failures),
+                login_max_concurrent: s
+                    .login_max_concurrent
+                    .unwrap_or(limits.login_max_concurrent),
                 login_window: s.login_window.unwrap_or(limits.login_window),
             },
             connections: ConnectionLimits {
@@ -435,6 +445,11 @@ impl ServerConfig {
         if self.limits.max_inflight_body_bytes < self.limits.max_body_bytes {
             return Err(ConfigError::Invalid(
                 "max-inflight-body-bytes must be at least max-body-bytes".into(),
+            ));
+        }
+        if self.limits.login_max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "login-max-concurrent must be at least 1".into(),
             ));
         }
         if self.limits.login_max_failures == 0 {

@@ -7,7 +7,8 @@ mod pg_support;
 use std::sync::Arc;
 
 use spec_kitty_server::store::{
-    self, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store, StoreError,
+    self, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, ThrottleKey,
 };
 
 /// Keeps a backend's files or database alive for the test.
@@ -278,32 +279,50 @@ fn refresh_rotation_and_reuse() {
 }
 
 #[test]
-fn login_failure_counters() {
+fn login_attempts_are_reserved_against_every_key_and_released_on_success() {
     for_each_backend(|store| async move {
-        let keys = vec!["user:alice".to_string(), "addr:127.0.0.1".to_string()];
-        for at in [100, 110, 120] {
-            store
-                .record_login_failure(&keys, at, 0)
-                .await
-                .expect("record");
-        }
-        let counts = store.login_failures(&keys, 105).await.expect("count");
-        assert_eq!((counts[0].count, counts[0].oldest), (2, 110));
-        assert_eq!(counts[1].count, 2);
-        store
-            .clear_login_failures("user:alice")
-            .await
-            .expect("clear");
-        let counts = store.login_failures(&keys, 0).await.expect("count");
-        assert_eq!((counts[0].count, counts[1].count), (0, 3));
-        store
-            .record_login_failure(&keys[1..], 200, 115)
-            .await
-            .expect("prune");
+        let keys = vec![
+            ThrottleKey {
+                key: "user-addr:alice|127.0.0.1".into(),
+                limit: 2,
+            },
+            ThrottleKey {
+                key: "addr:127.0.0.1".into(),
+                limit: 3,
+            },
+        ];
+        let names: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let reserve = |now| {
+            let (store, keys) = (Arc::clone(&store), keys.clone());
+            async move {
+                store
+                    .reserve_login_attempt(&keys, now, 100)
+                    .await
+                    .expect("reserve")
+            }
+        };
+        assert_eq!(reserve(1_000).await, Reservation::Granted);
+        assert_eq!(reserve(1_010).await, Reservation::Granted);
+        // Two failures counted: the first key is at its limit until the
+        // oldest leaves the window.
         assert_eq!(
-            store.login_failures(&keys[1..], 0).await.expect("count")[0].count,
-            2
+            reserve(1_020).await,
+            Reservation::Throttled { retry_after: 80 }
         );
+        // A success takes its own attempt back and clears the first key.
+        store
+            .release_login_attempt(&names, 1_010, Some(&names[0]))
+            .await
+            .expect("release");
+        assert_eq!(reserve(1_030).await, Reservation::Granted);
+        assert_eq!(reserve(1_040).await, Reservation::Granted);
+        // Both keys are now at their limits; the later wait wins.
+        assert_eq!(
+            reserve(1_050).await,
+            Reservation::Throttled { retry_after: 80 }
+        );
+        // Past the window, everything is forgotten.
+        assert_eq!(reserve(1_200).await, Reservation::Granted);
     });
 }
 

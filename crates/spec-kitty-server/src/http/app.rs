@@ -30,6 +30,8 @@ pub struct AppState {
     pub hub: Hub,
     /// Request-body bytes held in memory at once, over all requests.
     pub body_budget: BodyBudget,
+    /// One permit per password check that may run at once.
+    pub login_slots: Arc<tokio::sync::Semaphore>,
     /// Whether this server speaks https (session cookies are then `Secure`).
     pub tls: bool,
 }

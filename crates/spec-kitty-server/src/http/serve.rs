@@ -125,6 +125,9 @@ pub async fn start_with_store(
         limits: config.limits,
         body_budget: BodyBudget::new(config.limits.max_inflight_body_bytes),
         hub,
+        login_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.login_max_concurrent as usize,
+        )),
         tls: config.tls.is_some(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();

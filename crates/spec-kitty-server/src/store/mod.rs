@@ -177,12 +177,23 @@ pub enum IngestOutcome {
     Forbidden(String),
 }
 
-/// Where a failed log-in is counted: per username and per client address.
+/// One counter of the log-in throttle (per user and address, per address,
+/// per user) and how many failures it allows per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleKey {
+    pub key: String,
+    pub limit: i64,
+}
+
+/// The answer of [`Store::reserve_login_attempt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCount {
-    pub count: i64,
-    /// Unix time of the oldest failure inside the window.
-    pub oldest: i64,
+pub enum Reservation {
+    /// The attempt is counted as a failure under every key until it is
+    /// released (it succeeded).
+    Granted,
+    /// A key is at its limit: nothing was counted; retry after this many
+    /// seconds.
+    Throttled { retry_after: i64 },
 }
 
 /// The storage of the server.
@@ -222,15 +233,27 @@ pub trait Store: BoardStore + Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<RotateOutcome>;
 
-    /// Failed log-ins per key since `since` (unix seconds).
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>>;
-    async fn record_login_failure(
+    /// Reserves a log-in attempt before its password is checked, in one
+    /// transaction: if every key has fewer failures than its limit since
+    /// `now - window`, the attempt is counted under each key (as a failure
+    /// until released) and granted; otherwise nothing is counted. Checking
+    /// and counting at once means parallel attempts cannot all pass a
+    /// check made before any of them is counted. Failures older than the
+    /// window are pruned.
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation>;
+    /// Takes back an attempt reserved at `at` that did not fail (one count
+    /// under each of `keys`) and clears every failure counted under `clear`.
+    async fn release_login_attempt(
         &self,
         keys: &[String],
         at: i64,
-        prune_before: i64,
+        clear: Option<&str>,
     ) -> StoreResult<()>;
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
 
     /// Stores a batch, all or nothing: permissions are checked for every
     /// event first, projects are registered to their team on first sight,

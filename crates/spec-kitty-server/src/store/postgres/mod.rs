@@ -22,8 +22,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary,
+    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -65,6 +65,11 @@ async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreRes
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
 }
+
+/// The first key of the two-key advisory locks that serialize log-in
+/// attempts on one throttle key (the second is the key's hash); two-key
+/// locks never meet the one-key lock of the migrations.
+const LOGIN_LOCK_SPACE: i32 = 0x4c6f_6731;
 
 const USER_BY_NAME: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.username = $1";
 const USER_BY_ID: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
@@ -357,52 +362,84 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
-        let mut counts = Vec::with_capacity(keys.len());
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        // Attempts on the same keys serialize here, on every instance; in
+        // key order, so two attempts never wait on each other crosswise.
+        let mut sorted: Vec<&ThrottleKey> = keys.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        for key in &sorted {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(LOGIN_LOCK_SPACE)
+                .bind(&key.key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(now - window)
+            .execute(&mut *tx)
+            .await?;
+        let mut wait: Option<i64> = None;
         for key in keys {
             let row = sqlx::query(
                 "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = $1 AND at >= $2",
             )
-            .bind(key)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await
-            ?;
-            counts.push(FailureCount {
-                count: row.try_get(0)?,
-                oldest: row.try_get(1)?,
-            });
+            .bind(&key.key)
+            .bind(now - window)
+            .fetch_one(&mut *tx)
+            .await?;
+            let n: i64 = row.try_get(0)?;
+            let oldest: i64 = row.try_get(1)?;
+            if n >= key.limit {
+                let until = oldest + window - now;
+                wait = Some(wait.map_or(until, |w| w.max(until)));
+            }
         }
-        Ok(counts)
+        let outcome = match wait {
+            Some(retry_after) => Reservation::Throttled { retry_after },
+            None => {
+                for key in keys {
+                    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                        .bind(&key.key)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Reservation::Granted
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
-    async fn record_login_failure(
+    async fn release_login_attempt(
         &self,
         keys: &[String],
         at: i64,
-        prune_before: i64,
+        clear: Option<&str>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(prune_before)
+        for key in keys {
+            sqlx::query(
+                "DELETE FROM login_failures WHERE ctid = (SELECT ctid FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)",
+            )
+            .bind(key)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
-        for key in keys {
-            sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                .bind(key)
-                .bind(at)
+        }
+        if let Some(clear) = clear {
+            sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                .bind(clear)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await.map_err(StoreError::from)
-    }
-
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn ingest(

@@ -24,8 +24,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary,
+    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
 };
 use crate::clock::now_secs;
 
@@ -444,52 +444,67 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation> {
         let keys = keys.to_vec();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = ?1 AND at >= ?2",
-            )?;
-            keys.iter()
-                .map(|key| {
-                    Ok(stmt.query_row(params![key, since], |r| {
-                        Ok(FailureCount {
-                            count: r.get(0)?,
-                            oldest: r.get(1)?,
-                        })
-                    })?)
-                })
-                .collect()
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM login_failures WHERE at < ?1", [now - window])?;
+            let mut wait: Option<i64> = None;
+            {
+                let mut count = tx.prepare_cached(
+                    "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = ?1 AND at >= ?2",
+                )?;
+                for key in &keys {
+                    let (n, oldest): (i64, i64) = count
+                        .query_row(params![key.key, now - window], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    if n >= key.limit {
+                        let until = oldest + window - now;
+                        wait = Some(wait.map_or(until, |w| w.max(until)));
+                    }
+                }
+            }
+            let outcome = match wait {
+                Some(retry_after) => Reservation::Throttled { retry_after },
+                None => {
+                    let mut insert =
+                        tx.prepare_cached("INSERT INTO login_failures (key, at) VALUES (?1, ?2)")?;
+                    for key in &keys {
+                        insert.execute(params![key.key, now])?;
+                    }
+                    Reservation::Granted
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
         })
         .await
     }
 
-    async fn record_login_failure(
+    async fn release_login_attempt(
         &self,
         keys: &[String],
         at: i64,
-        prune_before: i64,
+        clear: Option<&str>,
     ) -> StoreResult<()> {
         let keys = keys.to_vec();
+        let clear = clear.map(str::to_string);
         self.write(move |conn| {
             let tx = conn.transaction()?;
-            tx.execute("DELETE FROM login_failures WHERE at < ?1", [prune_before])?;
             for key in &keys {
                 tx.execute(
-                    "INSERT INTO login_failures (key, at) VALUES (?1, ?2)",
+                    "DELETE FROM login_failures WHERE rowid = (SELECT rowid FROM login_failures WHERE key = ?1 AND at = ?2 LIMIT 1)",
                     params![key, at],
                 )?;
             }
+            if let Some(clear) = &clear {
+                tx.execute("DELETE FROM login_failures WHERE key = ?1", [clear])?;
+            }
             tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        let key = key.to_string();
-        self.write(move |conn| {
-            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
             Ok(())
         })
         .await
