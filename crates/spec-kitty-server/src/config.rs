@@ -93,6 +93,11 @@ pub struct ServeArgs {
     /// Refresh-token lifetime in seconds [default: 604800]
     #[arg(long, env = "SPEC_KITTY_SERVER_REFRESH_LIFETIME", value_name = "SECS")]
     pub refresh_lifetime: Option<u64>,
+    /// Seconds after a refresh during which the refresh token it retired
+    /// still works once more (the answer may have been lost); after that,
+    /// presenting it revokes its session [default: 30]
+    #[arg(long, env = "SPEC_KITTY_SERVER_REFRESH_GRACE", value_name = "SECS")]
+    pub refresh_grace: Option<u64>,
     /// Largest request body accepted, as sent (compressed) [default: 16 MiB]
     #[arg(long, env = "SPEC_KITTY_SERVER_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -186,7 +191,7 @@ impl ServeArgs {
     pub fn over(self, lower: ServeArgs) -> ServeArgs {
         layer!(self, lower;
             data_dir, database, listen, tls_cert, tls_key, access_lifetime,
-            refresh_lifetime, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
+            refresh_lifetime, refresh_grace, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
             login_max_failures, login_max_concurrent, login_window, header_read_timeout, idle_timeout,
             body_timeout, max_connections, signing_key_file,
             database_max_connections, database_connect_timeout, log_format, config,
@@ -262,6 +267,8 @@ pub struct Limits {
     pub login_max_failures: u32,
     pub login_max_concurrent: u32,
     pub login_window: u64,
+    /// Seconds a just-retired refresh token is still honoured.
+    pub refresh_grace: u64,
 }
 
 impl Default for Limits {
@@ -274,6 +281,7 @@ impl Default for Limits {
             login_max_concurrent: std::thread::available_parallelism()
                 .map_or(2, |n| u32::try_from(n.get()).unwrap_or(2)),
             login_window: 900,
+            refresh_grace: 30,
         }
     }
 }
@@ -395,6 +403,7 @@ impl ServerConfig {
                     .login_max_concurrent
                     .unwrap_or(limits.login_max_concurrent),
                 login_window: s.login_window.unwrap_or(limits.login_window),
+                refresh_grace: s.refresh_grace.unwrap_or(limits.refresh_grace),
             },
             connections: ConnectionLimits {
                 header_read_timeout: s

@@ -98,7 +98,8 @@ fn too_many_failures_throttle_even_the_right_password_with_retry_after() {
 
 #[test]
 fn refresh_rotates_and_the_old_refresh_token_is_refused() {
-    let t = TestServer::start();
+    // No grace window: the retired token fails at once.
+    let t = TestServer::start_with(|c| c.limits.refresh_grace = 0);
     t.add_team("acme");
     let (_, first) = t.user_with_tokens("alice", "acme");
 
@@ -273,4 +274,36 @@ fn guessing_one_user_from_many_addresses_reaches_the_per_user_limit() {
         429,
         "20 failures from 20 addresses throttle the user everywhere"
     );
+}
+
+#[test]
+fn the_just_retired_refresh_token_works_again_within_the_grace_window_and_revokes_nothing() {
+    let t = TestServer::start_with(|c| c.limits.refresh_grace = 3);
+    t.add_team("acme");
+    let (_, r1) = t.user_with_tokens("alice", "acme");
+    let next = |token: &str| {
+        let reply = refresh(&t.agent, &t.server.url, token);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.json()["refresh"]
+            .as_str()
+            .expect("refresh token")
+            .to_string()
+    };
+    let r2 = next(&r1);
+    // The client never got r2 (a lost answer) and presents r1 again.
+    let again = refresh(&t.agent, &t.server.url, &r1);
+    assert_eq!(again.status, 200, "within the window: {}", again.text);
+    let body = again.json();
+    assert_eq!(body["team_slug"], "acme");
+    let r2b = body["refresh"].as_str().expect("refresh token").to_string();
+    let health = t.get("/api/v1/sync/health/", body["access"].as_str());
+    assert_eq!(health.status, 200, "{}", health.text);
+
+    // After the window, r1 is a replay again: its family is revoked, and
+    // that includes the token handed out in the window (same family).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    assert_eq!(refresh(&t.agent, &t.server.url, &r1).status, 401);
+    for token in [&r2, &r2b] {
+        assert_eq!(refresh(&t.agent, &t.server.url, token).status, 401);
+    }
 }

@@ -198,14 +198,14 @@ fn refresh_rotation_and_reuse() {
             .expect("insert");
         assert_eq!(
             store
-                .rotate_refresh("r1", token("r2", 2_000), 1_000)
+                .rotate_refresh("r1", token("r2", 2_000), 1_000, 0)
                 .await
                 .expect("rotate"),
             RotateOutcome::Rotated
         );
         assert_eq!(
             store
-                .rotate_refresh("r2", token("r3", 2_000), 1_000)
+                .rotate_refresh("r2", token("r3", 2_000), 1_000, 0)
                 .await
                 .expect("rotate"),
             RotateOutcome::Rotated
@@ -213,21 +213,21 @@ fn refresh_rotation_and_reuse() {
         // r1 was retired: presenting it again revokes the family, r3 included.
         assert_eq!(
             store
-                .rotate_refresh("r1", token("x", 2_000), 1_000)
+                .rotate_refresh("r1", token("x", 2_000), 1_000, 0)
                 .await
                 .expect("reuse"),
             RotateOutcome::Reused
         );
         assert_eq!(
             store
-                .rotate_refresh("r3", token("r4", 2_000), 1_000)
+                .rotate_refresh("r3", token("r4", 2_000), 1_000, 0)
                 .await
                 .expect("revoked"),
             RotateOutcome::Revoked
         );
         assert_eq!(
             store
-                .rotate_refresh("nope", token("r5", 2_000), 1_000)
+                .rotate_refresh("nope", token("r5", 2_000), 1_000, 0)
                 .await
                 .expect("unknown"),
             RotateOutcome::Unknown
@@ -248,7 +248,7 @@ fn refresh_rotation_and_reuse() {
         };
         assert_eq!(
             store
-                .rotate_refresh("e1", next, 1_000)
+                .rotate_refresh("e1", next, 1_000, 0)
                 .await
                 .expect("expired"),
             RotateOutcome::Revoked
@@ -270,11 +270,68 @@ fn refresh_rotation_and_reuse() {
         };
         assert_eq!(
             store
-                .rotate_refresh("d1", after, 1_000)
+                .rotate_refresh("d1", after, 1_000, 0)
                 .await
                 .expect("disabled"),
             RotateOutcome::Revoked
         );
+    });
+}
+
+#[test]
+fn a_just_retired_refresh_token_is_regranted_within_the_grace_window() {
+    for_each_backend(|store| async move {
+        let uid = team_and_user(&store, "acme", "alice").await;
+        let token = |jti: &str| NewRefresh {
+            jti: jti.into(),
+            family: "fam".into(),
+            user_id: uid,
+            expires_at: 5_000,
+        };
+        store.insert_refresh(token("g1")).await.expect("insert");
+        let rotate = |old: &'static str, new: &'static str, now: i64| {
+            let store = Arc::clone(&store);
+            let new = token(new);
+            async move {
+                store
+                    .rotate_refresh(old, new, now, 30)
+                    .await
+                    .expect("rotate")
+            }
+        };
+        assert_eq!(rotate("g1", "g2", 1_000).await, RotateOutcome::Rotated);
+        // The answer was lost: g1 again, 10 s later, gets a new token and
+        // revokes nothing.
+        assert_eq!(rotate("g1", "g2b", 1_010).await, RotateOutcome::Regranted);
+        assert_eq!(rotate("g2", "g3", 1_011).await, RotateOutcome::Rotated);
+        // g2 is used now, so g1 is no longer the latest retired: a replay.
+        assert_eq!(rotate("g1", "x", 1_012).await, RotateOutcome::Reused);
+        assert_eq!(rotate("g3", "y", 1_013).await, RotateOutcome::Revoked);
+
+        store
+            .insert_refresh(NewRefresh {
+                family: "fam2".into(),
+                ..token("h1")
+            })
+            .await
+            .expect("insert");
+        let rotate2 = |old: &'static str, new: &'static str, now: i64| {
+            let store = Arc::clone(&store);
+            let new = NewRefresh {
+                family: "fam2".into(),
+                ..token(new)
+            };
+            async move {
+                store
+                    .rotate_refresh(old, new, now, 30)
+                    .await
+                    .expect("rotate")
+            }
+        };
+        assert_eq!(rotate2("h1", "h2", 2_000).await, RotateOutcome::Rotated);
+        // Past the window: reuse detection as ever.
+        assert_eq!(rotate2("h1", "h3", 2_030).await, RotateOutcome::Reused);
+        assert_eq!(rotate2("h2", "h4", 2_031).await, RotateOutcome::Revoked);
     });
 }
 

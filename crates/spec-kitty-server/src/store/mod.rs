@@ -93,6 +93,10 @@ pub struct NewRefresh {
 pub enum RotateOutcome {
     /// The old token is now retired and the new one is stored.
     Rotated,
+    /// The old token was retired moments ago (within the grace window) and
+    /// its successor never used: the answer to it was probably lost, so a
+    /// new token of the same family is stored and nothing is revoked.
+    Regranted,
     /// The token had already been used: its whole family is now revoked.
     Reused,
     /// The family was revoked earlier, or the token expired.
@@ -225,12 +229,15 @@ pub trait Store: BoardStore + Send + Sync + 'static {
 
     async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()>;
     /// Retires `old_jti` and stores `new` in the same family, atomically.
-    /// A token that was already retired revokes its whole family.
+    /// A token that was already retired revokes its whole family, unless it
+    /// was retired less than `grace` seconds ago and is the family's latest
+    /// retired token ([`RotateOutcome::Regranted`]).
     async fn rotate_refresh(
         &self,
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome>;
 
     /// Reserves a log-in attempt before its password is checked, in one

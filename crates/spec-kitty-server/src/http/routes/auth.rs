@@ -246,9 +246,18 @@ pub async fn refresh(
         user_id: user.id,
         expires_at: issued.refresh_expires_at,
     };
-    match state.store.rotate_refresh(&claims.jti, new, now).await? {
-        RotateOutcome::Rotated => {
-            tracing::info!(user = %user.username, "token refreshed");
+    let grace = state.limits.refresh_grace as i64;
+    match state
+        .store
+        .rotate_refresh(&claims.jti, new, now, grace)
+        .await?
+    {
+        outcome @ (RotateOutcome::Rotated | RotateOutcome::Regranted) => {
+            if outcome == RotateOutcome::Regranted {
+                tracing::info!(user = %user.username, "just-retired refresh token presented again within the grace window; new pair issued");
+            } else {
+                tracing::info!(user = %user.username, "token refreshed");
+            }
             Ok(Json(token_response(
                 &state,
                 &user,

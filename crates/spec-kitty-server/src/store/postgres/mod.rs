@@ -312,6 +312,7 @@ impl Store for PostgresStore {
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: two instances presenting the same token serialize here,
@@ -330,7 +331,32 @@ impl Store for PostgresStore {
                 let used_at: Option<i64> = row.try_get(1)?;
                 let revoked: bool = row.try_get(2)?;
                 let expires_at: i64 = row.try_get(3)?;
-                if used_at.is_some() {
+                let regrant = match used_at {
+                    Some(used_at) if !revoked && expires_at > now && now - used_at < grace => {
+                        let later: bool = sqlx::query_scalar(
+                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = $1 AND jti <> $2 AND used_at IS NOT NULL AND used_at >= $3)",
+                        )
+                        .bind(&family)
+                        .bind(old_jti)
+                        .bind(used_at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        !later
+                    }
+                    _ => false,
+                };
+                if regrant {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&new.jti)
+                    .bind(&family)
+                    .bind(new.user_id)
+                    .bind(new.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    RotateOutcome::Regranted
+                } else if used_at.is_some() {
                     sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
                         .bind(&family)
                         .execute(&mut *tx)

@@ -407,6 +407,7 @@ impl Store for SqliteStore {
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome> {
         let old_jti = old_jti.to_string();
         self.write(move |conn| {
@@ -420,6 +421,22 @@ impl Store for SqliteStore {
                 .optional()?;
             let outcome = match row {
                 None => RotateOutcome::Unknown,
+                Some((family, Some(used_at), false, expires_at))
+                    if now - used_at < grace && expires_at > now && {
+                        let later: bool = tx.query_row(
+                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = ?1 AND jti <> ?2 AND used_at IS NOT NULL AND used_at >= ?3)",
+                            params![family, old_jti, used_at],
+                            |r| r.get(0),
+                        )?;
+                        !later
+                    } =>
+                {
+                    tx.execute(
+                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![new.jti, family, new.user_id, new.expires_at],
+                    )?;
+                    RotateOutcome::Regranted
+                }
                 Some((family, Some(_), _, _)) => {
                     tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", [&family])?;
                     RotateOutcome::Reused
