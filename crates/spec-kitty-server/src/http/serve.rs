@@ -144,7 +144,14 @@ pub async fn start_with_store(
         .accept_error_handler(log_accept_error);
     // hyper's header timeout would also cut kept-alive connections short;
     // `conn` keeps the deadlines instead (see there).
-    server.http_builder().http1().header_read_timeout(None);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(None)
+        // Above the app's own limits (`app::check_header_size`), so a head
+        // too large is answered by the app, in JSON, not by hyper with an
+        // empty 431.
+        .max_headers(crate::http::app::MAX_HEADERS * 2);
     let limits = config.connections;
     let task = match &config.tls {
         None => tokio::spawn(

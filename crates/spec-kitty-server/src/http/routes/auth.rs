@@ -214,6 +214,17 @@ pub async fn verify_login(
             "This account is disabled; ask your server administrator".into(),
         ));
     }
+    current_team(state, user).await
+}
+
+/// The user with their team only while they are still a member of it, so
+/// no token (or answer) names a team the user was removed from.
+async fn current_team(state: &AppState, mut user: User) -> Result<User, ApiError> {
+    if let Some(team) = &user.team
+        && !state.store.is_member(user.id, team).await?
+    {
+        user.team = None;
+    }
     Ok(user)
 }
 
@@ -238,6 +249,7 @@ pub async fn refresh(
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized(REFUSED.into()))?;
+    let user = current_team(&state, user).await?;
     let now = now();
     let issued = state.signer.issue(&user, Some(family), now)?;
     let new = NewRefresh {

@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use flate2::read::GzDecoder;
+use flate2::bufread::GzDecoder;
 use serde_json::value::RawValue;
 use spec_kitty_protocol::{BatchResponse, EventResult, MAX_BATCH_EVENTS};
 
@@ -65,19 +65,27 @@ fn decode_batch(
         Encoding::Gzip => {
             let cap = limits.max_decompressed_bytes;
             let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap));
-            GzDecoder::new(raw.as_slice())
-                .take(cap as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ApiError::bad_request(
-                        "Bad gzip body",
-                        format!("could not decompress the body: {e}"),
-                    )
-                })?;
+            let mut inflate = GzDecoder::new(raw.as_slice()).take(cap as u64 + 1);
+            inflate.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request(
+                    "Bad gzip body",
+                    format!("could not decompress the body: {e}"),
+                )
+            })?;
             if out.len() > cap {
                 return Err(ApiError::PayloadTooLarge(format!(
                     "the body exceeds {cap} bytes after decompression"
                 )));
+            }
+            // One gzip member and nothing after it: bytes after the end of
+            // the stream are junk (or a second member), never silently
+            // ignored.
+            let rest = inflate.into_inner().into_inner();
+            if !rest.is_empty() {
+                return Err(ApiError::bad_request(
+                    "Bad gzip body",
+                    format!("{} bytes follow the end of the gzip stream", rest.len()),
+                ));
             }
             out
         }
