@@ -227,7 +227,7 @@ fn store_session(home: &Home, creds: &Credentials) -> Result<(), CliError> {
             "credentials.corrupt-{}",
             OffsetDateTime::now_utc().unix_timestamp()
         ));
-        std::fs::rename(home.credentials(), &backup).map_err(|e| {
+        crate::home::atomic::move_aside_private(&home.credentials(), &backup).map_err(|e| {
             CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
         })?;
         eprintln!(
