@@ -3,6 +3,7 @@
 //! prints and turns errors into messages and exit codes.
 
 mod admin;
+mod backup;
 mod board;
 mod serve;
 
@@ -35,6 +36,16 @@ pub enum Command {
     /// The team board's projection
     #[command(subcommand)]
     Board(BoardCommand),
+    /// Write a consistent copy of the SQLite database to FILE (works while
+    /// the server runs; for PostgreSQL use pg_dump)
+    Backup { file: std::path::PathBuf },
+    /// Replace the SQLite database with the backup FILE (stop the server first)
+    Restore {
+        file: std::path::PathBuf,
+        /// Restore even though the database looks in use (a -wal file exists)
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +125,14 @@ pub fn main() -> ExitCode {
         Command::Board(command) => {
             serve::init_logging(LogFormat::Text, "warn");
             runtime.block_on(board::board(command, &cli.storage))
+        }
+        Command::Backup { file } => {
+            serve::init_logging(LogFormat::Text, "warn");
+            backup::backup(&file, &cli.storage)
+        }
+        Command::Restore { file, force } => {
+            serve::init_logging(LogFormat::Text, "warn");
+            backup::restore(&file, &cli.storage, force)
         }
         Command::User(command) => {
             serve::init_logging(LogFormat::Text, "warn");
