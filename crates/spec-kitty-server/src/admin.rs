@@ -122,19 +122,16 @@ pub async fn remove_team(store: &Arc<dyn Store>, slug: &str) -> Result<(), Admin
 }
 
 /// Clears the failed log-ins counted against a username, ending its
-/// lock-out at once instead of when the window passes. The key is the one
-/// the log-in route counts under (`user:` and the lower-cased name); the
-/// per-address count is left alone, as it protects against guessing
-/// across many names.
+/// lock-out at once instead of when the window passes: the user's count
+/// from every address and from any; the per-address count is left alone,
+/// as it protects against guessing across many names.
 pub async fn unlock_user(store: &Arc<dyn Store>, username: &str) -> Result<(), AdminError> {
     if store.find_user(username).await?.is_none() {
         return Err(AdminError::Store(StoreError::NotFound(format!(
             "no user '{username}'"
         ))));
     }
-    Ok(store
-        .clear_login_failures(&format!("user:{}", username.to_lowercase()))
-        .await?)
+    Ok(store.clear_user_login_failures(username).await?)
 }
 
 /// Teams with their members and project counts, for `team list`.

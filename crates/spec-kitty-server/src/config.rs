@@ -10,6 +10,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
@@ -116,6 +117,11 @@ pub struct ServeArgs {
     /// Refresh-token lifetime in seconds [default: 604800]
     #[arg(long, env = "SPEC_KITTY_SERVER_REFRESH_LIFETIME", value_name = "SECS")]
     pub refresh_lifetime: Option<u64>,
+    /// Seconds after a refresh during which the refresh token it retired
+    /// still works once more (the answer may have been lost); after that,
+    /// presenting it revokes its session [default: 30]
+    #[arg(long, env = "SPEC_KITTY_SERVER_REFRESH_GRACE", value_name = "SECS")]
+    pub refresh_grace: Option<u64>,
     /// Largest request body accepted, as sent (compressed) [default: 16 MiB]
     #[arg(long, env = "SPEC_KITTY_SERVER_MAX_BODY_BYTES", value_name = "BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -126,12 +132,46 @@ pub struct ServeArgs {
         value_name = "BYTES"
     )]
     pub max_decompressed_bytes: Option<usize>,
+    /// Request-body bytes held in memory at once, over all requests; a
+    /// batch that does not fit is answered 503 with Retry-After
+    /// [default: 128 MiB]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_MAX_INFLIGHT_BODY_BYTES",
+        value_name = "BYTES"
+    )]
+    pub max_inflight_body_bytes: Option<usize>,
     /// Failed log-ins per username (or 4x per address) before 429 [default: 5]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_FAILURES", value_name = "N")]
     pub login_max_failures: Option<u32>,
+    /// Password checks (argon2, about 19 MiB each) run at once; more wait
+    /// [default: the number of CPUs]
+    #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_MAX_CONCURRENT", value_name = "N")]
+    pub login_max_concurrent: Option<u32>,
     /// Window in seconds over which failed log-ins are counted [default: 900]
     #[arg(long, env = "SPEC_KITTY_SERVER_LOGIN_WINDOW", value_name = "SECS")]
     pub login_window: Option<u64>,
+    /// Seconds a client has to send a request's head (request line and
+    /// headers), counted from the connection's first byte (or its opening);
+    /// also bounds the TLS handshake [default: 10]
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_HEADER_READ_TIMEOUT",
+        value_name = "SECS"
+    )]
+    pub header_read_timeout: Option<u64>,
+    /// Seconds a kept-alive connection may wait for its next request
+    /// [default: 60]
+    #[arg(long, env = "SPEC_KITTY_SERVER_IDLE_TIMEOUT", value_name = "SECS")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a request body (or a response the client does not read) may
+    /// stall; a body must also average 1 KiB/s once this much time has
+    /// passed [default: 30]
+    #[arg(long, env = "SPEC_KITTY_SERVER_BODY_TIMEOUT", value_name = "SECS")]
+    pub body_timeout: Option<u64>,
+    /// Open connections at most; more are closed on arrival [default: 768]
+    #[arg(long, env = "SPEC_KITTY_SERVER_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Signing key file (128 hex characters) shared by every instance; by
     /// default the key lives in the data directory (SQLite) or in the
     /// database (PostgreSQL)
@@ -175,8 +215,9 @@ impl ServeArgs {
     pub fn over(self, lower: ServeArgs) -> ServeArgs {
         layer!(self, lower;
             data_dir, database, listen, tls_cert, tls_key, access_lifetime,
-            refresh_lifetime, max_body_bytes, max_decompressed_bytes,
-            login_max_failures, login_window, signing_key_file,
+            refresh_lifetime, refresh_grace, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
+            login_max_failures, login_max_concurrent, login_window, header_read_timeout, idle_timeout,
+            body_timeout, max_connections, signing_key_file,
             database_max_connections, database_connect_timeout, log_format, config,
         )
     }
@@ -246,8 +287,12 @@ impl StorageArgs {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_decompressed_bytes: usize,
+    pub max_inflight_body_bytes: usize,
     pub login_max_failures: u32,
+    pub login_max_concurrent: u32,
     pub login_window: u64,
+    /// Seconds a just-retired refresh token is still honoured.
+    pub refresh_grace: u64,
 }
 
 impl Default for Limits {
@@ -255,8 +300,37 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 16 * 1024 * 1024,
             max_decompressed_bytes: 64 * 1024 * 1024,
+            max_inflight_body_bytes: 128 * 1024 * 1024,
             login_max_failures: 5,
+            login_max_concurrent: std::thread::available_parallelism()
+                .map_or(2, |n| u32::try_from(n.get()).unwrap_or(2)),
             login_window: 900,
+            refresh_grace: 30,
+        }
+    }
+}
+
+/// What one connection may cost: how long it may take to send a request,
+/// sit idle or stall, and how many connections may be open at once. They
+/// bound the file descriptors and memory a client that never finishes
+/// (slowloris, idle floods) can hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            body_timeout: Duration::from_secs(30),
+            // Below the common 1,024 open-file limit, leaving room for the
+            // database, the log and the listener.
+            max_connections: 768,
         }
     }
 }
@@ -270,6 +344,7 @@ pub struct ServerConfig {
     pub access_lifetime: u64,
     pub refresh_lifetime: u64,
     pub limits: Limits,
+    pub connections: ConnectionLimits,
     pub log_format: LogFormat,
     pub signing_key_file: Option<PathBuf>,
     pub pool: PoolSettings,
@@ -290,6 +365,7 @@ impl ServerConfig {
             access_lifetime: spec_kitty_protocol::token::DEFAULT_ACCESS_LIFETIME,
             refresh_lifetime: spec_kitty_protocol::token::DEFAULT_REFRESH_LIFETIME,
             limits: Limits::default(),
+            connections: ConnectionLimits::default(),
             log_format: LogFormat::Text,
             signing_key_file: None,
             pool: PoolSettings::default(),
@@ -322,6 +398,7 @@ impl ServerConfig {
             }
         };
         let limits = Limits::default();
+        let connections = ConnectionLimits::default();
         let pool = PoolSettings::default();
         Ok(ServerConfig {
             listen: s.listen.unwrap_or(DEFAULT_LISTEN),
@@ -342,8 +419,27 @@ impl ServerConfig {
                 max_decompressed_bytes: s
                     .max_decompressed_bytes
                     .unwrap_or(limits.max_decompressed_bytes),
+                max_inflight_body_bytes: s
+                    .max_inflight_body_bytes
+                    .unwrap_or(limits.max_inflight_body_bytes),
                 login_max_failures: s.login_max_failures.unwrap_or(limits.login_max_failures),
+                login_max_concurrent: s
+                    .login_max_concurrent
+                    .unwrap_or(limits.login_max_concurrent),
                 login_window: s.login_window.unwrap_or(limits.login_window),
+                refresh_grace: s.refresh_grace.unwrap_or(limits.refresh_grace),
+            },
+            connections: ConnectionLimits {
+                header_read_timeout: s
+                    .header_read_timeout
+                    .map_or(connections.header_read_timeout, Duration::from_secs),
+                idle_timeout: s
+                    .idle_timeout
+                    .map_or(connections.idle_timeout, Duration::from_secs),
+                body_timeout: s
+                    .body_timeout
+                    .map_or(connections.body_timeout, Duration::from_secs),
+                max_connections: s.max_connections.unwrap_or(connections.max_connections),
             },
             log_format: s.log_format.unwrap_or_default(),
             signing_key_file: s.signing_key_file,
@@ -351,7 +447,7 @@ impl ServerConfig {
                 max_connections: s.database_max_connections.unwrap_or(pool.max_connections),
                 connect_timeout: s
                     .database_connect_timeout
-                    .map_or(pool.connect_timeout, std::time::Duration::from_secs),
+                    .map_or(pool.connect_timeout, Duration::from_secs),
             },
         })
     }
@@ -366,6 +462,27 @@ impl ServerConfig {
         if self.refresh_lifetime < self.access_lifetime {
             return Err(ConfigError::Invalid(
                 "the refresh lifetime must not be shorter than the access lifetime".into(),
+            ));
+        }
+        let c = &self.connections;
+        if c.header_read_timeout.is_zero() || c.idle_timeout.is_zero() || c.body_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "header-read, idle and body timeouts must be at least 1 second".into(),
+            ));
+        }
+        if c.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "max-connections must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_inflight_body_bytes < self.limits.max_body_bytes {
+            return Err(ConfigError::Invalid(
+                "max-inflight-body-bytes must be at least max-body-bytes".into(),
+            ));
+        }
+        if self.limits.login_max_concurrent == 0 {
+            return Err(ConfigError::Invalid(
+                "login-max-concurrent must be at least 1".into(),
             ));
         }
         if self.limits.login_max_failures == 0 {

@@ -29,6 +29,9 @@ fn pair() -> Option<Pair> {
     let start = |dir: &tempfile::TempDir| {
         let mut config = ServerConfig::for_data_dir(dir.path());
         config.storage.database_url = db.url.clone();
+        // No refresh grace window: a retired token is a replay at once, so
+        // reuse detection across instances is what the tests see.
+        config.limits.refresh_grace = 0;
         BackgroundServer::start(&config).expect("instance starts")
     };
     let (da, dbb) = (

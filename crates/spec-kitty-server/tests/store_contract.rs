@@ -7,7 +7,8 @@ mod pg_support;
 use std::sync::Arc;
 
 use spec_kitty_server::store::{
-    self, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store, StoreError,
+    self, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, ThrottleKey,
 };
 
 /// Keeps a backend's files or database alive for the test.
@@ -197,14 +198,14 @@ fn refresh_rotation_and_reuse() {
             .expect("insert");
         assert_eq!(
             store
-                .rotate_refresh("r1", token("r2", 2_000), 1_000)
+                .rotate_refresh("r1", token("r2", 2_000), 1_000, 0)
                 .await
                 .expect("rotate"),
             RotateOutcome::Rotated
         );
         assert_eq!(
             store
-                .rotate_refresh("r2", token("r3", 2_000), 1_000)
+                .rotate_refresh("r2", token("r3", 2_000), 1_000, 0)
                 .await
                 .expect("rotate"),
             RotateOutcome::Rotated
@@ -212,21 +213,21 @@ fn refresh_rotation_and_reuse() {
         // r1 was retired: presenting it again revokes the family, r3 included.
         assert_eq!(
             store
-                .rotate_refresh("r1", token("x", 2_000), 1_000)
+                .rotate_refresh("r1", token("x", 2_000), 1_000, 0)
                 .await
                 .expect("reuse"),
             RotateOutcome::Reused
         );
         assert_eq!(
             store
-                .rotate_refresh("r3", token("r4", 2_000), 1_000)
+                .rotate_refresh("r3", token("r4", 2_000), 1_000, 0)
                 .await
                 .expect("revoked"),
             RotateOutcome::Revoked
         );
         assert_eq!(
             store
-                .rotate_refresh("nope", token("r5", 2_000), 1_000)
+                .rotate_refresh("nope", token("r5", 2_000), 1_000, 0)
                 .await
                 .expect("unknown"),
             RotateOutcome::Unknown
@@ -247,7 +248,7 @@ fn refresh_rotation_and_reuse() {
         };
         assert_eq!(
             store
-                .rotate_refresh("e1", next, 1_000)
+                .rotate_refresh("e1", next, 1_000, 0)
                 .await
                 .expect("expired"),
             RotateOutcome::Revoked
@@ -269,7 +270,7 @@ fn refresh_rotation_and_reuse() {
         };
         assert_eq!(
             store
-                .rotate_refresh("d1", after, 1_000)
+                .rotate_refresh("d1", after, 1_000, 0)
                 .await
                 .expect("disabled"),
             RotateOutcome::Revoked
@@ -278,32 +279,107 @@ fn refresh_rotation_and_reuse() {
 }
 
 #[test]
-fn login_failure_counters() {
+fn a_just_retired_refresh_token_is_regranted_within_the_grace_window() {
     for_each_backend(|store| async move {
-        let keys = vec!["user:alice".to_string(), "addr:127.0.0.1".to_string()];
-        for at in [100, 110, 120] {
-            store
-                .record_login_failure(&keys, at, 0)
-                .await
-                .expect("record");
-        }
-        let counts = store.login_failures(&keys, 105).await.expect("count");
-        assert_eq!((counts[0].count, counts[0].oldest), (2, 110));
-        assert_eq!(counts[1].count, 2);
+        let uid = team_and_user(&store, "acme", "alice").await;
+        let token = |jti: &str| NewRefresh {
+            jti: jti.into(),
+            family: "fam".into(),
+            user_id: uid,
+            expires_at: 5_000,
+        };
+        store.insert_refresh(token("g1")).await.expect("insert");
+        let rotate = |old: &'static str, new: &'static str, now: i64| {
+            let store = Arc::clone(&store);
+            let new = token(new);
+            async move {
+                store
+                    .rotate_refresh(old, new, now, 30)
+                    .await
+                    .expect("rotate")
+            }
+        };
+        assert_eq!(rotate("g1", "g2", 1_000).await, RotateOutcome::Rotated);
+        // The answer was lost: g1 again, 10 s later, gets a new token and
+        // revokes nothing.
+        assert_eq!(rotate("g1", "g2b", 1_010).await, RotateOutcome::Regranted);
+        assert_eq!(rotate("g2", "g3", 1_011).await, RotateOutcome::Rotated);
+        // g2 is used now, so g1 is no longer the latest retired: a replay.
+        assert_eq!(rotate("g1", "x", 1_012).await, RotateOutcome::Reused);
+        assert_eq!(rotate("g3", "y", 1_013).await, RotateOutcome::Revoked);
+
         store
-            .clear_login_failures("user:alice")
+            .insert_refresh(NewRefresh {
+                family: "fam2".into(),
+                ..token("h1")
+            })
             .await
-            .expect("clear");
-        let counts = store.login_failures(&keys, 0).await.expect("count");
-        assert_eq!((counts[0].count, counts[1].count), (0, 3));
-        store
-            .record_login_failure(&keys[1..], 200, 115)
-            .await
-            .expect("prune");
+            .expect("insert");
+        let rotate2 = |old: &'static str, new: &'static str, now: i64| {
+            let store = Arc::clone(&store);
+            let new = NewRefresh {
+                family: "fam2".into(),
+                ..token(new)
+            };
+            async move {
+                store
+                    .rotate_refresh(old, new, now, 30)
+                    .await
+                    .expect("rotate")
+            }
+        };
+        assert_eq!(rotate2("h1", "h2", 2_000).await, RotateOutcome::Rotated);
+        // Past the window: reuse detection as ever.
+        assert_eq!(rotate2("h1", "h3", 2_030).await, RotateOutcome::Reused);
+        assert_eq!(rotate2("h2", "h4", 2_031).await, RotateOutcome::Revoked);
+    });
+}
+
+#[test]
+fn login_attempts_are_reserved_against_every_key_and_released_on_success() {
+    for_each_backend(|store| async move {
+        let keys = vec![
+            ThrottleKey {
+                key: "user-addr:alice|127.0.0.1".into(),
+                limit: 2,
+            },
+            ThrottleKey {
+                key: "addr:127.0.0.1".into(),
+                limit: 3,
+            },
+        ];
+        let names: Vec<String> = keys.iter().map(|k| k.key.clone()).collect();
+        let reserve = |now| {
+            let (store, keys) = (Arc::clone(&store), keys.clone());
+            async move {
+                store
+                    .reserve_login_attempt(&keys, now, 100)
+                    .await
+                    .expect("reserve")
+            }
+        };
+        assert_eq!(reserve(1_000).await, Reservation::Granted);
+        assert_eq!(reserve(1_010).await, Reservation::Granted);
+        // Two failures counted: the first key is at its limit until the
+        // oldest leaves the window.
         assert_eq!(
-            store.login_failures(&keys[1..], 0).await.expect("count")[0].count,
-            2
+            reserve(1_020).await,
+            Reservation::Throttled { retry_after: 80 }
         );
+        // A success takes its own attempt back and clears the first key.
+        store
+            .release_login_attempt(&names, 1_010, Some(&names[0]))
+            .await
+            .expect("release");
+        assert_eq!(reserve(1_030).await, Reservation::Granted);
+        assert_eq!(reserve(1_040).await, Reservation::Granted);
+        // Both keys are now at their limits; the later wait wins.
+        assert_eq!(
+            reserve(1_050).await,
+            Reservation::Throttled { retry_after: 80 }
+        );
+        // Past the window, everything is forgotten.
+        assert_eq!(reserve(1_200).await, Reservation::Granted);
     });
 }
 

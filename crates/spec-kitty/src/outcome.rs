@@ -190,7 +190,7 @@ impl From<&AuthError> for Outcome {
     fn from(e: &AuthError) -> Outcome {
         match e {
             AuthError::NotAuthenticated => Outcome::NotAuthenticated,
-            AuthError::Credentials(e) => e.into(),
+            AuthError::Credentials(e) | AuthError::NotSaved(e) => e.into(),
             AuthError::SessionExpired { .. } => Outcome::SessionExpired,
             AuthError::Network(e) => e.into(),
             AuthError::ServerStatus { .. } => Outcome::UnexpectedStatus,

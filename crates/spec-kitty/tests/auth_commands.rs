@@ -200,6 +200,12 @@ fn force_login_over_corrupt_credentials_keeps_a_copy() {
     let client = Client::new();
     let garbage = "[tokens\nthis is not toml";
     client.write_credentials(garbage);
+    // Readable by others, as a file copied in by hand may be.
+    std::fs::set_permissions(
+        client.credentials_path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .expect("chmod 644");
 
     // Without --force the corrupt file is reported and kept.
     let out = client.try_login(server.url(), "alice", PASSWORD);
@@ -256,6 +262,11 @@ fn force_login_over_corrupt_credentials_keeps_a_copy() {
     assert_eq!(
         std::fs::read(backups[0].path()).expect("read backup"),
         garbage.as_bytes()
+    );
+    assert_eq!(
+        Client::mode(&backups[0].path()),
+        0o600,
+        "the kept copy may hold secrets"
     );
 }
 

@@ -7,7 +7,8 @@ mod tasks_support;
 use std::os::unix::fs::PermissionsExt;
 
 use tasks_support::{
-    Expected, FEATURE, Project, assert_moved, code, describe, read, stdout, wp_lane_line, wp_text,
+    Expected, FEATURE, Project, assert_moved, code, collapse, describe, read, stdout, wp_lane_line,
+    wp_text,
 };
 
 /// The lines joined with LF, with a final LF.
@@ -564,4 +565,31 @@ fn notes_and_agents_with_line_breaks_and_quotes_stay_one_log_line() {
         "{action:?}"
     );
     assert!(!action.contains('\n'), "{action:?}");
+}
+
+#[test]
+fn a_symlinked_work_package_file_stays_a_link_and_its_target_gets_the_edit() {
+    let project = Project::with_feature();
+    let original = wp_text("WP01", "Linked", "planned");
+    let link = project.write_wp(FEATURE, "WP01-linked.md", &original);
+    // The real file lives elsewhere (another checkout, a shared folder).
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let real = elsewhere.path().join("WP01-real.md");
+    std::fs::write(&real, &original).expect("real file");
+    std::fs::remove_file(&link).expect("remove");
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+
+    project.move_ok("WP01", "doing", &[]);
+    let meta = std::fs::symlink_metadata(&link).expect("link");
+    assert!(meta.file_type().is_symlink(), "the link stays a link");
+    assert_eq!(std::fs::read_link(&link).expect("read link"), real);
+    let after = read(&real);
+    assert!(
+        after.contains(&wp_lane_line("WP01", "in_progress")),
+        "the target has the new lane:\n{after}"
+    );
+    assert_eq!(
+        project.only_event()["payload"]["to_lane"],
+        collapse("doing")
+    );
 }

@@ -3,6 +3,7 @@
 //! prints and turns errors into messages and exit codes.
 
 mod admin;
+mod backup;
 mod board;
 mod serve;
 
@@ -46,6 +47,16 @@ pub enum Command {
     /// The team board's projection
     #[command(subcommand)]
     Board(BoardCommand),
+    /// Write a consistent copy of the SQLite database to FILE (works while
+    /// the server runs; for PostgreSQL use pg_dump)
+    Backup { file: std::path::PathBuf },
+    /// Replace the SQLite database with the backup FILE (stop the server first)
+    Restore {
+        file: std::path::PathBuf,
+        /// Restore even though the database looks in use (a -wal file exists)
+        #[arg(long)]
+        force: bool,
+    },
     /// Print a shell completion script to standard output
     #[command(
         after_help = "Examples:\n  spec-kitty-server completions bash > ~/.local/share/bash-completion/completions/spec-kitty-server\n  spec-kitty-server completions zsh > ~/.zfunc/_spec-kitty-server\n  spec-kitty-server completions fish > ~/.config/fish/completions/spec-kitty-server.fish\n  spec-kitty-server completions powershell >> $PROFILE"
@@ -233,6 +244,14 @@ pub fn main() -> ExitCode {
         Command::Board(command) => {
             serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
             runtime.block_on(board::board(command, &cli.storage))
+        }
+        Command::Backup { file } => {
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
+            backup::backup(&file, &cli.storage)
+        }
+        Command::Restore { file, force } => {
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
+            backup::restore(&file, &cli.storage, force)
         }
         Command::User(command) => {
             serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));

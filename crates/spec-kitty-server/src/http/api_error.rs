@@ -24,6 +24,13 @@ pub enum ApiError {
     TooManyRequests {
         retry_after: u64,
     },
+    /// Busy: the in-flight body budget is spent; retry after a moment.
+    ServiceUnavailable {
+        retry_after: u64,
+        details: String,
+    },
+    /// The request body stalled (see `conn::ProgressBody`).
+    RequestTimeout(String),
     /// Something broke on our side; the cause is logged, not sent.
     Internal(String),
 }
@@ -34,6 +41,18 @@ impl ApiError {
             error: error.into(),
             details: details.into(),
         }
+    }
+
+    /// A request body that could not be read: 408 when it stalled, else 400.
+    pub fn body_unreadable(error: &(dyn std::error::Error + 'static)) -> Self {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if let Some(stalled) = e.downcast_ref::<crate::http::conn::BodyStalled>() {
+                return ApiError::RequestTimeout(stalled.to_string());
+            }
+            cause = e.source();
+        }
+        ApiError::bad_request("Could not read the request body", error.to_string())
     }
 
     /// The 401 of every authenticated route.
@@ -68,6 +87,10 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorBody::with_details("Request body too large", details),
             ),
+            ApiError::RequestTimeout(details) => (
+                StatusCode::REQUEST_TIMEOUT,
+                ErrorBody::with_details("Request body too slow", details),
+            ),
             ApiError::UnsupportedMediaType(details) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 ErrorBody::with_details("Unsupported content encoding", details),
@@ -78,6 +101,20 @@ impl IntoResponse for ApiError {
                     Json(ErrorBody::new(format!(
                         "Too many failed log-in attempts; try again in {retry_after} seconds"
                     ))),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                return response;
+            }
+            ApiError::ServiceUnavailable {
+                retry_after,
+                details,
+            } => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(ErrorBody::with_details("Server busy", details)),
                 )
                     .into_response();
                 response

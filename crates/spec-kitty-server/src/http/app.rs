@@ -14,6 +14,7 @@ use spec_kitty_protocol::ErrorBody;
 use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
 use crate::config::Limits;
+use crate::http::body::BodyBudget;
 use crate::http::routes;
 use crate::store::Store;
 use crate::web;
@@ -27,6 +28,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Board changes, fanned out to the streams this process serves.
     pub hub: Hub,
+    /// Request-body bytes held in memory at once, over all requests.
+    pub body_budget: BodyBudget,
+    /// One permit per password check that may run at once.
+    pub login_slots: Arc<tokio::sync::Semaphore>,
     /// Whether this server speaks https (session cookies are then `Secure`).
     pub tls: bool,
 }
@@ -59,7 +64,9 @@ pub fn router(state: AppState) -> Router {
         .route("/static/app.css", get(web::stylesheet))
         .route("/static/board.js", get(web::script))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(web::security_headers))
+        .layer(middleware::from_fn(check_header_size))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
@@ -71,6 +78,50 @@ async fn not_found(state: State<AppState>, uri: Uri, headers: HeaderMap) -> Resp
     (
         StatusCode::NOT_FOUND,
         Json(ErrorBody::new("Not found; the API lives under /api/v1/")),
+    )
+        .into_response()
+}
+
+/// Request header fields accepted at most; hyper's own limit is set higher.
+pub const MAX_HEADERS: usize = 100;
+
+/// Bytes of request target and header fields accepted at most (hyper's own
+/// buffer limit is about 400 KiB).
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+
+/// 431, in JSON, for a request head over [`MAX_HEADERS`] fields or
+/// [`MAX_HEAD_BYTES`] bytes.
+async fn check_header_size(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let bytes = request.uri().to_string().len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEAD_BYTES {
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Json(ErrorBody::with_details(
+                "Request header fields too large",
+                format!(
+                    "{} header fields, {bytes} bytes; at most {MAX_HEADERS} fields and {MAX_HEAD_BYTES} bytes",
+                    headers.len()
+                ),
+            )),
+        )
+            .into_response();
+    }
+    next.run(request).await
+}
+
+/// 405 with the JSON body every error has (axum's own is empty).
+async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> Response {
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        Json(ErrorBody::with_details(
+            "Method not allowed",
+            format!("{} does not accept {method}", uri.path()),
+        )),
     )
         .into_response()
 }

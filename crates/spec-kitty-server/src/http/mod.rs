@@ -4,5 +4,7 @@
 
 pub mod api_error;
 pub mod app;
+pub mod body;
+pub mod conn;
 pub mod routes;
 pub mod serve;

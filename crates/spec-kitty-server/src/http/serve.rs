@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum_server::Handle;
-use axum_server::accept::NoDelayAcceptor;
+use axum_server::accept::DefaultAcceptor;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use tokio::task::JoinHandle;
 
@@ -14,6 +14,8 @@ use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
 use crate::config::ServerConfig;
 use crate::http::app::{AppState, router};
+use crate::http::body::BodyBudget;
+use crate::http::conn::Guard;
 use crate::store::{self, Store, StoreError};
 
 /// Why the server could not start.
@@ -121,7 +123,11 @@ pub async fn start_with_store(
         store: Arc::clone(&store),
         signer: Arc::new(signer),
         limits: config.limits,
+        body_budget: BodyBudget::new(config.limits.max_inflight_body_bytes),
         hub,
+        login_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.login_max_concurrent as usize,
+        )),
         tls: config.tls.is_some(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
@@ -133,11 +139,24 @@ pub async fn start_with_store(
     listener.set_nonblocking(true).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     let handle: Handle<SocketAddr> = Handle::new();
-    let server = axum_server::from_tcp(listener).map_err(bind_error)?;
+    let mut server = axum_server::from_tcp(listener)
+        .map_err(bind_error)?
+        .accept_error_handler(log_accept_error);
+    // hyper's header timeout would also cut kept-alive connections short;
+    // `conn` keeps the deadlines instead (see there).
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(None)
+        // Above the app's own limits (`app::check_header_size`), so a head
+        // too large is answered by the app, in JSON, not by hyper with an
+        // empty 431.
+        .max_headers(crate::http::app::MAX_HEADERS * 2);
+    let limits = config.connections;
     let task = match &config.tls {
         None => tokio::spawn(
             server
-                .acceptor(NoDelayAcceptor::new())
+                .acceptor(Guard::new(DefaultAcceptor::new(), limits))
                 .handle(handle.clone())
                 .serve(app),
         ),
@@ -148,8 +167,13 @@ pub async fn start_with_store(
             let tls = RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(ServeError::Tls)?;
-            let acceptor = RustlsAcceptor::new(tls).acceptor(NoDelayAcceptor::new());
-            tokio::spawn(server.acceptor(acceptor).handle(handle.clone()).serve(app))
+            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(limits.header_read_timeout);
+            tokio::spawn(
+                server
+                    .acceptor(Guard::new(acceptor, limits))
+                    .handle(handle.clone())
+                    .serve(app),
+            )
         }
     };
     Ok(RunningServer {
@@ -160,6 +184,34 @@ pub async fn start_with_store(
         task,
     })
 }
+
+/// Logs a failed accept, at most once per [`ACCEPT_LOG_EVERY`] so a flood
+/// (out of file descriptors, the connection cap) cannot flood the log.
+/// axum-server backs off and keeps accepting after every error, so none
+/// stops the server or makes it spin.
+fn log_accept_error(peer: Option<&SocketAddr>, error: &std::io::Error) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    static SKIPPED: AtomicU64 = AtomicU64::new(0);
+    let now = crate::clock::now_secs().max(0) as u64;
+    let last = LAST.load(Ordering::Relaxed);
+    if now < last.saturating_add(ACCEPT_LOG_EVERY)
+        || LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        SKIPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let skipped = SKIPPED.swap(0, Ordering::Relaxed);
+    match peer {
+        Some(peer) => tracing::warn!(%peer, %error, skipped, "connection refused or failed"),
+        None => tracing::warn!(%error, skipped, "cannot accept connections"),
+    }
+}
+
+/// Seconds between two accept-error log lines.
+const ACCEPT_LOG_EVERY: u64 = 10;
 
 /// A server on its own runtime, for synchronous tests and benchmarks:
 /// start it, talk to it over real HTTP, drop it to stop it.

@@ -83,6 +83,18 @@ fn incoming_from_value(event: &Value, body: &str) -> Result<IncomingEvent, Event
     })
 }
 
+/// The form an event id is stored (and deduplicated) under: ULIDs are
+/// case-insensitive and canonically upper case, UUIDs lower case, so a
+/// copy of an event with its id in another case is the same event. The
+/// event's text and the answer keep the id as sent.
+fn canonical_id(id: &str) -> String {
+    if id.len() == 26 {
+        id.to_ascii_uppercase()
+    } else {
+        id.to_ascii_lowercase()
+    }
+}
+
 /// Checks each event (the fast path first, the full validator when it
 /// declines) and splits the batch into per-event slots and the valid
 /// events to store.
@@ -99,9 +111,10 @@ pub fn prepare(events: &[&RawValue]) -> (Vec<Slot>, Vec<IncomingEvent>) {
             },
         };
         match checked {
-            Ok(incoming) => {
+            Ok(mut incoming) => {
+                let canonical = canonical_id(&incoming.event_id);
                 slots.push(Slot::Stored {
-                    event_id: incoming.event_id.clone(),
+                    event_id: std::mem::replace(&mut incoming.event_id, canonical),
                     index: valid.len(),
                 });
                 valid.push(incoming);

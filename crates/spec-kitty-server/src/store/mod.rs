@@ -101,6 +101,10 @@ pub struct NewRefresh {
 pub enum RotateOutcome {
     /// The old token is now retired and the new one is stored.
     Rotated,
+    /// The old token was retired moments ago (within the grace window) and
+    /// its successor never used: the answer to it was probably lost, so a
+    /// new token of the same family is stored and nothing is revoked.
+    Regranted,
     /// The token had already been used: its whole family is now revoked.
     Reused,
     /// The family was revoked earlier, or the token expired.
@@ -185,12 +189,51 @@ pub enum IngestOutcome {
     Forbidden(String),
 }
 
-/// Where a failed log-in is counted: per username and per client address.
+/// One counter of the log-in throttle (per user and address, per address,
+/// per user) and how many failures it allows per window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleKey {
+    pub key: String,
+    pub limit: i64,
+}
+
+/// The log-in throttle's keys for a user, written once for the log-in
+/// route and `user unlock`: this user from one address, and from any.
+pub mod throttle {
+    /// This user (lower-cased) from the address `addr`.
+    pub fn user_address(user: &str, addr: &str) -> String {
+        format!("{}{addr}", user_address_prefix(user))
+    }
+
+    /// What every [`user_address`] key of `user` starts with.
+    pub fn user_address_prefix(user: &str) -> String {
+        format!("user-addr:{}|", user.to_lowercase())
+    }
+
+    /// This user from any address.
+    pub fn user(user: &str) -> String {
+        format!("user:{}", user.to_lowercase())
+    }
+
+    /// This address, any user.
+    pub fn address(addr: &str) -> String {
+        format!("addr:{addr}")
+    }
+
+    /// Deletes a user's keys (`$1`: [`user`], `$2`: [`user_address_prefix`]).
+    pub const CLEAR_USER_SQL: &str =
+        "DELETE FROM login_failures WHERE key = $1 OR substr(key, 1, length($2)) = $2";
+}
+
+/// The answer of [`Store::reserve_login_attempt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureCount {
-    pub count: i64,
-    /// Unix time of the oldest failure inside the window.
-    pub oldest: i64,
+pub enum Reservation {
+    /// The attempt is counted as a failure under every key until it is
+    /// released (it succeeded).
+    Granted,
+    /// A key is at its limit: nothing was counted; retry after this many
+    /// seconds.
+    Throttled { retry_after: i64 },
 }
 
 /// The storage of the server.
@@ -235,23 +278,41 @@ pub trait Store: BoardStore + Send + Sync + 'static {
 
     async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()>;
     /// Retires `old_jti` and stores `new` in the same family, atomically.
-    /// A token that was already retired revokes its whole family.
+    /// A token that was already retired revokes its whole family, unless it
+    /// was retired less than `grace` seconds ago and is the family's latest
+    /// retired token ([`RotateOutcome::Regranted`]).
     async fn rotate_refresh(
         &self,
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome>;
 
-    /// Failed log-ins per key since `since` (unix seconds).
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>>;
-    async fn record_login_failure(
+    /// Reserves a log-in attempt before its password is checked, in one
+    /// transaction: if every key has fewer failures than its limit since
+    /// `now - window`, the attempt is counted under each key (as a failure
+    /// until released) and granted; otherwise nothing is counted. Checking
+    /// and counting at once means parallel attempts cannot all pass a
+    /// check made before any of them is counted. Failures older than the
+    /// window are pruned.
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation>;
+    /// Clears the failed log-ins counted against a user, from every
+    /// address (`user unlock`); what an address counts across users stays.
+    async fn clear_user_login_failures(&self, username: &str) -> StoreResult<()>;
+    /// Takes back an attempt reserved at `at` that did not fail (one count
+    /// under each of `keys`) and clears every failure counted under `clear`.
+    async fn release_login_attempt(
         &self,
         keys: &[String],
         at: i64,
-        prune_before: i64,
+        clear: Option<&str>,
     ) -> StoreResult<()>;
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
 
     /// Stores a batch, all or nothing: permissions are checked for every
     /// event first, projects are registered to their team on first sight,

@@ -267,7 +267,7 @@ fn store_session(home: &Home, creds: &Credentials) -> Result<(), CliError> {
         let backup = home
             .credentials()
             .with_file_name(format!("credentials.corrupt-{}", backup_stamp()));
-        std::fs::rename(home.credentials(), &backup).map_err(|e| {
+        crate::home::atomic::move_aside_private(&home.credentials(), &backup).map_err(|e| {
             CliError::general(format!("cannot move the corrupt credentials aside: {e}"))
         })?;
         eprintln!(

@@ -40,3 +40,12 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     }
     result
 }
+
+/// Moves `from` to `to` (same directory), making it 0600 first: the file
+/// holds secrets (a corrupt credentials file still may), so its kept copy
+/// is never readable by others, not even for an instant under its new name.
+pub fn move_aside_private(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(from, std::fs::Permissions::from_mode(0o600))?;
+    std::fs::rename(from, to)
+}

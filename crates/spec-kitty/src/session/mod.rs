@@ -38,6 +38,15 @@ pub enum AuthError {
     /// request was a refresh is the detail, not the news.
     #[error("{headline}: could not refresh the session ({cause}). Your credentials were kept; try again later.", headline = crate::outcome::Outcome::from(.0).headline(), cause = .0)]
     Network(HttpError),
+    /// The server rotated the session but the new tokens could not be
+    /// written: they are not used (a session only this process knows would
+    /// be lost at exit). The server honours the old refresh token once
+    /// more for a short grace window, so fixing the cause and retrying
+    /// soon keeps the session.
+    #[error(
+        "The session was refreshed, but the new credentials could NOT be saved: {0}. They were not used. Fix the cause (disk space, permissions) and run the command again within 30 seconds to keep this session; after that, run `spec-kitty auth login`."
+    )]
+    NotSaved(CredentialsError),
     #[error(
         "Could not refresh the session: the server answered HTTP {status} ({detail}). Your credentials were kept; try again later."
     )]
@@ -130,7 +139,9 @@ pub fn refresh(
                 tokens.refresh_lifetime,
                 tokens.team_slug,
             );
-            credentials::save(home, &creds, &lock)?;
+            // Saved before used: tokens that exist only in this process
+            // would be lost at exit, with the server's copy already rotated.
+            credentials::save(home, &creds, &lock).map_err(AuthError::NotSaved)?;
             Ok(Session {
                 access: creds.access.clone(),
                 credentials: creds,
@@ -145,5 +156,27 @@ pub fn refresh(
             status,
             detail: reply.error_text(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_credentials_that_cannot_be_saved_are_reported_as_such() {
+        let error = AuthError::NotSaved(CredentialsError::Write {
+            path: "/home/alice/.spec-kitty/credentials".into(),
+            source: std::io::Error::other("No space left on device"),
+        });
+        let text = error.to_string();
+        assert!(text.contains("could NOT be saved"), "{text}");
+        assert!(text.contains("No space left on device"), "{text}");
+        assert!(text.contains("not used"), "{text}");
+        assert!(text.contains("auth login"), "{text}");
+        assert_eq!(
+            crate::outcome::Outcome::from(&error),
+            crate::outcome::Outcome::CredentialsUnreadable
+        );
     }
 }

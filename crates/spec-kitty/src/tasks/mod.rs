@@ -263,14 +263,12 @@ impl Move<'_> {
         let updated = wp
             .moved(to.as_str(), &entry, &log_line)
             .map_err(|e| self.file_error(e))?;
-        crate::home::atomic::write(self.path, updated.as_bytes(), file_mode(self.path)).map_err(
-            |source| {
-                TaskError::Project(ProjectError::Write {
-                    path: self.path.to_path_buf(),
-                    source,
-                })
-            },
-        )?;
+        write_wp_file(self.path, &updated).map_err(|source| {
+            TaskError::Project(ProjectError::Write {
+                path: self.path.to_path_buf(),
+                source,
+            })
+        })?;
         Ok(Rewritten {
             original: prepared.text,
             from: prepared.from,
@@ -389,8 +387,7 @@ pub fn move_task(home: &Home, cwd: &Path, request: &MoveRequest) -> Result<Moved
             // The file was rewritten but the event could not be queued:
             // put the file back, so the two never disagree.
             if let Some(done) = rewritten {
-                let _ =
-                    crate::home::atomic::write(&path, done.original.as_bytes(), file_mode(&path));
+                let _ = write_wp_file(&path, &done.original);
             }
             return Err(e);
         }
@@ -415,6 +412,15 @@ pub(crate) fn one_line(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect()
+}
+
+/// Replaces a work-package file atomically, keeping its mode. A symlinked
+/// file stays a link: the edit goes to the file it points to (written
+/// beside that file, so the rename stays on its file system), instead of a
+/// regular file replacing the link while the real file keeps the old lane.
+fn write_wp_file(path: &Path, text: &str) -> std::io::Result<()> {
+    let target = std::fs::canonicalize(path)?;
+    crate::home::atomic::write(&target, text.as_bytes(), file_mode(&target))
 }
 
 fn file_mode(path: &Path) -> u32 {

@@ -26,17 +26,21 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// The token of an `Authorization: Bearer TOKEN` value; the scheme is
+/// case-insensitive (RFC 9110, section 11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 impl Authenticated {
     /// Verifies the bearer token of a request and loads its user.
     pub async fn from_headers(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            .and_then(bearer_token)
             .ok_or_else(ApiError::token_invalid)?;
         let claims = state
             .signer

@@ -10,14 +10,14 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
-use flate2::read::GzDecoder;
-use http_body_util::BodyExt;
+use flate2::bufread::GzDecoder;
 use serde_json::value::RawValue;
 use spec_kitty_protocol::{BatchResponse, EventResult, MAX_BATCH_EVENTS};
 
 use crate::config::Limits;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
+use crate::http::body::{Budgeted, discard, read_budgeted};
 use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::decode::{Slot, prepare};
 use crate::store::{IncomingEvent, IngestOutcome, Sender};
@@ -46,63 +46,6 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
-/// How much more than its limit a refused body is still read (and thrown
-/// away) so that the client, still sending, reads our 413 instead of a
-/// reset connection.
-const DRAIN_ALLOWANCE: usize = 8 * 1024 * 1024;
-
-/// Whether the client waits for `100 Continue` before sending the body.
-fn expects_continue(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::EXPECT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
-}
-
-/// Reads the body, refusing it once it passes `limit` bytes. A refused
-/// body is drained (up to [`DRAIN_ALLOWANCE`] more) unless the client is
-/// waiting for `100 Continue`, in which case it never sends it.
-async fn read_capped(
-    headers: &HeaderMap,
-    mut body: Body,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::PayloadTooLarge(format!("the request body exceeds {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    let waiting = expects_continue(headers);
-    if declared.is_some_and(|len| len > limit) && waiting {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit));
-    let mut seen = 0usize;
-    let mut over = declared.is_some_and(|len| len > limit);
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|e| ApiError::bad_request("Could not read the request body", e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            seen += data.len();
-            if seen > limit {
-                over = true;
-                bytes = Vec::new();
-            }
-            if over {
-                if seen > limit.saturating_add(DRAIN_ALLOWANCE) {
-                    break;
-                }
-                continue;
-            }
-            bytes.extend_from_slice(&data);
-        }
-    }
-    if over {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
 /// Inflates (if needed), parses and checks the batch.
 fn decode_batch(
     raw: Vec<u8>,
@@ -122,19 +65,27 @@ fn decode_batch(
         Encoding::Gzip => {
             let cap = limits.max_decompressed_bytes;
             let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap));
-            GzDecoder::new(raw.as_slice())
-                .take(cap as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    ApiError::bad_request(
-                        "Bad gzip body",
-                        format!("could not decompress the body: {e}"),
-                    )
-                })?;
+            let mut inflate = GzDecoder::new(raw.as_slice()).take(cap as u64 + 1);
+            inflate.read_to_end(&mut out).map_err(|e| {
+                ApiError::bad_request(
+                    "Bad gzip body",
+                    format!("could not decompress the body: {e}"),
+                )
+            })?;
             if out.len() > cap {
                 return Err(ApiError::PayloadTooLarge(format!(
                     "the body exceeds {cap} bytes after decompression"
                 )));
+            }
+            // One gzip member and nothing after it: bytes after the end of
+            // the stream are junk (or a second member), never silently
+            // ignored.
+            let rest = inflate.into_inner().into_inner();
+            if !rest.is_empty() {
+                return Err(ApiError::bad_request(
+                    "Bad gzip body",
+                    format!("{} bytes follow the end of the gzip stream", rest.len()),
+                ));
             }
             out
         }
@@ -168,27 +119,35 @@ struct RawBatch<'a> {
 
 /// `POST /api/v1/events/batch/`.
 ///
-/// The body is read (within its cap) before the token is checked, so a
-/// client sending a large batch with a stale token reads a clean 401 and
-/// refreshes, instead of seeing its upload cut off mid-stream.
+/// The token is checked before the body is read, so a stranger's body is
+/// never held in memory. A refused body is still read (up to its cap, and
+/// thrown away as it comes) so that a client sending a large batch with a
+/// stale token reads a clean 401 and refreshes, instead of seeing its
+/// upload cut off mid-stream. An accepted body counts against the global
+/// in-flight budget until the batch is answered.
 pub async fn ingest(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<BatchResponse>, ApiError> {
-    let encoding = encoding(&headers)?;
-    // A client waiting for `100 Continue` can be refused before it sends
-    // anything; any other has its body read first (see above).
-    let early = if expects_continue(&headers) {
-        Some(Authenticated::from_headers(&headers, &state).await?)
-    } else {
-        None
+    let max = state.limits.max_body_bytes;
+    let checked = match encoding(&headers) {
+        Ok(encoding) => Authenticated::from_headers(&headers, &state)
+            .await
+            .map(|auth| (encoding, auth)),
+        Err(e) => Err(e),
     };
-    let raw = read_capped(&headers, body, state.limits.max_body_bytes).await?;
-    let auth = match early {
-        Some(auth) => auth,
-        None => Authenticated::from_headers(&headers, &state).await?,
+    let (encoding, auth) = match checked {
+        Ok(checked) => checked,
+        Err(e) => {
+            discard(&headers, body, max).await;
+            return Err(e);
+        }
     };
+    let Budgeted {
+        bytes: raw,
+        share: _share,
+    } = read_budgeted(&headers, body, max, &state.body_budget).await?;
     let limits = state.limits;
     let (slots, valid) = tokio::task::spawn_blocking(move || decode_batch(raw, encoding, limits))
         .await

@@ -22,8 +22,8 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary, fold_username,
+    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary, fold_username, throttle,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -65,6 +65,11 @@ async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreRes
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
 }
+
+/// The first key of the two-key advisory locks that serialize log-in
+/// attempts on one throttle key (the second is the key's hash); two-key
+/// locks never meet the one-key lock of the migrations.
+const LOGIN_LOCK_SPACE: i32 = 0x4c6f_6731;
 
 const USER_BY_NAME: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.username = $1";
 const USER_BY_ID: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
@@ -399,6 +404,7 @@ impl Store for PostgresStore {
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome> {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE: two instances presenting the same token serialize here,
@@ -417,7 +423,32 @@ impl Store for PostgresStore {
                 let used_at: Option<i64> = row.try_get(1)?;
                 let revoked: bool = row.try_get(2)?;
                 let expires_at: i64 = row.try_get(3)?;
-                if used_at.is_some() {
+                let regrant = match used_at {
+                    Some(used_at) if !revoked && expires_at > now && now - used_at < grace => {
+                        let later: bool = sqlx::query_scalar(
+                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = $1 AND jti <> $2 AND used_at IS NOT NULL AND used_at >= $3)",
+                        )
+                        .bind(&family)
+                        .bind(old_jti)
+                        .bind(used_at)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        !later
+                    }
+                    _ => false,
+                };
+                if regrant {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
+                    )
+                    .bind(&new.jti)
+                    .bind(&family)
+                    .bind(new.user_id)
+                    .bind(new.expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                    RotateOutcome::Regranted
+                } else if used_at.is_some() {
                     sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
                         .bind(&family)
                         .execute(&mut *tx)
@@ -449,52 +480,93 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
-        let mut counts = Vec::with_capacity(keys.len());
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation> {
+        let mut tx = self.pool.begin().await?;
+        // Attempts on the same keys serialize here, on every instance; in
+        // key order, so two attempts never wait on each other crosswise.
+        let mut sorted: Vec<&ThrottleKey> = keys.iter().collect();
+        sorted.sort_by(|a, b| a.key.cmp(&b.key));
+        for key in &sorted {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(LOGIN_LOCK_SPACE)
+                .bind(&key.key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM login_failures WHERE at < $1")
+            .bind(now - window)
+            .execute(&mut *tx)
+            .await?;
+        let mut wait: Option<i64> = None;
         for key in keys {
             let row = sqlx::query(
                 "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = $1 AND at >= $2",
             )
-            .bind(key)
-            .bind(since)
-            .fetch_one(&self.pool)
-            .await
-            ?;
-            counts.push(FailureCount {
-                count: row.try_get(0)?,
-                oldest: row.try_get(1)?,
-            });
+            .bind(&key.key)
+            .bind(now - window)
+            .fetch_one(&mut *tx)
+            .await?;
+            let n: i64 = row.try_get(0)?;
+            let oldest: i64 = row.try_get(1)?;
+            if n >= key.limit {
+                let until = oldest + window - now;
+                wait = Some(wait.map_or(until, |w| w.max(until)));
+            }
         }
-        Ok(counts)
+        let outcome = match wait {
+            Some(retry_after) => Reservation::Throttled { retry_after },
+            None => {
+                for key in keys {
+                    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
+                        .bind(&key.key)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                Reservation::Granted
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
     }
 
-    async fn record_login_failure(
+    async fn clear_user_login_failures(&self, username: &str) -> StoreResult<()> {
+        sqlx::query(throttle::CLEAR_USER_SQL)
+            .bind(throttle::user(username))
+            .bind(throttle::user_address_prefix(username))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn release_login_attempt(
         &self,
         keys: &[String],
         at: i64,
-        prune_before: i64,
+        clear: Option<&str>,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(prune_before)
+        for key in keys {
+            sqlx::query(
+                "DELETE FROM login_failures WHERE ctid = (SELECT ctid FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)",
+            )
+            .bind(key)
+            .bind(at)
             .execute(&mut *tx)
             .await?;
-        for key in keys {
-            sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                .bind(key)
-                .bind(at)
+        }
+        if let Some(clear) = clear {
+            sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                .bind(clear)
                 .execute(&mut *tx)
                 .await?;
         }
         tx.commit().await.map_err(StoreError::from)
-    }
-
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        sqlx::query("DELETE FROM login_failures WHERE key = $1")
-            .bind(key)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     async fn ingest(

@@ -2,12 +2,16 @@
 //!
 //! One writer connection (behind a mutex) takes every write, so writes never
 //! fight over SQLite's single write lock inside this process; readers come
-//! from a small pool. Admin commands run in other processes against the same
+//! from a bounded pool ([`MAX_READERS`] handles at most, idle ones closed
+//! after [`READER_IDLE`]), so a burst of requests can never open a handle
+//! (and three file descriptors) per request. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+pub mod backup;
 pub mod board;
 mod connection;
 mod ingest;
@@ -21,19 +25,31 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    FailureCount, IncomingEvent, IngestOutcome, NewRefresh, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, User, UserSummary, fold_username,
+    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
+    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary, fold_username, throttle,
 };
+use crate::board::projection::for_sqlite;
 use crate::clock::now_secs;
 
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
 pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(event_id) DO NOTHING";
 
+/// Reader handles open at most: reads beyond wait for one to come back.
+/// SQLite in WAL mode reads in parallel, but two cores gain nothing from
+/// more than a few.
+pub const MAX_READERS: usize = 8;
+
+/// An idle reader handle unused this long is closed.
+pub const READER_IDLE: Duration = Duration::from_secs(60);
+
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
-    readers: Mutex<Vec<Connection>>,
+    /// Idle reader handles and when each was last used.
+    readers: Mutex<Vec<(Connection, Instant)>>,
+    /// One permit per reader handle that may be open.
+    reader_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl Inner {
@@ -46,20 +62,22 @@ impl Inner {
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = self
-            .readers
-            .lock()
-            .map_err(|_| StoreError::Task("reader pool poisoned".into()))?
-            .pop();
+        let pooled = {
+            let mut pool = self
+                .readers
+                .lock()
+                .map_err(|_| StoreError::Task("reader pool poisoned".into()))?;
+            // Handles idle too long are closed (dropped) here.
+            pool.retain(|(_, used)| used.elapsed() < READER_IDLE);
+            pool.pop()
+        };
         let conn = match pooled {
-            Some(conn) => conn,
+            Some((conn, _)) => conn,
             None => connect(&self.path)?,
         };
         let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock()
-            && pool.len() < 8
-        {
-            pool.push(conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            pool.push((conn, Instant::now()));
         }
         result
     }
@@ -92,6 +110,7 @@ impl SqliteStore {
                 path,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                reader_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),
         })
     }
@@ -111,9 +130,19 @@ impl SqliteStore {
         f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     ) -> StoreResult<T> {
         let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.with_reader(f))
+        // A permit per open handle: the handle count never passes the
+        // permits, since a reader holds one until its handle is back.
+        let slot = Arc::clone(&inner.reader_slots)
+            .acquire_owned()
             .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || {
+            let result = inner.with_reader(f);
+            drop(slot);
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
     }
 }
 
@@ -461,6 +490,7 @@ impl Store for SqliteStore {
         old_jti: &str,
         new: NewRefresh,
         now: i64,
+        grace: i64,
     ) -> StoreResult<RotateOutcome> {
         let old_jti = old_jti.to_string();
         self.write(move |conn| {
@@ -474,6 +504,22 @@ impl Store for SqliteStore {
                 .optional()?;
             let outcome = match row {
                 None => RotateOutcome::Unknown,
+                Some((family, Some(used_at), false, expires_at))
+                    if now - used_at < grace && expires_at > now && {
+                        let later: bool = tx.query_row(
+                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = ?1 AND jti <> ?2 AND used_at IS NOT NULL AND used_at >= ?3)",
+                            params![family, old_jti, used_at],
+                            |r| r.get(0),
+                        )?;
+                        !later
+                    } =>
+                {
+                    tx.execute(
+                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                        params![new.jti, family, new.user_id, new.expires_at],
+                    )?;
+                    RotateOutcome::Regranted
+                }
                 Some((family, Some(_), _, _)) => {
                     tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", [&family])?;
                     RotateOutcome::Reused
@@ -498,52 +544,79 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
+    async fn reserve_login_attempt(
+        &self,
+        keys: &[ThrottleKey],
+        now: i64,
+        window: i64,
+    ) -> StoreResult<Reservation> {
         let keys = keys.to_vec();
-        self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = ?1 AND at >= ?2",
-            )?;
-            keys.iter()
-                .map(|key| {
-                    Ok(stmt.query_row(params![key, since], |r| {
-                        Ok(FailureCount {
-                            count: r.get(0)?,
-                            oldest: r.get(1)?,
-                        })
-                    })?)
-                })
-                .collect()
+        self.write(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute("DELETE FROM login_failures WHERE at < ?1", [now - window])?;
+            let mut wait: Option<i64> = None;
+            {
+                let mut count = tx.prepare_cached(
+                    "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = ?1 AND at >= ?2",
+                )?;
+                for key in &keys {
+                    let (n, oldest): (i64, i64) = count
+                        .query_row(params![key.key, now - window], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    if n >= key.limit {
+                        let until = oldest + window - now;
+                        wait = Some(wait.map_or(until, |w| w.max(until)));
+                    }
+                }
+            }
+            let outcome = match wait {
+                Some(retry_after) => Reservation::Throttled { retry_after },
+                None => {
+                    let mut insert =
+                        tx.prepare_cached("INSERT INTO login_failures (key, at) VALUES (?1, ?2)")?;
+                    for key in &keys {
+                        insert.execute(params![key.key, now])?;
+                    }
+                    Reservation::Granted
+                }
+            };
+            tx.commit()?;
+            Ok(outcome)
         })
         .await
     }
 
-    async fn record_login_failure(
-        &self,
-        keys: &[String],
-        at: i64,
-        prune_before: i64,
-    ) -> StoreResult<()> {
-        let keys = keys.to_vec();
+    async fn clear_user_login_failures(&self, username: &str) -> StoreResult<()> {
+        let (user, prefix) = (
+            throttle::user(username),
+            throttle::user_address_prefix(username),
+        );
         self.write(move |conn| {
-            let tx = conn.transaction()?;
-            tx.execute("DELETE FROM login_failures WHERE at < ?1", [prune_before])?;
-            for key in &keys {
-                tx.execute(
-                    "INSERT INTO login_failures (key, at) VALUES (?1, ?2)",
-                    params![key, at],
-                )?;
-            }
-            tx.commit()?;
+            conn.execute(&for_sqlite(throttle::CLEAR_USER_SQL), params![user, prefix])?;
             Ok(())
         })
         .await
     }
 
-    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
-        let key = key.to_string();
+    async fn release_login_attempt(
+        &self,
+        keys: &[String],
+        at: i64,
+        clear: Option<&str>,
+    ) -> StoreResult<()> {
+        let keys = keys.to_vec();
+        let clear = clear.map(str::to_string);
         self.write(move |conn| {
-            conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
+            let tx = conn.transaction()?;
+            for key in &keys {
+                tx.execute(
+                    "DELETE FROM login_failures WHERE rowid = (SELECT rowid FROM login_failures WHERE key = ?1 AND at = ?2 LIMIT 1)",
+                    params![key, at],
+                )?;
+            }
+            if let Some(clear) = &clear {
+                tx.execute("DELETE FROM login_failures WHERE key = ?1", [clear])?;
+            }
+            tx.commit()?;
             Ok(())
         })
         .await
@@ -563,5 +636,49 @@ impl Store for SqliteStore {
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A burst of reads never holds more than [`MAX_READERS`] handles, and
+    /// the handles come back to the pool afterwards.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_share_a_bounded_pool_of_handles() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path().join("db.sqlite"))
+            .await
+            .expect("open");
+        let busy = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let reads = (0..4 * MAX_READERS).map(|_| {
+            let (store, busy, peak) = (store.clone(), Arc::clone(&busy), Arc::clone(&peak));
+            tokio::spawn(async move {
+                store
+                    .read(move |conn| {
+                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                        peak.fetch_max(now, Ordering::SeqCst);
+                        // Hold the handle long enough for the others to pile up.
+                        std::thread::sleep(Duration::from_millis(20));
+                        let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0))?;
+                        busy.fetch_sub(1, Ordering::SeqCst);
+                        Ok(one)
+                    })
+                    .await
+            })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            assert_eq!(read.await.expect("task").expect("read"), 1);
+        }
+        let peak = peak.load(Ordering::SeqCst);
+        assert!(peak <= MAX_READERS, "{peak} handles in use at once");
+        let idle = store.inner.readers.lock().expect("pool").len();
+        assert!(
+            (1..=MAX_READERS).contains(&idle),
+            "{idle} idle handles kept"
+        );
     }
 }
