@@ -91,6 +91,13 @@ fn status_shows_the_queue_health_and_json_carries_it() {
         .find(|l| l.trim_start().starts_with("Last sync:"))
         .expect("a Last sync line");
     assert!(!last_sync.contains("never"), "{last_sync}");
+    // The age, then the moment to the second (no microseconds).
+    assert!(
+        (last_sync.contains("just now (") || last_sync.contains("m ago ("))
+            && last_sync.ends_with(" UTC)"),
+        "{last_sync}"
+    );
+    assert!(!last_sync.contains('.'), "{last_sync}");
 
     let out = home.run(&["sync", "status", "--json"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));

@@ -377,7 +377,25 @@ fn print_queue(queue: &Result<Stats, String>, max_queue: u64, home: &Home) {
         }
     }
     match &stats.last_sync_at {
-        Some(at) => println!("  Last sync:  {at}"),
+        Some(at) => println!("  Last sync:  {}", when(at)),
         None => println!("  Last sync:  never"),
+    }
+}
+
+/// "3h ago (2026-11-29 09:14:02 UTC)": the age first, then the moment to
+/// the second; a stamp that does not parse is shown as stored.
+fn when(stamp: &str) -> String {
+    let Ok(at) = spec_kitty_protocol::timestamp::parse(stamp) else {
+        return stamp.to_string();
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    match at.to_offset(time::UtcOffset::UTC).format(format) {
+        Ok(moment) => format!(
+            "{} ({moment})",
+            spec_kitty_protocol::timestamp::ago(stamp, now)
+        ),
+        Err(_) => stamp.to_string(),
     }
 }
