@@ -243,6 +243,10 @@ pub trait Store: BoardStore + Send + Sync + 'static {
         now: i64,
     ) -> StoreResult<RotateOutcome>;
 
+    /// Revokes every refresh token of `family` (a log-out): none of them
+    /// can refresh again. A family that does not exist is no error.
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()>;
+
     /// Failed log-ins per key since `since` (unix seconds).
     async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>>;
     async fn record_login_failure(

@@ -449,6 +449,14 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
+            .bind(family)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
         let mut counts = Vec::with_capacity(keys.len());
         for key in keys {

@@ -498,6 +498,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
+        let family = family.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1")?
+                .execute([&family])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn login_failures(&self, keys: &[String], since: i64) -> StoreResult<Vec<FailureCount>> {
         let keys = keys.to_vec();
         self.read(move |conn| {
