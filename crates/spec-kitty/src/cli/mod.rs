@@ -27,6 +27,9 @@ const EXAMPLES: &str = "Examples:
   spec-kitty agent tasks move-task WP03 --to doing
   spec-kitty sync now
   spec-kitty board
+  spec-kitty -v sync now            # say which server and files
+  spec-kitty -vv sync status --check   # plus an HTTP trace on stderr (no tokens)
+  spec-kitty -q sync now            # results and errors only
   spec-kitty completions bash > ~/.local/share/bash-completion/completions/spec-kitty";
 
 /// spec-kitty: spec-driven development with authenticated team sync.
@@ -42,6 +45,12 @@ struct Cli {
     /// When to colour output: auto (a terminal, and NO_COLOR unset), always, never
     #[arg(long, value_enum, global = true, value_name = "WHEN", default_value_t = colour::When::Auto)]
     color: colour::When,
+    /// Say what is done: which server, which files (-vv adds an HTTP trace on stderr: method, URL, status, time; never a token)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Print only results and errors: no progress or informational lines
+    #[arg(short, long, global = true)]
+    quiet: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -75,6 +84,7 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     colour::set(cli.color);
+    crate::verbosity::set(cli.quiet, cli.verbose);
     let command = match cli.command {
         Some(Command::Completions { shell }) => {
             let mut command = Cli::command();
@@ -91,6 +101,7 @@ pub fn run() -> ExitCode {
     };
     let result = Home::from_env()
         .map_err(CliError::from)
+        .inspect(announce)
         .and_then(|home| match command {
             Command::Auth(command) => auth::run(&home, command),
             Command::Sync(command) => sync::run(&home, command),
@@ -105,4 +116,27 @@ pub fn run() -> ExitCode {
             ExitCode::from(e.code)
         }
     }
+}
+
+/// The `-v` lines every command starts with: the files it reads and the
+/// server it talks to.
+fn announce(home: &Home) {
+    use crate::home::paths::display;
+    use crate::verbosity;
+    if verbosity::level() < verbosity::Level::Verbose {
+        return;
+    }
+    verbosity::verbose(format_args!("config: {}", display(&home.config())));
+    verbosity::verbose(format_args!(
+        "credentials: {}",
+        display(&home.credentials())
+    ));
+    verbosity::verbose(format_args!("queue: {}", display(&home.queue())));
+    let server = crate::home::config::Config::load(home)
+        .ok()
+        .and_then(|c| c.server_url());
+    verbosity::verbose(format_args!(
+        "server: {}",
+        server.as_deref().unwrap_or("(none configured)")
+    ));
 }
