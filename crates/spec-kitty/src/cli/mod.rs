@@ -4,6 +4,7 @@
 mod auth;
 mod board;
 pub mod colour;
+mod config;
 mod output;
 mod python_queue;
 mod queue_tools;
@@ -27,6 +28,8 @@ const EXAMPLES: &str = "Examples:
   spec-kitty agent tasks move-task WP03 --to doing
   spec-kitty sync now
   spec-kitty board
+  spec-kitty config list
+  spec-kitty config set sync.max_queue_size 50000
   spec-kitty -v sync now            # say which server and files
   spec-kitty -vv sync status --check   # plus an HTTP trace on stderr (no tokens)
   spec-kitty -q sync now            # results and errors only
@@ -66,6 +69,9 @@ enum Command {
     /// Commands for agents and people working on work packages
     #[command(subcommand)]
     Agent(tasks::AgentCommand),
+    /// Show or change the settings in ~/.spec-kitty/config.toml
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Show the team board of this project: every work package by lane, from the server
     #[command(after_help = crate::outcome::board_help())]
     Board(board::BoardArgs),
@@ -107,6 +113,7 @@ pub fn run() -> ExitCode {
             Command::Sync(command) => sync::run(&home, command),
             Command::Agent(command) => tasks::run(&home, command),
             Command::Board(args) => board::run(&home, args),
+            Command::Config(command) => config::run(&home, command),
             Command::Completions { .. } => Ok(0),
         });
     match result {
