@@ -5,6 +5,8 @@
 pub const LOGIN: &str = "/api/v1/token/";
 /// Refresh (contract section 1).
 pub const REFRESH: &str = "/api/v1/token/refresh/";
+/// Log-out: revoke a refresh token's family (contract section 1).
+pub const REVOKE: &str = "/api/v1/token/revoke/";
 /// Batch ingest (contract section 2).
 pub const BATCH: &str = "/api/v1/events/batch/";
 /// The authenticated health check.

@@ -24,3 +24,4 @@ pub mod queue;
 pub mod session;
 pub mod sync;
 pub mod tasks;
+pub mod verbosity;

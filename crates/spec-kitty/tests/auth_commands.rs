@@ -280,7 +280,10 @@ fn logout_removes_the_session_then_says_not_logged_in() {
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert_eq!(
         stdout(&out).trim(),
-        format!("Logged out (alice on {}).", server.url())
+        format!(
+            "Logged out (alice on {}); the server ended the session.",
+            server.url()
+        )
     );
     assert!(!client.credentials_path().exists());
 

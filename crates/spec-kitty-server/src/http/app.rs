@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/v1/token/", post(routes::auth::login))
         .route("/api/v1/token/refresh/", post(routes::auth::refresh))
+        .route(paths::REVOKE, post(routes::revoke::revoke))
         .route("/api/v1/events/batch/", post(routes::batch::ingest))
         .route("/api/v1/sync/health/", get(routes::health::sync_health))
         .route("/healthz", get(routes::health::liveness))

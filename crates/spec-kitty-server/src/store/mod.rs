@@ -289,6 +289,10 @@ pub trait Store: BoardStore + Send + Sync + 'static {
         grace: i64,
     ) -> StoreResult<RotateOutcome>;
 
+    /// Revokes every refresh token of `family` (a log-out): none of them
+    /// can refresh again. A family that does not exist is no error.
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()>;
+
     /// Reserves a log-in attempt before its password is checked, in one
     /// transaction: if every key has fewer failures than its limit since
     /// `now - window`, the attempt is counted under each key (as a failure

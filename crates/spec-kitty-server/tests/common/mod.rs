@@ -160,7 +160,7 @@ impl Reply {
     }
 }
 
-fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+pub fn reply(result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = result.expect("the server answers");
     let status = response.status().as_u16();
     let retry_after = response

@@ -22,6 +22,10 @@ use spec_kitty_protocol::paths::LOGIN;
 /// Log-in and refresh requests get this long.
 const AUTH_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Telling the server about a log-out gets this long: the local session is
+/// gone either way, so a slow or absent server must not hold the user up.
+const REVOKE_TIMEOUT: Duration = Duration::from_secs(3);
+
 #[derive(Subcommand)]
 pub enum AuthCommand {
     /// Log in to the sync server and store the session in ~/.spec-kitty/credentials
@@ -41,8 +45,10 @@ pub enum AuthCommand {
         #[arg(long)]
         force: bool,
     },
-    /// Remove the stored session (on this machine; the server is not told)
-    #[command(after_help = "Example:\n  spec-kitty auth logout")]
+    /// Remove the stored session and ask the server to revoke its refresh token
+    #[command(
+        after_help = "The local session is removed even when the server cannot be reached\n(offline, or a server without the revoke endpoint); the output then says so.\n\nExample:\n  spec-kitty auth logout"
+    )]
     Logout,
     /// Show the stored session, without network; exit 0 only when it is usable
     #[command(after_help = format!("{}\n\nExamples:\n  spec-kitty auth status\n  spec-kitty auth status --json", outcome::auth_status_help()))]
@@ -331,23 +337,50 @@ fn login(
 
 fn logout(home: &Home) -> CliResult {
     let lock = CredentialsLock::acquire(home, LOCK_WAIT).map_err(CliError::from)?;
-    let who = match credentials::load(home) {
-        Ok(Stored::Present(creds)) => Some(format!("{} on {}", creds.username, creds.server_url)),
+    let creds = match credentials::load(home) {
+        Ok(Stored::Present(creds)) => Some(creds),
         _ => None,
     };
     let removed = credentials::remove(home, &lock).map_err(CliError::from)?;
+    drop(lock);
     if !removed {
         println!("Not logged in; nothing to remove.");
         return Ok(0);
     }
-    match who {
-        Some(who) => println!("Logged out ({who})."),
-        None => println!(
+    let Some(creds) = creds else {
+        println!(
             "Removed the unusable credentials file {}.",
             paths::display(&home.credentials())
-        ),
+        );
+        return Ok(0);
+    };
+    let who = format!("{} on {}", creds.username, creds.server_url);
+    match revoke(&creds) {
+        Ok(()) => println!("Logged out ({who}); the server ended the session."),
+        Err(reason) => {
+            println!("Logged out ({who}) on this machine.");
+            eprintln!(
+                "warning: the server could not be told ({reason}); its refresh token stays valid there until it expires."
+            );
+        }
     }
     Ok(0)
+}
+
+/// Asks the server to revoke the session's refresh token; the reason it
+/// could not, as one line without any token in it.
+fn revoke(creds: &Credentials) -> Result<(), String> {
+    let url = format!("{}{}", creds.server_url, spec_kitty_protocol::paths::REVOKE);
+    let body = serde_json::to_vec(&json!({"refresh": creds.refresh}))
+        .map_err(|e| format!("cannot encode the request: {e}"))?;
+    let reply = Http::new(REVOKE_TIMEOUT)
+        .post(&url, None, Body::Json(&body))
+        .map_err(|e| e.to_string())?;
+    match reply.status {
+        200..=299 => Ok(()),
+        404 => Err("this server has no revoke endpoint".into()),
+        status => Err(format!("HTTP {status}: {}", reply.error_text())),
+    }
 }
 
 fn status(home: &Home, as_json: bool) -> CliResult {

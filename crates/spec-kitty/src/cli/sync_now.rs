@@ -34,7 +34,7 @@ pub fn run(
     let mut queue = Queue::open(home).map_err(CliError::from)?;
     if retry_parked {
         let back = queue.unpark(None).map_err(CliError::from)?;
-        if back > 0 && !as_json {
+        if back > 0 && !as_json && crate::verbosity::informational() {
             eprintln!("{back} parked event(s) put back in line.");
         }
     }
@@ -58,22 +58,24 @@ pub fn run(
     let http = Http::new(BATCH_TIMEOUT);
     let summary = match Drain::start(home, &mut queue, &http) {
         Ok(drain) => {
-            let bar = (!as_json && total > PROGRESS_THRESHOLD && std::io::stderr().is_terminal())
-                .then(|| {
-                    let bar = indicatif::ProgressBar::new(total as u64);
-                    if let Ok(style) = indicatif::ProgressStyle::with_template(
-                        "{bar:40} {pos}/{len} events ({rate}, {eta} left)",
-                    ) {
-                        bar.set_style(style.with_key(
-                            "rate",
-                            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                                let _ =
-                                    write!(w, "{}/s", thousands(state.per_sec().round() as u64));
-                            },
-                        ));
-                    }
-                    bar
-                });
+            let bar = (!as_json
+                && total > PROGRESS_THRESHOLD
+                && crate::verbosity::informational()
+                && std::io::stderr().is_terminal())
+            .then(|| {
+                let bar = indicatif::ProgressBar::new(total as u64);
+                if let Ok(style) = indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} events ({rate}, {eta} left)",
+                ) {
+                    bar.set_style(style.with_key(
+                        "rate",
+                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}/s", thousands(state.per_sec().round() as u64));
+                        },
+                    ));
+                }
+                bar
+            });
             let interrupt = Arc::new(AtomicBool::new(false));
             // The first Ctrl-C stops after the batch in flight; a second
             // one, while that batch is still on the wire, ends the process

@@ -32,6 +32,84 @@ pub enum ConfigError {
     },
     #[error(transparent)]
     Url(#[from] UrlError),
+    #[error(
+        "unknown config key '{key}'.{} Known keys: {}",
+        crate::tasks::suggest::did_you_mean(suggest_key(key)),
+        KEYS.join(", ")
+    )]
+    UnknownKey { key: String },
+    #[error("'{value}' is not a valid value for {key}: {reason}")]
+    BadValue {
+        key: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+}
+
+/// The keys `spec-kitty config` knows, as `table.key`.
+pub const KEYS: &[&str] = &[SERVER_URL_KEY, MAX_QUEUE_SIZE_KEY];
+const SERVER_URL_KEY: &str = "sync.server_url";
+const MAX_QUEUE_SIZE_KEY: &str = "sync.max_queue_size";
+
+/// Where a setting's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    File,
+    Default,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::File => "file",
+            Source::Default => "default",
+        }
+    }
+}
+
+/// One setting as `config list` and `config get` show it: `None` when it
+/// is unset and has no default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub key: &'static str,
+    pub value: Option<String>,
+    pub source: Source,
+}
+
+/// The known key an unknown one was probably meant as: a near spelling,
+/// or the same key without its table (`server_url`).
+fn suggest_key(key: &str) -> Option<&'static str> {
+    let key = key.trim();
+    KEYS.iter()
+        .copied()
+        .find(|k| {
+            k.eq_ignore_ascii_case(key)
+                || k.split_once('.')
+                    .is_some_and(|(_, name)| name.eq_ignore_ascii_case(key))
+        })
+        .or_else(|| crate::tasks::suggest::closest(key, KEYS.iter().copied()))
+        .or_else(|| {
+            // A key cut short: `sync.max_queue` for `sync.max_queue_size`.
+            let mut started = KEYS
+                .iter()
+                .copied()
+                .filter(|k| key.len() >= 6 && k.starts_with(key));
+            match (started.next(), started.next()) {
+                (Some(only), None) => Some(only),
+                _ => None,
+            }
+        })
+}
+
+/// The known key `key` names, or [`ConfigError::UnknownKey`].
+fn known_key(key: &str) -> Result<&'static str, ConfigError> {
+    KEYS.iter()
+        .copied()
+        .find(|k| *k == key)
+        .ok_or_else(|| ConfigError::UnknownKey {
+            key: key.to_string(),
+        })
 }
 
 /// A server URL that spec-kitty will not send tokens to.
@@ -180,6 +258,73 @@ impl Config {
         }
         self.doc["sync"]["server_url"] = value(url.clone());
         Ok(url)
+    }
+
+    /// The value of a known key and where it comes from.
+    pub fn get(&self, key: &str) -> Result<Setting, ConfigError> {
+        let key = known_key(key)?;
+        Ok(match key {
+            SERVER_URL_KEY => {
+                let value = self.server_url();
+                let source = if value.is_some() {
+                    Source::File
+                } else {
+                    Source::Default
+                };
+                Setting { key, value, source }
+            }
+            _ => {
+                // The file's value counts only when it is one the queue uses.
+                let from_file = self
+                    .doc
+                    .get("sync")
+                    .and_then(|s| s.get("max_queue_size"))
+                    .and_then(Item::as_integer)
+                    .is_some_and(|n| u64::try_from(n).is_ok());
+                Setting {
+                    key,
+                    value: Some(self.max_queue_size().to_string()),
+                    source: if from_file {
+                        Source::File
+                    } else {
+                        Source::Default
+                    },
+                }
+            }
+        })
+    }
+
+    /// Every known key, in a fixed order.
+    pub fn list(&self) -> Vec<Setting> {
+        KEYS.iter().filter_map(|key| self.get(key).ok()).collect()
+    }
+
+    /// Checks and sets a known key; returns the value as stored. Unknown
+    /// keys and tables of the file are left as they are.
+    pub fn set(&mut self, key: &str, raw: &str) -> Result<String, ConfigError> {
+        let key = known_key(key)?;
+        match key {
+            SERVER_URL_KEY => self.set_server_url(raw),
+            _ => {
+                let bad = |reason| ConfigError::BadValue {
+                    key,
+                    value: raw.to_string(),
+                    reason,
+                };
+                let n: i64 = raw
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad("a whole number of events is expected"))?;
+                if n <= 0 {
+                    return Err(bad("it must be at least 1"));
+                }
+                if !self.doc.contains_table("sync") {
+                    self.doc["sync"] = toml_edit::table();
+                }
+                self.doc["sync"]["max_queue_size"] = value(n);
+                Ok(n.to_string())
+            }
+        }
     }
 
     /// Replaces the file atomically.

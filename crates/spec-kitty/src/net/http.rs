@@ -162,10 +162,12 @@ impl Http {
         if gzip {
             request = request.header("Content-Encoding", "gzip");
         }
-        let response = request
+        let result = request
             .send(bytes)
-            .map_err(|e| classify(url, e, started.elapsed()))?;
-        read_reply(url, response, started)
+            .map_err(|e| classify(url, e, started.elapsed()))
+            .and_then(|response| read_reply(url, response, started));
+        trace("POST", url, &result, started);
+        result
     }
 
     /// GETs `url` with a bearer token: the same agent, TLS roots, timeouts
@@ -184,11 +186,27 @@ impl Http {
         if let Some(token) = bearer {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        let response = request
+        let result = request
             .call()
-            .map_err(|e| classify(url, e, started.elapsed()))?;
-        read_reply(url, response, started)
+            .map_err(|e| classify(url, e, started.elapsed()))
+            .and_then(|response| read_reply(url, response, started));
+        trace("GET", url, &result, started);
+        result
     }
+}
+
+/// The `-vv` line of one exchange: method, URL, status and time; never a
+/// header or a body.
+fn trace(method: &str, url: &str, result: &Result<Reply, HttpError>, started: Instant) {
+    let failure;
+    let outcome = match result {
+        Ok(reply) => Ok(reply.status),
+        Err(e) => {
+            failure = e.to_string();
+            Err(failure.as_str())
+        }
+    };
+    crate::verbosity::http(method, url, outcome, started.elapsed());
 }
 
 /// The status, `Retry-After` and (bounded) body of an answer.

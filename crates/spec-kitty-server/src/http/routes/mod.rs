@@ -5,3 +5,4 @@ pub mod authenticated;
 pub mod batch;
 pub mod board;
 pub mod health;
+pub mod revoke;

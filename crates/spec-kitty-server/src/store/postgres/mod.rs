@@ -480,6 +480,14 @@ impl Store for PostgresStore {
         Ok(outcome)
     }
 
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
+        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
+            .bind(family)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     async fn reserve_login_attempt(
         &self,
         keys: &[ThrottleKey],

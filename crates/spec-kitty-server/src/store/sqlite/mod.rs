@@ -544,6 +544,16 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
+        let family = family.to_string();
+        self.write(move |conn| {
+            conn.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1")?
+                .execute([&family])?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn reserve_login_attempt(
         &self,
         keys: &[ThrottleKey],
