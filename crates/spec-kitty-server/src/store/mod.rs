@@ -197,6 +197,14 @@ pub struct ThrottleKey {
     pub limit: i64,
 }
 
+/// Ends every session of a user (`$1`: the user id): their refresh tokens
+/// can no longer refresh and their page sessions are gone. Used when a user
+/// is disabled or their password changes, on both backends.
+pub const END_USER_SESSIONS_SQL: [&str; 2] = [
+    "UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1",
+    "DELETE FROM web_sessions WHERE user_id = $1",
+];
+
 /// The log-in throttle's keys for a user, written once for the log-in
 /// route and `user unlock`: this user from one address, and from any.
 pub mod throttle {

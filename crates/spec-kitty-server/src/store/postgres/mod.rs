@@ -22,8 +22,9 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary, fold_username, throttle,
+    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome,
+    Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
+    fold_username, throttle,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -56,6 +57,13 @@ async fn team_id(tx: &mut Transaction<'_, Postgres>, slug: &str) -> StoreResult<
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no team '{slug}'")))
+}
+
+async fn end_user_sessions(tx: &mut Transaction<'_, Postgres>, uid: i64) -> StoreResult<()> {
+    for sql in END_USER_SESSIONS_SQL {
+        sqlx::query(sql).bind(uid).execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreResult<i64> {
@@ -209,10 +217,8 @@ impl Store for PostgresStore {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
+        // A disabled user's sessions end now, not when their tokens expire.
+        end_user_sessions(&mut tx, uid).await?;
         tx.commit().await.map_err(StoreError::from)
     }
 
@@ -234,14 +240,7 @@ impl Store for PostgresStore {
             .bind(uid)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM web_sessions WHERE user_id = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
+        end_user_sessions(&mut tx, uid).await?;
         tx.commit().await.map_err(StoreError::from)
     }
 

@@ -25,8 +25,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome, Sender, Store,
-    StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary, fold_username, throttle,
+    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome,
+    Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
+    fold_username, throttle,
 };
 use crate::board::projection::for_sqlite;
 use crate::clock::now_secs;
@@ -144,6 +145,13 @@ impl SqliteStore {
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
     }
+}
+
+fn end_user_sessions(conn: &Connection, uid: i64) -> StoreResult<()> {
+    for sql in END_USER_SESSIONS_SQL {
+        conn.execute(&for_sqlite(sql), [uid])?;
+    }
+    Ok(())
 }
 
 fn team_id(conn: &Connection, slug: &str) -> StoreResult<i64> {
@@ -297,11 +305,7 @@ impl Store for SqliteStore {
             let uid = user_id(&tx, &username)?;
             tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [uid])?;
             // A disabled user's sessions end now, not when their tokens expire.
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
-                [uid],
-            )?;
-            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
+            end_user_sessions(&tx, uid)?;
             tx.commit()?;
             Ok(())
         })
@@ -327,11 +331,7 @@ impl Store for SqliteStore {
                 "UPDATE users SET password_hash = ?1 WHERE id = ?2",
                 params![hash, uid],
             )?;
-            tx.execute(
-                "UPDATE refresh_tokens SET revoked = 1 WHERE user_id = ?1",
-                [uid],
-            )?;
-            tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
+            end_user_sessions(&tx, uid)?;
             tx.commit()?;
             Ok(())
         })
