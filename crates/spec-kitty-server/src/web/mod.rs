@@ -226,6 +226,15 @@ pub async fn login(
         Err(ApiError::Unauthorized(text)) => {
             return retry(format!("{text}."), StatusCode::UNAUTHORIZED);
         }
+        // Too many password checks at once: the form stays, with the wait.
+        Err(ApiError::ServiceUnavailable { retry_after, .. }) => {
+            return retry(
+                format!(
+                    "The server is busy checking other log-ins. Try again in {retry_after} seconds."
+                ),
+                StatusCode::SERVICE_UNAVAILABLE,
+            );
+        }
         Err(e) => return e.into_response(),
     };
     let Some(team) = user.team.clone() else {
