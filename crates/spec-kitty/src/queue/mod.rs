@@ -131,7 +131,26 @@ impl Queue {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        Queue::open_at(&path, true)
+        Queue::open_retrying(&path, true)
+    }
+
+    /// Opens the queue, retrying while another process holds a lock that
+    /// SQLite reports at once instead of waiting in its busy handler (a
+    /// file being created and switched to WAL by several processes at the
+    /// same moment does this); a lock held for longer than the busy
+    /// timeout is still reported.
+    fn open_retrying(path: &Path, create: bool) -> Result<Queue, QueueError> {
+        let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match Queue::open_at(path, create) {
+                Err(QueueError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(100));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// Opens the queue only if it exists (for commands without side
@@ -141,7 +160,7 @@ impl Queue {
         if !path.exists() {
             return Ok(None);
         }
-        Queue::open_at(&path, false).map(Some)
+        Queue::open_retrying(&path, false).map(Some)
     }
 
     fn open_at(path: &Path, create: bool) -> Result<Queue, QueueError> {
