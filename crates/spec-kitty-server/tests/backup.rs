@@ -53,6 +53,12 @@ fn a_running_server_is_backed_up_and_restored_into_a_stopped_one() {
     // A second backup to the same file is refused, never overwritten.
     let out = server_cmd(t.dir.path(), &["backup", file_arg]);
     assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("already exists; a backup never replaces a file"),
+        "{}",
+        describe(&out)
+    );
 
     // The running server's database is in use: restore refuses.
     let out = server_cmd(t.dir.path(), &["restore", file_arg]);

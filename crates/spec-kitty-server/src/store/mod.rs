@@ -233,6 +233,15 @@ pub mod throttle {
         "DELETE FROM login_failures WHERE key = $1 OR substr(key, 1, length($2)) = $2";
 }
 
+impl ThrottleKey {
+    /// How long until this key is under its limit again, given its `count`
+    /// of failures in the window and the time of the `oldest` (both
+    /// backends count, this decides); `None` when it is under it now.
+    pub fn wait(&self, count: i64, oldest: i64, now: i64, window: i64) -> Option<i64> {
+        (count >= self.limit).then(|| oldest + window - now)
+    }
+}
+
 /// The answer of [`Store::reserve_login_attempt`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reservation {

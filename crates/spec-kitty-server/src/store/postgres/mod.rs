@@ -518,10 +518,7 @@ impl Store for PostgresStore {
             .bind(now - window)
             .fetch_one(&mut *tx)
             .await?;
-            let n: i64 = row.try_get(0)?;
-            let oldest: i64 = row.try_get(1)?;
-            if n >= key.limit {
-                let until = oldest + window - now;
+            if let Some(until) = key.wait(row.try_get(0)?, row.try_get(1)?, now, window) {
                 wait = Some(wait.map_or(until, |w| w.max(until)));
             }
         }

@@ -33,7 +33,14 @@ pub fn backup(db: &Path, to: &Path) -> StoreResult<()> {
         .create_new(true)
         .mode(0o600)
         .open(to)
-        .map_err(|e| open_error(to, e))?;
+        .map_err(|e| match e.kind() {
+            // Never overwritten: it may be the only good copy.
+            std::io::ErrorKind::AlreadyExists => StoreError::Conflict(format!(
+                "{} already exists; a backup never replaces a file: choose a new name or move the old one aside",
+                to.display()
+            )),
+            _ => open_error(to, e),
+        })?;
     let result = (|| {
         let conn = connect(db)?;
         let target = to

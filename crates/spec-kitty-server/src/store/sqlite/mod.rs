@@ -572,8 +572,7 @@ impl Store for SqliteStore {
                 for key in &keys {
                     let (n, oldest): (i64, i64) = count
                         .query_row(params![key.key, now - window], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    if n >= key.limit {
-                        let until = oldest + window - now;
+                    if let Some(until) = key.wait(n, oldest, now, window) {
                         wait = Some(wait.map_or(until, |w| w.max(until)));
                     }
                 }
