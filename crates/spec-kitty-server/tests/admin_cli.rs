@@ -1,7 +1,7 @@
 //! The admin commands of the real `spec-kitty-server` binary, with
 //! `--data-dir` given last (it is a global flag).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

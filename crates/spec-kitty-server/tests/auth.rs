@@ -1,7 +1,7 @@
 //! Log-in, throttling and refresh-token rotation (contract section 1),
 //! against the real server over HTTP.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestServer, login_ok, refresh};
 

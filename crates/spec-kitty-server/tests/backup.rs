@@ -1,7 +1,7 @@
 //! `spec-kitty-server backup FILE` of a running SQLite server and `restore
 //! FILE` for a stopped one (issue 12).
 
-mod common;
+use crate::common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! per-event answers, whole-batch errors, size limits, cross-team
 //! projects and concurrent senders.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::io::Write;

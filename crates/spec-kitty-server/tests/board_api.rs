@@ -3,7 +3,7 @@
 //! `WPCreated`/`FeatureCreated` payload checks, the event feed, and rebuild.
 //! Runs on SQLite, and on PostgreSQL with `SPEC_KITTY_TEST_BACKEND=postgres`.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -11,7 +11,7 @@
 //! Screenshots (light and dark, wide and narrow, empty and 200 cards) are
 //! written to `target/screenshots/` for people to look at.
 
-mod common;
+use crate::common;
 
 use std::io::Read;
 use std::net::TcpListener;

@@ -5,7 +5,7 @@
 //! These tests need `SPEC_KITTY_TEST_DATABASE_URL`; without it they say so
 //! and return.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,7 +3,7 @@
 //! keep-alive comment, slow and stalled watchers, and `reload`.
 //! Runs on SQLite, and on PostgreSQL with `SPEC_KITTY_TEST_BACKEND=postgres`.
 
-mod common;
+use crate::common;
 
 use std::collections::HashSet;
 

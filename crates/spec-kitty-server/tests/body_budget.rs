@@ -2,7 +2,7 @@
 //! token is never held in memory, and bodies held at once stay within the
 //! server's in-flight byte budget (503 with `Retry-After` beyond it).
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -4,7 +4,7 @@
 //! are set short here; every wait has a hang guard and no test asserts a
 //! duration.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

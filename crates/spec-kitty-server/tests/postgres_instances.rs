@@ -3,7 +3,7 @@
 //! These tests need `SPEC_KITTY_TEST_DATABASE_URL` (CI always sets it, see
 //! `scripts/test`); without it they say so and return.
 
-mod pg_support;
+use crate::pg_support;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! A restart on the same data directory keeps users, events and the
 //! signing key.
 
-mod common;
+use crate::common;
 
 use spec_kitty_server::BackgroundServer;
 use spec_kitty_server::config::ServerConfig;

@@ -3,7 +3,7 @@
 //! PostgreSQL kept it in a table `spec_kitty_schema`, which the server
 //! adopts into sqlx's `_sqlx_migrations` without running migration 1 again.
 
-mod pg_support;
+use crate::pg_support;
 
 use spec_kitty_server::store::{self, StoreError};
 

@@ -2,7 +2,7 @@
 //! PostgreSQL when `SPEC_KITTY_TEST_DATABASE_URL` is set (CI sets it), so
 //! the SQL of the two backends cannot drift apart.
 
-mod pg_support;
+use crate::pg_support;
 
 use std::sync::Arc;
 

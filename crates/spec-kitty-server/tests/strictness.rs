@@ -1,7 +1,7 @@
 //! Strictness (issue 12, item 6): ids, headers and bodies the server must
 //! read one way only, and errors that are JSON like every other.
 
-mod common;
+use crate::common;
 
 use common::{PASSWORD, TestServer, batch_body, event, gzip, new_project, refresh};
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! Serving https directly with a PEM certificate and key.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

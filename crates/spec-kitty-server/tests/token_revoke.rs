@@ -1,7 +1,7 @@
 //! `POST /api/v1/token/revoke/`: a log-out ends the refresh-token family,
 //! and the answer says nothing about the token presented.
 
-mod common;
+use crate::common;
 
 use serde_json::{Value, json};
 

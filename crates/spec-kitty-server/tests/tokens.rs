@@ -1,7 +1,7 @@
 //! Access tokens on authenticated routes, team membership, and the health
 //! checks, against the real server over HTTP.
 
-mod common;
+use crate::common;
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! `spec-kitty auth login|logout|status|token` against the real server.
 
-mod common;
+use crate::common;
 
 use common::{
     Client, PASSWORD, TestServer, code, describe, make_credentials_unreadable, one_json_object,

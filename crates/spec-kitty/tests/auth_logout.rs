@@ -1,7 +1,7 @@
 //! `spec-kitty auth logout` tells the server, which revokes the session's
 //! refresh token; offline, the local session still goes.
 
-mod common;
+use crate::common;
 
 use std::process::Output;
 

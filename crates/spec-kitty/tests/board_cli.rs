@@ -2,7 +2,7 @@
 //! real binary, against the real server started in-process (contract
 //! section 8, "The client's side").
 
-mod tasks_support;
+use crate::tasks_support;
 
 use serde_json::Value;
 use tasks_support::{

@@ -1,7 +1,7 @@
 //! What a newcomer tries first: no arguments, `--version`, `--help`,
 //! completions, and flags that only make sense together.
 
-mod common;
+use crate::common;
 
 use common::{Client, code, describe, stderr, stdout};
 

@@ -1,7 +1,7 @@
 //! Single-flight refresh across processes: eight `spec-kitty` processes
 //! started at once with an expired access token share one refresh.
 
-mod common;
+use crate::common;
 
 use std::process::{Child, Stdio};
 

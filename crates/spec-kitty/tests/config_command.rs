@@ -1,6 +1,6 @@
 //! `spec-kitty config list|get|set` over `~/.spec-kitty/config.toml`.
 
-mod common;
+use crate::common;
 
 use common::{Client, code, describe, stderr, stdout};
 

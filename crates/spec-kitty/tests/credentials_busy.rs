@@ -1,7 +1,7 @@
 //! Another process holding `credentials.lock` past the deadline: the check
 //! ends within `--timeout` and says the credentials are busy, not broken.
 
-mod common;
+use crate::common;
 
 use common::{Client, TestServer};
 

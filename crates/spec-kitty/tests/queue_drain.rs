@@ -2,7 +2,7 @@
 //! cannot be made to answer that way, a fake batch endpoint): what is
 //! delivered, what stays, retry counts, exit codes, `--json` and `--report`.
 
-mod queue_support;
+use crate::queue_support;
 
 use std::collections::HashMap;
 

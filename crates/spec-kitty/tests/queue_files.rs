@@ -1,7 +1,7 @@
 //! A queue file that is corrupt, or locked by another process: a clear
 //! message naming the file, a non-zero exit, and the file left alone.
 
-mod queue_support;
+use crate::queue_support;
 
 use queue_support::{
     Home, Server, code, describe, events, id_of, one_json_object, project, stderr, stdout,

@@ -2,7 +2,7 @@
 //! written, and the run says what was uploaded, what is left and how to
 //! go on.
 
-mod queue_support;
+use crate::queue_support;
 
 use std::sync::Mutex;
 use std::sync::mpsc;

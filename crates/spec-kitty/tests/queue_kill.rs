@@ -2,7 +2,7 @@
 //! `sync now`: the server holds every event exactly once and the local
 //! queue is empty.
 
-mod queue_support;
+use crate::queue_support;
 
 use std::process::Stdio;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! covers this process's RSS when the child started, which is small). A
 //! memory bound, not a timing.
 
-mod queue_support;
+use crate::queue_support;
 
 use queue_support::{
     Home, Server, children_peak_rss, code, describe, events, micros, one_json_object, project,

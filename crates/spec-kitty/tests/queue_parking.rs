@@ -1,6 +1,6 @@
 //! Parking has a bound, and parked events can be put back in line.
 
-mod queue_support;
+use crate::queue_support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

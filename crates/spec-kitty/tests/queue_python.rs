@@ -5,8 +5,8 @@
 //! files are written by the real Python client where it can be installed
 //! (see `python_client`), by a fixture with its exact schema otherwise.
 
-mod python_client;
-mod queue_support;
+use crate::python_client;
+use crate::queue_support;
 
 use python_client::home::{
     assert_err_has, assert_has, python_emits, python_reads, queued_ids, sorted, tilde,

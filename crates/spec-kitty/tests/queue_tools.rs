@@ -2,7 +2,7 @@
 //! `sync diagnose`, `sync import` (JSON Lines; the Python client's queues
 //! are in `queue_python.rs`) and `sync discard`, through the real binary.
 
-mod queue_support;
+use crate::queue_support;
 
 use queue_support::{
     Home, Server, code, describe, events, id_of, one_json_object, other_event, project,

@@ -1,7 +1,7 @@
 //! `spec-kitty sync status --check` against the real server: every outcome
 //! of contract section 5, its exit code, its message and its `--json`.
 
-mod common;
+use crate::common;
 
 use common::{
     Canned, Client, FakeServer, SilentServer, TestServer, code, credentials_toml, describe,

@@ -1,7 +1,7 @@
 //! `spec-kitty sync server [URL]`: show or set `[sync] server_url` in
 //! `~/.spec-kitty/config.toml`.
 
-mod common;
+use crate::common;
 
 use common::{Client, code, describe, stderr, stdout};
 

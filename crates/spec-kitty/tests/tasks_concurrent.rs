@@ -1,7 +1,7 @@
 //! Many `move-task` processes at once: every event queued, no two with the
 //! same Lamport time, every file edited correctly, no update lost (issue 5).
 
-mod tasks_support;
+use crate::tasks_support;
 
 use std::collections::BTreeSet;
 use std::process::{Child, Stdio};

@@ -2,7 +2,7 @@
 //! log in, move work packages, `sync now`, and the server has stored the
 //! events with the collapsed lanes (issue 5).
 
-mod tasks_support;
+use crate::tasks_support;
 
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;

@@ -2,7 +2,7 @@
 //! (quoting and comment kept), one `history` entry and one Activity Log
 //! line are appended, and every other byte stays (contract section 7).
 
-mod tasks_support;
+use crate::tasks_support;
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -2,7 +2,7 @@
 //! an unknown lane, an unknown work package, and a backwards move out of
 //! `done` without `--force` and a reason (issue 5; contract section 3).
 
-mod tasks_support;
+use crate::tasks_support;
 
 use serde_json::Value;
 use tasks_support::{

@@ -1,7 +1,7 @@
 //! `spec-kitty agent tasks list-tasks`: lane, title, assignee and last
 //! change of every work package, as a table or JSON, filtered by lane.
 
-mod tasks_support;
+use crate::tasks_support;
 
 use serde_json::Value;
 use tasks_support::{FEATURE, Project, code, describe, stderr, stdout, wp_text};

@@ -3,7 +3,7 @@
 //! envelope: valid, ULID ids, project and team, git branch and commit, with
 //! or without credentials and with no server at all.
 
-mod tasks_support;
+use crate::tasks_support;
 
 use serde_json::Value;
 use tasks_support::{

@@ -1,7 +1,7 @@
 //! `-q`, `-v` and `-vv` against the real server: what each adds or drops,
 //! and that the HTTP trace of `-vv` never shows a token or a password.
 
-mod common;
+use crate::common;
 
 use common::{Client, PASSWORD, TestServer, code, describe, stderr, stdout};
 

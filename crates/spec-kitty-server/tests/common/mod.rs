@@ -16,8 +16,7 @@ use tempfile::TempDir;
 /// The password every test user gets.
 pub const PASSWORD: &str = "correct-horse-battery";
 
-#[path = "../pg_support/mod.rs"]
-mod pg_support;
+use crate::pg_support;
 
 /// Set to `postgres` (with `SPEC_KITTY_TEST_DATABASE_URL`) to run the suite
 /// on PostgreSQL; `scripts/test` does, after the SQLite run.

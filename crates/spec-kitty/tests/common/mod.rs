@@ -9,8 +9,7 @@
 //! for recording exactly what the client sent; each use says why.
 #![allow(dead_code)]
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 #[allow(unused_imports)]
 pub use support::*;
 

@@ -11,8 +11,7 @@
 //! whole-batch 400, a 200 with missing results); each test says so.
 #![allow(dead_code)]
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 #[allow(unused_imports)]
 pub use support::*;
 

@@ -8,8 +8,7 @@
 //! and reads the queued events straight from `HOME/.spec-kitty/events.db`.
 #![allow(dead_code)]
 
-#[path = "../support/mod.rs"]
-mod support;
+use crate::support;
 #[allow(unused_imports)]
 pub use support::*;
 
