@@ -111,6 +111,29 @@ pub struct ServeArgs {
         requires = "tls_cert"
     )]
     pub tls_key: Option<PathBuf>,
+    /// Serve https with a certificate from a private CA made in
+    /// DATA_DIR/tls/ on first start; clients trust DATA_DIR/tls/ca.pem
+    /// (SSL_CERT_FILE). The log at start names the file and its fingerprint
+    #[arg(
+        long,
+        env = "SPEC_KITTY_SERVER_TLS_SELF_SIGNED",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        value_parser = clap::builder::BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub tls_self_signed: Option<bool>,
+    /// Another name (host name or IP) the self-signed certificate is valid
+    /// for, beyond localhost, the loopback addresses, this machine's host
+    /// name and the listen address; repeat it, or separate with commas
+    #[arg(
+        long = "tls-name",
+        env = "SPEC_KITTY_SERVER_TLS_NAMES",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub tls_names: Option<Vec<String>>,
     /// Access-token lifetime in seconds [default: 900]
     #[arg(long, env = "SPEC_KITTY_SERVER_ACCESS_LIFETIME", value_name = "SECS")]
     pub access_lifetime: Option<u64>,
@@ -214,7 +237,7 @@ impl ServeArgs {
     /// These settings over `lower`: each one set here wins.
     pub fn over(self, lower: ServeArgs) -> ServeArgs {
         layer!(self, lower;
-            data_dir, database, listen, tls_cert, tls_key, access_lifetime,
+            data_dir, database, listen, tls_cert, tls_key, tls_self_signed, tls_names, access_lifetime,
             refresh_lifetime, refresh_grace, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
             login_max_failures, login_max_concurrent, login_window, header_read_timeout, idle_timeout,
             body_timeout, max_connections, signing_key_file,
@@ -335,12 +358,23 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Where the https certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tls {
+    /// A certificate chain and key the operator provides (PEM files).
+    Files { cert: PathBuf, key: PathBuf },
+    /// A private CA in the data directory, and a server certificate issued
+    /// from it at start for localhost, this machine and `names`
+    /// ([`crate::http::self_signed`]).
+    SelfSigned { names: Vec<String> },
+}
+
 /// Everything `serve` needs, resolved.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub storage: Storage,
-    pub tls: Option<(PathBuf, PathBuf)>,
+    pub tls: Option<Tls>,
     pub access_lifetime: u64,
     pub refresh_lifetime: u64,
     pub limits: Limits,
@@ -388,8 +422,22 @@ impl ServerConfig {
 
     /// Fills every setting still unset from its default.
     fn from_settings(s: ServeArgs) -> Result<ServerConfig, ConfigError> {
+        let self_signed = s.tls_self_signed.unwrap_or(false);
+        if !self_signed && s.tls_names.as_ref().is_some_and(|n| !n.is_empty()) {
+            return Err(ConfigError::Invalid(
+                "--tls-name names the self-signed certificate: add --tls-self-signed, or drop --tls-name".into(),
+            ));
+        }
         let tls = match (s.tls_cert, s.tls_key) {
-            (Some(cert), Some(key)) => Some((cert, key)),
+            (Some(_), _) | (_, Some(_)) if self_signed => {
+                return Err(ConfigError::Invalid(
+                    "--tls-self-signed makes its own certificate: drop --tls-cert and --tls-key, or drop --tls-self-signed".into(),
+                ));
+            }
+            (Some(cert), Some(key)) => Some(Tls::Files { cert, key }),
+            (None, None) if self_signed => Some(Tls::SelfSigned {
+                names: s.tls_names.unwrap_or_default(),
+            }),
             (None, None) => None,
             _ => {
                 return Err(ConfigError::Invalid(

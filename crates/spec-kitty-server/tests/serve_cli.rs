@@ -105,3 +105,79 @@ fn version_names_the_commit_and_the_build_date() {
     );
     assert!(text.contains(", built 20"), "{text}");
 }
+
+#[test]
+fn tls_self_signed_makes_a_ca_once_and_names_it_with_its_fingerprint() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let args = [
+        "--listen",
+        "0",
+        "--color",
+        "never",
+        "--tls-self-signed",
+        "--tls-name",
+        "sync.example,10.1.2.3",
+    ];
+    let (server, log) = serve(dir.path(), &args);
+    let ca = dir.path().join("tls").join("ca.pem");
+    assert!(log.contains("url=https://127.0.0.1:"), "{log}");
+    assert!(
+        log.contains(&format!("SSL_CERT_FILE={}", ca.display())),
+        "the file clients trust is named:\n{log}"
+    );
+    assert!(
+        log.contains("made a private certificate authority"),
+        "{log}"
+    );
+    assert!(
+        log.contains("sync.example") && log.contains("10.1.2.3"),
+        "{log}"
+    );
+    let fingerprint = |log: &str| {
+        let at = log.find("fingerprint=").expect("fingerprint logged") + "fingerprint=".len();
+        log[at..at + 95].to_string()
+    };
+    let first = fingerprint(&log);
+    assert!(
+        first.split(':').count() == 32 && first.split(':').all(|b| b.len() == 2),
+        "SHA-256 as AB:CD:...: {first}"
+    );
+    drop(server);
+
+    // The second start keeps the CA clients already trust.
+    let (_server, log) = serve(dir.path(), &args);
+    assert!(
+        !log.contains("made a private certificate authority"),
+        "{log}"
+    );
+    assert_eq!(fingerprint(&log), first);
+}
+
+#[test]
+fn tls_self_signed_beside_a_certificate_of_ones_own_is_refused() {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    for args in [
+        &[
+            "--tls-self-signed",
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ][..],
+        &["--tls-name", "sync.example"][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("serve")
+            .args(["--listen", "0"])
+            .args(args)
+            .env_remove("SPEC_KITTY_SERVER_LISTEN")
+            .output()
+            .expect("runs");
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--tls-self-signed"), "{args:?}: {stderr}");
+        assert!(!dir.path().join("tls").exists(), "{args:?}: nothing made");
+    }
+}

@@ -5,7 +5,7 @@ use crate::common;
 use std::sync::Arc;
 
 use spec_kitty_server::BackgroundServer;
-use spec_kitty_server::config::ServerConfig;
+use spec_kitty_server::config::{ServerConfig, Tls};
 use ureq::tls::{Certificate, RootCerts, TlsConfig};
 
 use common::PASSWORD;
@@ -38,7 +38,10 @@ fn serves_https_with_a_self_signed_certificate() {
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
 
     let mut config = ServerConfig::for_data_dir(&dir.path().join("data"));
-    config.tls = Some((cert_path, key_path));
+    config.tls = Some(Tls::Files {
+        cert: cert_path,
+        key: key_path,
+    });
     let server = BackgroundServer::start(&config).expect("https server starts");
     assert!(
         server.url.starts_with("https://127.0.0.1:"),
@@ -85,7 +88,10 @@ fn serves_https_with_a_self_signed_certificate() {
 fn unreadable_certificate_fails_to_start() {
     let dir = tempfile::tempdir().expect("temp data dir");
     let mut config = ServerConfig::for_data_dir(dir.path());
-    config.tls = Some((dir.path().join("missing.pem"), dir.path().join("key.pem")));
+    config.tls = Some(Tls::Files {
+        cert: dir.path().join("missing.pem"),
+        key: dir.path().join("key.pem"),
+    });
     let started = BackgroundServer::start(&config);
     assert!(started.is_err(), "missing certificate is a start error");
 }

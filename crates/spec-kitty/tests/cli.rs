@@ -39,4 +39,5 @@ mod tasks_file_roundtrip;
 mod tasks_lanes;
 mod tasks_list;
 mod tasks_project;
+mod tls_trust;
 mod verbosity_flags;

@@ -2,6 +2,7 @@
 //! of contract section 5, its exit code, its message and its `--json`.
 
 use crate::common;
+use spec_kitty_server::config::Tls;
 
 use common::{
     Canned, Client, FakeServer, SilentServer, TestServer, code, credentials_toml, describe,
@@ -474,7 +475,10 @@ fn untrusted_certificate_then_trusted_with_ssl_cert_file() {
     std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
     let server = TestServer::start_with(|config| {
-        config.tls = Some((cert_path.clone(), key_path.clone()));
+        config.tls = Some(Tls::Files {
+            cert: cert_path.clone(),
+            key: key_path.clone(),
+        });
     });
     server.add_team("acme");
     server.add_user("alice", "acme");

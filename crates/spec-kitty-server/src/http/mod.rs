@@ -7,4 +7,5 @@ pub mod app;
 pub mod body;
 pub mod conn;
 pub mod routes;
+pub mod self_signed;
 pub mod serve;

@@ -12,10 +12,11 @@ use tokio::task::JoinHandle;
 use crate::auth::signing_key::{self, KeyError};
 use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
-use crate::config::ServerConfig;
+use crate::config::{ServerConfig, Tls};
 use crate::http::app::{AppState, router};
 use crate::http::body::BodyBudget;
 use crate::http::conn::Guard;
+use crate::http::self_signed::{self, SelfSignedError};
 use crate::store::{self, Store, StoreError};
 
 /// Why the server could not start.
@@ -32,6 +33,8 @@ pub enum ServeError {
     },
     #[error("cannot load the TLS certificate or key: {0}")]
     Tls(std::io::Error),
+    #[error(transparent)]
+    SelfSigned(#[from] SelfSignedError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
 }
@@ -160,13 +163,11 @@ pub async fn start_with_store(
                 .handle(handle.clone())
                 .serve(app),
         ),
-        Some((cert, key)) => {
+        Some(source) => {
             // ring is the one crypto provider in this workspace; installing
             // it twice is harmless.
             let _ = rustls::crypto::ring::default_provider().install_default();
-            let tls = RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(ServeError::Tls)?;
+            let tls = rustls_config(source, config).await?;
             let acceptor = RustlsAcceptor::new(tls).handshake_timeout(limits.header_read_timeout);
             tokio::spawn(
                 server
@@ -183,6 +184,35 @@ pub async fn start_with_store(
         handle,
         task,
     })
+}
+
+/// The certificate to serve: the operator's files, or one issued now from
+/// the private CA in the data directory (see [`self_signed`]).
+async fn rustls_config(source: &Tls, config: &ServerConfig) -> Result<RustlsConfig, ServeError> {
+    match source {
+        Tls::Files { cert, key } => RustlsConfig::from_pem_file(cert, key)
+            .await
+            .map_err(ServeError::Tls),
+        Tls::SelfSigned { names } => {
+            let names = self_signed::names_for(config.listen.ip(), names);
+            let data_dir = config.storage.data_dir.clone();
+            let issued = tokio::task::spawn_blocking(move || self_signed::issue(&data_dir, &names))
+                .await
+                .map_err(|e| ServeError::Runtime(std::io::Error::other(e)))??;
+            if issued.created {
+                tracing::info!(ca = %issued.ca_file.display(), "made a private certificate authority for https");
+            }
+            tracing::info!(
+                names = %issued.names.join(", "),
+                fingerprint = %issued.ca_fingerprint,
+                "https with a certificate from the server's private CA: clients trust it with SSL_CERT_FILE={}",
+                issued.ca_file.display()
+            );
+            RustlsConfig::from_pem(issued.cert_pem.into_bytes(), issued.key_pem.into_bytes())
+                .await
+                .map_err(ServeError::Tls)
+        }
+    }
 }
 
 /// Logs a failed accept, at most once per [`ACCEPT_LOG_EVERY`] so a flood

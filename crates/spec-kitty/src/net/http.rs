@@ -4,10 +4,13 @@
 //! (a redirect would carry a token to another host).
 
 use std::io::Read;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{ConnectProxyConnector, Connector, TcpConnector};
+
+use crate::net::tls::{self, TlsConnector};
 
 /// The longest any connect may take, whatever the total budget.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,7 +26,7 @@ pub enum HttpError {
     #[error("cannot connect to {url}: {detail}")]
     Unreachable { url: String, detail: String },
     #[error(
-        "the certificate of {url} is not trusted: {detail}. If the server uses a private CA, point SSL_CERT_FILE at that CA's PEM file"
+        "the certificate of {url} is not trusted: {detail}. If the server uses a private CA or a self-signed certificate, point SSL_CERT_FILE at that PEM file (for `spec-kitty-server serve --tls-self-signed`: DATA_DIR/tls/ca.pem on the server)"
     )]
     Certificate { url: String, detail: String },
     #[error("request to {url} failed: {detail}")]
@@ -108,7 +111,7 @@ impl Http {
         if let Some((_, agent)) = agents.iter().find(|(k, _)| *k == kind) {
             return Ok(agent.clone());
         }
-        let mut config = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(concat!("spec-kitty/", env!("CARGO_PKG_VERSION")))
@@ -117,10 +120,21 @@ impl Http {
             } else {
                 ureq::Proxy::try_from_env()
             });
-        if kind.https {
-            config = config.tls_config(tls_config());
-        }
-        let agent = config.build().new_agent();
+        let agent = if kind.https {
+            let tls = tls::client_config().map_err(|e| HttpError::Other {
+                url: url.to_string(),
+                detail: e.to_string(),
+            })?;
+            // ureq's own TLS connector cannot take a verifier: the chain is
+            // its default one (proxy, TCP) with ours for TLS.
+            let connector =
+                ().chain(ConnectProxyConnector::default())
+                    .chain(TcpConnector::default())
+                    .chain(TlsConnector::new(tls));
+            ureq::Agent::with_parts(config.build(), connector, DefaultResolver::default())
+        } else {
+            config.build().new_agent()
+        };
         agents.push((kind, agent.clone()));
         Ok(agent)
     }
@@ -302,37 +316,4 @@ fn classify(url: &str, e: ureq::Error, elapsed: Duration) -> HttpError {
             detail: other.to_string(),
         },
     }
-}
-
-/// Roots: the system's (or `SSL_CERT_FILE`'s, as OpenSSL reads it), plus
-/// the standard system bundles when `SSL_CERT_FILE` replaced them, so a
-/// private CA adds to the public ones instead of hiding them.
-fn tls_config() -> TlsConfig {
-    let mut roots: Vec<Certificate<'static>> = Vec::new();
-    let native = rustls_native_certs::load_native_certs();
-    roots.extend(
-        native
-            .certs
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned()),
-    );
-    if std::env::var_os("SSL_CERT_FILE").is_some() {
-        for bundle in [
-            "/etc/ssl/certs/ca-certificates.crt",
-            "/etc/pki/tls/certs/ca-bundle.crt",
-            "/etc/ssl/cert.pem",
-        ] {
-            if let Ok(pem) = std::fs::read(bundle) {
-                roots.extend(ureq::tls::parse_pem(&pem).filter_map(|item| match item {
-                    Ok(ureq::tls::PemItem::Certificate(cert)) => Some(cert),
-                    _ => None,
-                }));
-                break;
-            }
-        }
-    }
-    TlsConfig::builder()
-        .root_certs(RootCerts::Specific(Arc::new(roots)))
-        .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .build()
 }

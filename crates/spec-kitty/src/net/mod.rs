@@ -3,3 +3,4 @@
 pub mod board;
 pub mod http;
 pub mod probe;
+pub mod tls;
