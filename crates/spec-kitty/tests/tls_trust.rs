@@ -9,6 +9,7 @@ use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use spec_kitty_server::config::Tls;
 
 use crate::common::{self, Client, TestServer, code, describe, one_json_object};
+use crate::python_client;
 
 /// `auth login` as alice with `SSL_CERT_FILE` set (or not).
 fn login(client: &Client, url: &str, cert_file: Option<&Path>) -> std::process::Output {
@@ -158,4 +159,40 @@ fn a_self_signed_certificate_other_than_the_pinned_one_is_refused() {
     let out = login(&client, server.url(), Some(&pinned));
     assert_eq!(code(&out), 8, "{}", describe(&out));
     assert!(!client.credentials_path().exists());
+}
+
+/// The Python client 2.1.3 talks https only; `--tls-self-signed` must be
+/// enough for it too, through the same `SSL_CERT_FILE`.
+#[test]
+fn the_python_client_logs_in_to_a_tls_self_signed_server_through_its_ca_file() {
+    let Some(python) = python_client::real() else {
+        eprintln!("skipped: the real Python client 2.1.3 is not available here");
+        return;
+    };
+    let server = TestServer::start_with(|config| {
+        config.tls = Some(Tls::SelfSigned { names: Vec::new() });
+    });
+    server.add_team("acme");
+    server.add_user("alice", "acme");
+    let ca = server.dir.path().join("data").join("tls").join("ca.pem");
+    let url = server.url().replace("127.0.0.1", "localhost");
+    let client = Client::new();
+    let home = client.dir().parent().expect("HOME").to_path_buf();
+    let out = python.login(&home, &url, "alice", common::PASSWORD, &ca);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        client.credentials_path().exists(),
+        "the Python client saved its session: {}",
+        describe(&out)
+    );
+    // Our client reads the session the Python client wrote, over the same
+    // https.
+    let out = client
+        .cmd()
+        .env("SSL_CERT_FILE", &ca)
+        .args(["sync", "status", "--check", "--json"])
+        .output()
+        .expect("runs");
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(one_json_object(&out)["outcome"], "connected");
 }

@@ -315,6 +315,34 @@ impl PythonClient {
         })
     }
 
+    /// `spec-kitty auth login` of the Python client as `username`, with
+    /// `server_url` in its config and `SSL_CERT_FILE` set to `cert_file`.
+    pub fn login(
+        &self,
+        home: &Path,
+        server_url: &str,
+        username: &str,
+        password: &str,
+        cert_file: &Path,
+    ) -> std::process::Output {
+        let dir = home.join(".spec-kitty");
+        std::fs::create_dir_all(&dir).expect("client dir");
+        std::fs::write(
+            dir.join("config.toml"),
+            format!("[sync]\nserver_url = \"{server_url}\"\n"),
+        )
+        .expect("config written");
+        let cli = self.python.with_file_name("spec-kitty");
+        Command::new(cli)
+            .args(["auth", "login", "--force", "-u", username, "-p", password])
+            .env("HOME", home)
+            .env("SPEC_KITTY_ENABLE_SAAS_SYNC", "1")
+            .env("SSL_CERT_FILE", cert_file)
+            .current_dir(home)
+            .output()
+            .expect("the Python client runs")
+    }
+
     /// Has the client emit `n` events in `project` (a directory with
     /// `.kittify/`), as the user `HOME=home` (logged in or not, as the
     /// credentials there say).
