@@ -6,13 +6,22 @@
 //! splits the batch; a whole-batch `400` is bisected until the poisoned
 //! events are found and parked, so one bad event never blocks the rest; a
 //! `403` for a batch holding events of another team is narrowed down the
-//! same way (see [`Drain::split_refused`]); a response without results leaves its events queued and never loops (the
-//! drain walks the queue with a cursor, so no batch is sent twice in a run).
+//! same way (see [`Drain::split_refused`]); a response without results
+//! leaves its events queued and never loops (the drain walks the queue with
+//! a cursor, so no batch is sent twice in a run).
+//!
+//! Several batches are on the wire at once (see [`Drain::run`]), bounded
+//! in number and bytes; their answers are applied in queue order, and a
+//! 401 on any of them costs one refresh and a resend of just the batches
+//! the server refused. A `kill -9` at any moment leaves every unanswered
+//! event queued; the server is idempotent on `event_id`, so a batch it
+//! stored but whose answer was lost comes back as `duplicate`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::ScopedJoinHandle;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
@@ -23,7 +32,7 @@ use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 use crate::home::paths::Home;
 use crate::net::http::{Body, Http, HttpError, Reply};
 use crate::outcome::Outcome;
-use crate::queue::{Outcomes, Queue, QueueError, Queued};
+use crate::queue::{Cursor, Outcomes, Queue, QueueError, Queued};
 use crate::session::credentials::LOCK_WAIT;
 use crate::session::{self as auth, AuthError};
 use spec_kitty_protocol::paths::BATCH;
@@ -34,6 +43,18 @@ pub const MAX_PARKED_PER_RUN: usize = 25;
 
 /// The most JSON bytes one batch carries before compression.
 pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+
+/// At most this many batches are on the wire at once. One keeps the
+/// server idle while the client reads the answer and prepares the next;
+/// two or three keep it decoding one batch while it stores another. The
+/// agent keeps up to three idle connections per host, so the window
+/// reuses its connections.
+pub const MAX_IN_FLIGHT: usize = 3;
+
+/// At most this many bytes of event JSON are held by the batches on the
+/// wire, whatever their number (their gzip bodies are a fraction of it),
+/// so a window of large events stays a few MiB.
+pub const MAX_IN_FLIGHT_BYTES: usize = 4 * MAX_BATCH_BYTES;
 
 /// What kind of trouble a failure is, and so what the user should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -89,8 +110,8 @@ pub struct Summary {
     pub remaining: i64,
     pub failures: Vec<Failure>,
     pub stopped: Option<Stop>,
-    /// The user interrupted the drain (Ctrl-C): it stopped after the batch
-    /// in flight, whose results are written.
+    /// The user interrupted the drain (Ctrl-C): it stopped after the
+    /// batches in flight, whose results are written.
     pub interrupted: bool,
 }
 
@@ -209,6 +230,25 @@ pub fn foreign_team_reason(team: &str, own_team: &str) -> String {
     )
 }
 
+fn stop_for_compression(e: &std::io::Error) -> Stop {
+    Stop {
+        category: Category::Unknown,
+        outcome: Outcome::UnexpectedStatus,
+        message: format!("cannot compress a batch: {e}"),
+    }
+}
+
+/// A batch on the wire: its events (deleted only once its answer is
+/// read), the JSON bytes it holds against [`MAX_IN_FLIGHT_BYTES`], the
+/// access token it went with, and the thread sending it, which hands the
+/// body back with the answer so a refused batch can be sent again.
+struct InFlight<'s> {
+    events: Vec<Queued>,
+    json_bytes: usize,
+    token: String,
+    sending: ScopedJoinHandle<'s, (Vec<u8>, Result<Reply, HttpError>)>,
+}
+
 fn compress(batch: &[Queued]) -> std::io::Result<Vec<u8>> {
     let refs: Vec<&Queued> = batch.iter().collect();
     gzip_batch(&refs)
@@ -267,7 +307,7 @@ impl<'a> Drain<'a> {
         })
     }
 
-    /// Stops the drain after the batch in flight once `flag` is set, so an
+    /// Stops the drain after the batches in flight once `flag` is set, so an
     /// interrupted run still records what the server answered and can say
     /// what was uploaded and what is left.
     pub fn interrupt_on(mut self, flag: Arc<AtomicBool>) -> Self {
@@ -284,74 +324,97 @@ impl<'a> Drain<'a> {
     /// Sends everything queued; `progress` is called with the number of
     /// events handled so far.
     ///
-    /// While one batch is on the wire, the next is read from the queue and
-    /// compressed, so the client's work overlaps the server's.
+    /// Up to [`MAX_IN_FLIGHT`] batches (and [`MAX_IN_FLIGHT_BYTES`] of
+    /// their JSON) are on the wire at once, each on a thread of its own
+    /// over the agent's pooled connections, so the server decodes one
+    /// batch while it stores another and the client reads, compresses and
+    /// records in the meantime. Answers are taken strictly in queue order:
+    /// the oldest batch's results are written (or it is split, bisected,
+    /// resent after a refresh) before the next one's are looked at, and
+    /// nothing is deleted before the server answered for it. The cursor
+    /// moves when a batch is sent, so no batch is sent twice in a run
+    /// except as the resend of one the server refused as a whole.
     pub fn run(mut self, mut progress: impl FnMut(u64)) -> Result<Summary, DrainError> {
-        let mut handled = 0u64;
-        let mut current = self
-            .queue
-            .next_batch(None, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
-        let mut body = compress(&current);
-        // The results of the previous batch, written while this one is on
-        // the wire (a crash before they are written only means the server
-        // answers `duplicate` next time).
-        let mut unwritten: Option<Outcomes> = None;
-        while self.summary.stopped.is_none() {
-            let Some(last) = current.last() else {
-                break;
-            };
-            let cursor = Some((last.ts_micros, last.id));
-            let upload = match &body {
-                Ok(bytes) => bytes.as_slice(),
-                Err(e) => {
-                    self.summary.stopped = Some(Stop {
-                        category: Category::Unknown,
-                        outcome: Outcome::UnexpectedStatus,
-                        message: format!("cannot compress a batch: {e}"),
+        let http = self.http;
+        let url = self.url.clone();
+        std::thread::scope(|scope| -> Result<(), DrainError> {
+            let mut window: VecDeque<InFlight<'_>> = VecDeque::new();
+            let mut window_bytes = 0usize;
+            let mut cursor: Option<Cursor> = None;
+            let mut exhausted = false;
+            let mut handled = 0u64;
+            loop {
+                while !exhausted
+                    && self.summary.stopped.is_none()
+                    && !self.interrupted()
+                    && window.len() < MAX_IN_FLIGHT
+                    && (window.is_empty() || window_bytes + MAX_BATCH_BYTES <= MAX_IN_FLIGHT_BYTES)
+                {
+                    let events =
+                        self.queue
+                            .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)?;
+                    let Some(last) = events.last() else {
+                        exhausted = true;
+                        break;
+                    };
+                    cursor = Some((last.ts_micros, last.id));
+                    let body = match compress(&events) {
+                        Ok(body) => body,
+                        Err(e) => {
+                            self.summary.stopped = Some(stop_for_compression(&e));
+                            break;
+                        }
+                    };
+                    let json_bytes = events.iter().map(|e| e.body.len() + 1).sum::<usize>();
+                    let token = self.access.clone();
+                    let (url, bearer) = (url.as_str(), token.clone());
+                    let sending = scope.spawn(move || {
+                        let reply = http.post(url, Some(&bearer), Body::GzipJson(&body));
+                        (body, reply)
                     });
+                    window_bytes += json_bytes;
+                    window.push_back(InFlight {
+                        events,
+                        json_bytes,
+                        token,
+                        sending,
+                    });
+                }
+                let Some(flight) = window.pop_front() else {
                     break;
-                }
-            };
-            let (http, url, access) = (self.http, &self.url, &self.access);
-            let queue = &mut *self.queue;
-            let (reply, written, next) = std::thread::scope(|scope| {
-                let sending = scope.spawn(|| http.post(url, Some(access), Body::GzipJson(upload)));
-                let written = unwritten.take().map_or(Ok(()), |o| queue.apply(&o));
-                let next = queue
-                    .next_batch(cursor, MAX_BATCH_EVENTS, MAX_BATCH_BYTES)
-                    .map(|batch| {
-                        let body = compress(&batch);
-                        (batch, body)
-                    });
-                let reply = sending.join().unwrap_or_else(|_| {
-                    Err(HttpError::Other {
-                        url: url.clone(),
-                        detail: "the upload thread failed".into(),
-                    })
+                };
+                window_bytes -= flight.json_bytes;
+                let (body, reply) = flight.sending.join().unwrap_or_else(|_| {
+                    (
+                        Vec::new(),
+                        Err(HttpError::Other {
+                            url: url.clone(),
+                            detail: "the upload thread failed".into(),
+                        }),
+                    )
                 });
-                (reply, written, next)
-            });
-            written?;
-            let refs: Vec<&Queued> = current.iter().collect();
-            match reply {
-                Ok(reply) if (200..300).contains(&reply.status) => {
-                    unwritten = self.outcomes_of(&refs, &reply.body);
+                let refs: Vec<&Queued> = flight.events.iter().collect();
+                if self.summary.stopped.is_some() {
+                    // The drain has stopped on an earlier batch; this one
+                    // was already on the wire. What the server stored is
+                    // recorded (so it is not sent again), anything else
+                    // is left as it is: no split, no park, no retry count.
+                    if let Ok(reply) = &reply
+                        && (200..300).contains(&reply.status)
+                    {
+                        self.apply_results(&refs, &reply.body)?;
+                    }
+                } else {
+                    self.answer(&refs, &body, &flight.token, reply)?;
                 }
-                other => self.answer(&refs, upload, other)?,
+                handled += flight.events.len() as u64;
+                progress(handled);
+                if self.interrupted() {
+                    self.summary.interrupted = true;
+                }
             }
-            handled += current.len() as u64;
-            progress(handled);
-            if self.interrupted() {
-                self.summary.interrupted = true;
-                break;
-            }
-            let (next_batch, next_body) = next?;
-            current = next_batch;
-            body = next_body;
-        }
-        if let Some(outcomes) = unwritten {
-            self.queue.apply(&outcomes)?;
-        }
+            Ok(())
+        })?;
         self.summary.remaining = self.queue.len()?;
         self.summary.failed = self.summary.failures.len() as u64;
         Ok(self.summary)
@@ -377,28 +440,41 @@ impl<'a> Drain<'a> {
         let body = match gzip_batch(events) {
             Ok(body) => body,
             Err(e) => {
-                self.summary.stopped = Some(Stop {
-                    category: Category::Unknown,
-                    outcome: Outcome::UnexpectedStatus,
-                    message: format!("cannot compress a batch: {e}"),
-                });
+                self.summary.stopped = Some(stop_for_compression(&e));
                 return Ok(());
             }
         };
+        let token = self.access.clone();
         let reply = self
             .http
-            .post(&self.url, Some(&self.access), Body::GzipJson(&body));
-        self.answer(events, &body, reply)
+            .post(&self.url, Some(&token), Body::GzipJson(&body));
+        self.answer(events, &body, &token, reply)
     }
 
     /// On a first 401, refreshes the token and sends `body` again. `None`
     /// when the refresh failed (the drain then stops).
+    ///
+    /// A 401 for a batch sent with a token that has since been replaced
+    /// (several batches were on the wire when the first 401 came back) is
+    /// answered by sending that batch again with the new token: one
+    /// refresh per run, and only the refused batches are sent again.
     fn after_refresh(
         &mut self,
         body: &[u8],
+        sent_with: &str,
         reply: Result<Reply, HttpError>,
     ) -> Option<Result<Reply, HttpError>> {
-        if !matches!(&reply, Ok(r) if r.status == 401) || self.refreshed {
+        if !matches!(&reply, Ok(r) if r.status == 401) {
+            return Some(reply);
+        }
+        if sent_with != self.access {
+            let token = self.access.clone();
+            return Some(
+                self.http
+                    .post(&self.url, Some(&token), Body::GzipJson(body)),
+            );
+        }
+        if self.refreshed {
             return Some(reply);
         }
         self.refreshed = true;
@@ -430,9 +506,10 @@ impl<'a> Drain<'a> {
         &mut self,
         events: &[&Queued],
         body: &[u8],
+        sent_with: &str,
         reply: Result<Reply, HttpError>,
     ) -> Result<(), DrainError> {
-        let Some(reply) = self.after_refresh(body, reply) else {
+        let Some(reply) = self.after_refresh(body, sent_with, reply) else {
             return Ok(());
         };
         let reply = match reply {
@@ -537,7 +614,7 @@ impl<'a> Drain<'a> {
         let response: BatchResponse = match serde_json::from_slice(body) {
             Ok(response) => response,
             Err(e) => {
-                self.summary.stopped = Some(Stop {
+                self.summary.stopped.get_or_insert(Stop {
                     category: Category::Server,
                     outcome: Outcome::UnexpectedStatus,
                     message: format!(
@@ -547,15 +624,33 @@ impl<'a> Drain<'a> {
                 return None;
             }
         };
-        let by_id: HashMap<&str, _> = response
-            .results
-            .iter()
-            .map(|r| (r.event_id.as_str(), r))
-            .collect();
+        // The server answers in the order it was sent, so the results are
+        // matched by position when they line up; only an answer that does
+        // not (another server, a missing result) is matched by id.
+        let in_order = response.results.len() == events.len()
+            && response
+                .results
+                .iter()
+                .zip(events)
+                .all(|(result, event)| result.event_id == event.event_id);
+        let by_id: HashMap<&str, _> = if in_order {
+            HashMap::new()
+        } else {
+            response
+                .results
+                .iter()
+                .map(|r| (r.event_id.as_str(), r))
+                .collect()
+        };
         let mut outcomes = Outcomes::default();
         let mut missing = Vec::new();
-        for event in events {
-            match by_id.get(event.event_id.as_str()) {
+        for (i, event) in events.iter().enumerate() {
+            let result = if in_order {
+                response.results.get(i)
+            } else {
+                by_id.get(event.event_id.as_str()).copied()
+            };
+            match result {
                 Some(result) => match result.status {
                     EventStatus::Success => {
                         outcomes.delivered.push(event.id);
@@ -590,7 +685,8 @@ impl<'a> Drain<'a> {
             });
         }
         if answered_none {
-            self.summary.stopped = Some(Stop {
+            // The first stop of a run is the one reported.
+            self.summary.stopped.get_or_insert(Stop {
                 category: Category::Server,
                 outcome: Outcome::UnexpectedStatus,
                 message: "The server answered without results; events kept for later sync.".into(),

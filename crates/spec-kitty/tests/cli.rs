@@ -31,6 +31,7 @@ mod queue_kill;
 mod queue_parking;
 mod queue_python;
 mod queue_tools;
+mod queue_window;
 mod status_check;
 mod sync_server;
 mod tasks_concurrent;

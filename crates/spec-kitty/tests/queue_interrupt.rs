@@ -1,5 +1,5 @@
-//! Ctrl-C during `sync now`: the batch in flight finishes, its results are
-//! written, and the run says what was uploaded, what is left and how to
+//! Ctrl-C during `sync now`: the batches in flight finish, their results
+//! are written, and the run says what was uploaded, what is left and how to
 //! go on.
 
 use crate::queue_support;
@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use queue_support::{FakeBatch, Home, all_success, events, project};
 
+const TOTAL: usize = 10_000;
+
 #[test]
-fn ctrl_c_stops_after_the_batch_in_flight_and_says_what_is_left() {
+fn ctrl_c_stops_after_the_batches_in_flight_and_says_what_is_left() {
     let home = Home::new();
-    // Three batches of 1000.
-    home.import(&events(&project(), 3000));
+    // Ten batches of 1000: more than the client keeps on the wire at once.
+    home.import(&events(&project(), TOTAL));
     let (first_batch, answered) = mpsc::channel::<()>();
     let first_batch = Mutex::new(first_batch);
     let fake = FakeBatch::start(move |ids| {
@@ -22,8 +24,8 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_says_what_is_left() {
             // Only the first send is received; later ones find no receiver.
             let _ = tx.send(());
         }
-        // Pace the later batches so the signal lands while the second one
-        // is on the wire (this is not a timing assertion: a later signal
+        // Pace the batches so the signal lands while the first window is
+        // on the wire (this is not a timing assertion: a later signal
         // only means more was uploaded, which the test accepts).
         std::thread::sleep(Duration::from_millis(1500));
         (200, all_success(ids))
@@ -51,7 +53,7 @@ fn ctrl_c_stops_after_the_batch_in_flight_and_says_what_is_left() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
     let uploaded = fake.batches().len() * 1000;
-    let left = 3000 - uploaded;
+    let left = TOTAL - uploaded;
     assert!(left > 0, "the signal stopped the run early: {stderr}");
     assert_eq!(
         home.depth(),

@@ -75,6 +75,12 @@ impl Server {
     pub fn stop(&mut self) {
         self.0.stop();
     }
+
+    /// How many refreshes the server performed (see
+    /// [`TestServer::refreshes`]).
+    pub fn refreshes(&self) -> i64 {
+        self.0.refreshes()
+    }
 }
 
 // ---------------------------------------------------------------------------
