@@ -2,5 +2,6 @@
 //! the signing key. No HTTP here; the routes call into it.
 
 pub mod passwords;
+pub mod personal;
 pub mod signing_key;
 pub mod tokens;

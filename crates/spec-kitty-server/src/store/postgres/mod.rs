@@ -12,6 +12,7 @@ pub mod board;
 mod connect;
 mod ingest;
 mod schema;
+mod tokens;
 
 pub use connect::{PoolSettings, redact};
 
@@ -249,6 +250,7 @@ impl Store for PostgresStore {
         let uid = user_id(&mut tx, username).await?;
         for sql in [
             "DELETE FROM refresh_tokens WHERE user_id = $1",
+            super::tokens::DELETE_USER_SQL,
             "DELETE FROM web_sessions WHERE user_id = $1",
             "DELETE FROM team_members WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usernames",
         include_str!("../../../migrations/postgres/0003_usernames.sql"),
     ),
+    (
+        4,
+        "access_tokens",
+        include_str!("../../../migrations/postgres/0004_access_tokens.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {
