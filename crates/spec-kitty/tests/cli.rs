@@ -24,6 +24,7 @@ mod cli_conventions;
 mod concurrent_refresh;
 mod config_command;
 mod credentials_busy;
+mod env_token;
 mod queue_drain;
 mod queue_files;
 mod queue_interrupt;

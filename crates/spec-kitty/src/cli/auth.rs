@@ -17,6 +17,7 @@ use crate::session as auth;
 use crate::session::credentials::{
     self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored,
 };
+use crate::session::env_token::{self, EnvToken};
 use spec_kitty_protocol::paths::LOGIN;
 
 /// Log-in and refresh requests get this long.
@@ -65,6 +66,14 @@ pub enum AuthCommand {
 }
 
 pub fn run(home: &Home, command: AuthCommand) -> CliResult {
+    // With a token in the environment the credentials file belongs to
+    // someone else: logging in or out would write or delete it.
+    if env_token::is_set() && matches!(command, AuthCommand::Login { .. } | AuthCommand::Logout) {
+        return Err(CliError::general(format!(
+            "{} is set, so the credentials file is not used; unset it to log in or out",
+            env_token::TOKEN_VAR
+        )));
+    }
     match command {
         AuthCommand::Login {
             username,
@@ -383,7 +392,58 @@ fn revoke(creds: &Credentials) -> Result<(), String> {
     }
 }
 
+/// `auth status` with `SPEC_KITTY_TOKEN` set: where the token and the
+/// server come from, without network and without the token.
+fn status_env(home: &Home, as_json: bool) -> CliResult {
+    let env = match env_token::from_env(home) {
+        Ok(Some(env)) => env,
+        Ok(None) => return Ok(0),
+        Err(e) => {
+            let code = Outcome::NotAuthenticated.exit_code();
+            if as_json {
+                print_json(&json!({
+                    "logged_in": false,
+                    "outcome": Outcome::NotAuthenticated,
+                    "token_source": env_token::TOKEN_VAR,
+                    "error": e.to_string(),
+                }))?;
+            } else {
+                println!("Not usable: {e}.");
+            }
+            return Ok(code);
+        }
+    };
+    let EnvToken {
+        server_url,
+        server_source,
+        ..
+    } = env;
+    if as_json {
+        print_json(&json!({
+            "logged_in": true,
+            "outcome": "logged_in",
+            "token_source": env_token::TOKEN_VAR,
+            "server": server_url,
+            "server_source": server_source,
+        }))?;
+    } else {
+        println!(
+            "Using the token in {} for {server_url}.",
+            env_token::TOKEN_VAR
+        );
+        println!("  Server from:  {server_source}");
+        println!(
+            "  Credentials:  not used while {} is set",
+            env_token::TOKEN_VAR
+        );
+    }
+    Ok(0)
+}
+
 fn status(home: &Home, as_json: bool) -> CliResult {
+    if env_token::is_set() {
+        return status_env(home, as_json);
+    }
     let path = home.credentials();
     let now = OffsetDateTime::now_utc();
     let creds = match credentials::load(home) {
@@ -454,6 +514,7 @@ fn status_json(
         "user": creds.username,
         "team": creds.team_slug,
         "server": creds.server_url,
+        "token_source": "credentials file",
         "credentials_path": path,
         "access_token": token(creds.access_expires_at, creds.access_expired(now)),
         "refresh_token": token(creds.refresh_expires_at, creds.refresh_expired(now)),
