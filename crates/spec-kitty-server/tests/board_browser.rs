@@ -1134,3 +1134,98 @@ fn empty_and_full_boards_in_a_browser() {
     browser.wait_for("#empty-board");
     browser.shot("board-empty-dark");
 }
+
+/// The Tokens page: a token is made (and shown once), works as a Bearer,
+/// and is revoked from the page; a form posted without a session is
+/// refused and changes nothing.
+#[test]
+fn tokens_page_in_a_browser() {
+    if !browser_wanted("tokens_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start();
+    server.add_team("acme");
+    server.add_user("alice", "acme");
+    let browser = Browser::start(&server.server.url);
+    browser.log_in("alice");
+    browser.click(".topbar a.nav");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.location(), "/tokens");
+    assert_eq!(browser.count("#tokens tbody tr"), 0, "no tokens yet");
+    browser.shot("tokens-empty-light");
+
+    browser.type_into("#name", "ci on build-3");
+    browser.click("form.tokenform button[type=submit]");
+    browser.wait_for("#new-token");
+    let token = browser.text("#new-token");
+    assert!(token.starts_with("skp_"), "{token}");
+    assert_eq!(browser.count("#tokens tbody tr"), 1);
+    assert_eq!(
+        browser.text("#tokens tbody tr td:first-child"),
+        "ci on build-3"
+    );
+    browser.full_page_shot("tokens-created-light", WIDE.0);
+    browser.color_scheme("dark");
+    browser.full_page_shot("tokens-created-dark", WIDE.0);
+    browser.color_scheme("light");
+
+    let health = server.get("/api/v1/sync/health/", Some(&token));
+    assert_eq!(health.status, 200, "{}", health.text);
+
+    // Shown once: the list again has no token in it.
+    browser.goto("/tokens");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.count("#new-token"), 0);
+    let page = browser.js("return document.documentElement.outerHTML;", vec![]);
+    assert!(
+        !page.to_string().contains(&token[4..]),
+        "the token is not on the page again"
+    );
+    assert_eq!(browser.text("#tokens tbody .badge"), "active");
+
+    // A form posted without a session: refused, nothing made or revoked.
+    let id = browser
+        .js(
+            "return document.querySelector('#tokens tbody tr').dataset.id;",
+            vec![],
+        )
+        .as_str()
+        .expect("an id")
+        .to_string();
+    for (path, body) in [
+        ("/tokens".to_string(), "name=sneaky&expires=30"),
+        (format!("/tokens/{id}/revoke"), ""),
+    ] {
+        let mut reply = common::agent()
+            .post(server.url(&path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body)
+            .expect("answered");
+        assert_eq!(reply.status().as_u16(), 401, "{path}");
+        let text = reply.body_mut().read_to_string().unwrap_or_default();
+        assert!(text.contains("Log in first"), "{text}");
+    }
+    assert_eq!(
+        server.get("/api/v1/sync/health/", Some(&token)).status,
+        200,
+        "still live"
+    );
+    browser.goto("/tokens");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.count("#tokens tbody tr"), 1, "nothing made");
+
+    browser.click("#tokens tbody form button");
+    browser.wait_js(
+        "the token shown revoked",
+        "const b = document.querySelector('#tokens tbody .badge'); return b && b.textContent === 'revoked';",
+        vec![],
+    );
+    assert_eq!(
+        browser.count("#tokens tbody form"),
+        0,
+        "no Revoke on a revoked token"
+    );
+    browser.shot("tokens-revoked-light");
+    let health = server.get("/api/v1/sync/health/", Some(&token));
+    assert_eq!(health.status, 401, "{}", health.text);
+}

@@ -1,26 +1,11 @@
 //! `token create|list|revoke`: personal access tokens, through
 //! [`crate::admin`].
 
-use time::OffsetDateTime;
-use time::macros::format_description;
-
 use super::admin::{Open, open_store, print_json, print_table};
 use super::{Failure, TokenCommand};
 use crate::admin;
+use crate::clock::minute;
 use crate::config::StorageArgs;
-
-/// A stored unix time as `2026-11-29 14:05 UTC`.
-pub fn minute(at: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(at)
-        .ok()
-        .and_then(|t| {
-            t.format(format_description!(
-                "[year]-[month]-[day] [hour]:[minute] UTC"
-            ))
-            .ok()
-        })
-        .unwrap_or_else(|| at.to_string())
-}
 
 pub(super) async fn token(command: TokenCommand, storage: &StorageArgs) -> Result<(), Failure> {
     let store = open_store(storage, Open::MustExist).await?;

@@ -60,6 +60,11 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::home))
         .route("/login", post(web::login))
         .route("/logout", post(web::logout))
+        .route(
+            "/tokens",
+            get(web::tokens::tokens_page).post(web::tokens::create_token),
+        )
+        .route("/tokens/{id}/revoke", post(web::tokens::revoke_token))
         .route("/projects/{uuid}", get(web::board))
         .route("/projects/{uuid}/history", get(web::history))
         .route("/static/app.css", get(web::stylesheet))

@@ -4,6 +4,7 @@
 //! the stylesheet and the script are compiled into the binary.
 
 pub mod session;
+pub mod tokens;
 pub mod views;
 
 use spec_kitty_protocol::timestamp::ago;

@@ -27,6 +27,32 @@ pub struct LoginPage {
 }
 
 #[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    pub chrome: Chrome,
+    /// A token just made: shown on this one answer only.
+    pub created: Option<NewToken>,
+    pub error: Option<String>,
+    pub tokens: Vec<TokenRow>,
+}
+
+pub struct NewToken {
+    pub name: String,
+    pub token: String,
+}
+
+/// One row of the Tokens page; never the token itself.
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: &'static str,
+}
+
+#[derive(Template)]
 #[template(path = "message.html")]
 pub struct MessagePage {
     pub chrome: Chrome,
