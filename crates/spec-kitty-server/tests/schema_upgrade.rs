@@ -44,7 +44,7 @@ fn an_existing_sqlite_database_opens_and_keeps_its_data() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 4, "migrated to the latest schema (access tokens)");
+    assert_eq!(version, 5, "migrated to the latest schema (device codes)");
 }
 
 /// Makes a database as the server before sqlx's migrator left it.
@@ -96,8 +96,8 @@ fn an_existing_postgres_database_is_adopted_and_keeps_its_data() {
     });
     assert_eq!(
         applied,
-        [(1, true), (2, true), (3, true), (4, true)],
-        "1 adopted, 2 (the board), 3 (usernames) and 4 (access tokens) applied"
+        [(1, true), (2, true), (3, true), (4, true), (5, true)],
+        "1 adopted, 2 (the board), 3 (usernames), 4 (access tokens) and 5 (device codes) applied"
     );
 }
 
@@ -107,9 +107,9 @@ fn a_postgres_database_from_a_newer_server_is_refused() {
         return;
     };
     let rt = runtime();
-    rt.block_on(legacy_postgres(&db.url, 5));
+    rt.block_on(legacy_postgres(&db.url, 6));
     match rt.block_on(store::open(&db.url)) {
-        Err(StoreError::SchemaTooNew { found: 5, known: 4 }) => {}
+        Err(StoreError::SchemaTooNew { found: 6, known: 5 }) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a newer schema opened"),
     }

@@ -19,6 +19,7 @@ mod board_postgres;
 mod board_stream;
 mod body_budget;
 mod connections;
+mod device_flow;
 mod log_pipe;
 mod personal_tokens;
 mod postgres_instances;

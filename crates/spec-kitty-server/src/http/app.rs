@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/token/", post(routes::auth::login))
         .route("/api/v1/token/refresh/", post(routes::auth::refresh))
         .route(paths::REVOKE, post(routes::revoke::revoke))
+        .route("/api/v1/device/code/", post(routes::device::code))
+        .route("/api/v1/device/token/", post(routes::device::token))
         .route("/api/v1/events/batch/", post(routes::batch::ingest))
         .route("/api/v1/sync/health/", get(routes::health::sync_health))
         .route("/healthz", get(routes::health::liveness))
@@ -65,6 +67,10 @@ pub fn router(state: AppState) -> Router {
             get(web::tokens::tokens_page).post(web::tokens::create_token),
         )
         .route("/tokens/{id}/revoke", post(web::tokens::revoke_token))
+        .route(
+            "/device",
+            get(web::device::device_page).post(web::device::decide),
+        )
         .route("/projects/{uuid}", get(web::board))
         .route("/projects/{uuid}/history", get(web::history))
         .route("/static/app.css", get(web::stylesheet))

@@ -7,11 +7,13 @@
 //! transaction and no route can interleave reads and writes unsafely.
 
 pub mod board;
+pub mod device;
 pub mod postgres;
 pub mod sqlite;
 pub mod tokens;
 
 pub use board::BoardStore;
+pub use device::DeviceStore;
 pub use tokens::TokenStore;
 
 use std::sync::Arc;
@@ -260,7 +262,7 @@ pub enum Reservation {
 
 /// The storage of the server.
 #[async_trait]
-pub trait Store: BoardStore + TokenStore + Send + Sync + 'static {
+pub trait Store: BoardStore + TokenStore + DeviceStore + Send + Sync + 'static {
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -24,6 +24,28 @@ pub struct LoginPage {
     pub chrome: Chrome,
     pub error: Option<String>,
     pub username: String,
+    /// Where to go after logging in (a page of this site), or empty.
+    pub next: String,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage {
+    pub chrome: Chrome,
+    pub username: String,
+    pub team: String,
+    /// The request to approve or deny; `None` shows the code form.
+    pub pending: Option<DeviceRequest>,
+    pub error: Option<String>,
+    /// What was typed into the code form.
+    pub typed: String,
+}
+
+pub struct DeviceRequest {
+    pub code: String,
+    pub client_name: String,
+    pub client_addr: String,
+    pub asked: String,
 }
 
 #[derive(Template)]

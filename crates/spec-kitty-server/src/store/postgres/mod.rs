@@ -10,6 +10,7 @@
 
 pub mod board;
 mod connect;
+mod device;
 mod ingest;
 mod schema;
 mod tokens;
@@ -251,6 +252,7 @@ impl Store for PostgresStore {
         for sql in [
             "DELETE FROM refresh_tokens WHERE user_id = $1",
             super::tokens::DELETE_USER_SQL,
+            super::device::DELETE_USER_SQL,
             "DELETE FROM web_sessions WHERE user_id = $1",
             "DELETE FROM team_members WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "access_tokens",
         include_str!("../../../migrations/postgres/0004_access_tokens.sql"),
     ),
+    (
+        5,
+        "device_codes",
+        include_str!("../../../migrations/postgres/0005_device_codes.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 pub mod backup;
 pub mod board;
 mod connection;
+mod device;
 mod ingest;
 mod schema;
 mod tokens;
@@ -346,6 +347,7 @@ impl Store for SqliteStore {
             let uid = user_id(&tx, &username)?;
             tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [uid])?;
             tx.execute(&for_sqlite(super::tokens::DELETE_USER_SQL), [uid])?;
+            tx.execute(&for_sqlite(super::device::DELETE_USER_SQL), [uid])?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM team_members WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
