@@ -41,3 +41,4 @@ mod tasks_lanes;
 mod tasks_list;
 mod tasks_project;
 mod verbosity_flags;
+mod web_login;

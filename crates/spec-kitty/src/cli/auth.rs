@@ -45,6 +45,10 @@ pub enum AuthCommand {
         /// file is kept as credentials.corrupt-YYYYMMDDTHHMMSSZ, in UTC)
         #[arg(long)]
         force: bool,
+        /// Log in from a browser with a one-time code instead of a password
+        /// (opens BROWSER, or the desktop's browser, when there is one)
+        #[arg(long, conflicts_with_all = ["username", "password_stdin"])]
+        web: bool,
     },
     /// Remove the stored session and ask the server to revoke its refresh token
     #[command(
@@ -80,7 +84,8 @@ pub fn run(home: &Home, command: AuthCommand) -> CliResult {
             password_stdin,
             server,
             force,
-        } => login(home, username, password_stdin, server, force),
+            web,
+        } => login(home, username, password_stdin, server, force, web),
         AuthCommand::Logout => logout(home),
         AuthCommand::Status { json } => status(home, json),
         AuthCommand::Token => token(home),
@@ -300,6 +305,7 @@ fn login(
     password_stdin: bool,
     server: Option<String>,
     force: bool,
+    web: bool,
 ) -> CliResult {
     let mut config = Config::load(home).map_err(CliError::from)?;
     let server_url = login_server(&config, server.as_deref())?;
@@ -307,8 +313,20 @@ fn login(
         Existing::Keep => return Ok(0),
         Existing::Replace(previous) => previous,
     };
-    let (username, password) = ask_user(username, password_stdin)?;
-    let tokens = request_tokens(&server_url, &username, password)?;
+    let (username, tokens) = if web {
+        let tokens = super::web_login::device_login(&server_url)?;
+        let username = super::web_login::username_of(&tokens.access).ok_or_else(|| {
+            CliError::new(
+                Outcome::UnexpectedStatus.exit_code(),
+                "the server's access token names no user",
+            )
+        })?;
+        (username, tokens)
+    } else {
+        let (username, password) = ask_user(username, password_stdin)?;
+        let tokens = request_tokens(&server_url, &username, password)?;
+        (username, tokens)
+    };
     let refresh = tokens.refresh.ok_or_else(|| {
         CliError::new(
             Outcome::UnexpectedStatus.exit_code(),
