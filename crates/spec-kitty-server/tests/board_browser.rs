@@ -1229,3 +1229,92 @@ fn tokens_page_in_a_browser() {
     let health = server.get("/api/v1/sync/health/", Some(&token));
     assert_eq!(health.status, 401, "{}", health.text);
 }
+
+/// The device flow's page: a code's complete URL opened logged out asks to
+/// log in, comes back with the code, shows what asks for access, and
+/// Approve hands the polling client its session.
+#[test]
+fn device_page_in_a_browser() {
+    if !browser_wanted("device_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start_with(|c| c.limits.device_poll_interval = 1);
+    server.add_team("acme");
+    server.add_user("alice", "acme");
+    let post = |path: &str, body: Value| {
+        let mut response = common::agent()
+            .post(server.url(path))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .expect("answered");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let (status, code) = post(
+        "/api/v1/device/code/",
+        json!({"client_name": "spec-kitty 0.1.0 on build-3"}),
+    );
+    assert_eq!(status, 200, "{code}");
+    let complete = code["verification_uri_complete"]
+        .as_str()
+        .expect("complete URL")
+        .to_string();
+    let user_code = code["user_code"].as_str().expect("user code").to_string();
+
+    let browser = Browser::start(&server.server.url);
+    let path = complete
+        .strip_prefix(&server.server.url)
+        .expect("a URL of this server")
+        .to_string();
+    browser.goto(&path);
+    browser.wait_for("form.login #username");
+    browser.type_into("#username", "alice");
+    browser.type_into("#password", PASSWORD);
+    browser.click("form.login button[type=submit]");
+    browser.wait_for("#approve");
+    assert_eq!(
+        browser.location(),
+        path,
+        "back at the code after logging in"
+    );
+    assert_eq!(browser.text("#device-code"), user_code);
+    assert_eq!(
+        browser.text("#device-client"),
+        "spec-kitty 0.1.0 on build-3"
+    );
+    assert_eq!(browser.text("#device-address"), "127.0.0.1");
+    browser.shot("device-confirm-light");
+    browser.color_scheme("dark");
+    browser.shot("device-confirm-dark");
+    browser.color_scheme("light");
+
+    let poll = || {
+        post(
+            "/api/v1/device/token/",
+            json!({"device_code": code["device_code"]}),
+        )
+    };
+    assert_eq!(poll().1, json!({"error": "authorization_pending"}));
+    browser.click("#approve");
+    browser.wait_js(
+        "the approval page",
+        "return document.body.textContent.includes('Device connected');",
+        vec![],
+    );
+    browser.shot("device-approved-light");
+    let (status, tokens) = poll();
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["team_slug"], "acme");
+
+    // The code form, with a wrong code.
+    browser.goto("/device");
+    browser.wait_for("form.device #code");
+    browser.type_into("#code", "bbbb-bbbb");
+    browser.click("form.device button[type=submit]");
+    browser.wait_for("form.device .error");
+    browser.shot("device-wrong-code-light");
+}
