@@ -1318,3 +1318,61 @@ fn device_page_in_a_browser() {
     browser.wait_for("form.device .error");
     browser.shot("device-wrong-code-light");
 }
+
+/// The Sessions page: a device signed in through the API is listed;
+/// Revoke ends its family (its refresh is refused) and "Sign out
+/// everywhere" ends the rest and the page's own session.
+#[test]
+fn sessions_page_in_a_browser() {
+    if !browser_wanted("sessions_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start();
+    server.add_team("acme");
+    let (_, laptop) = server.user_with_tokens("alice", "acme");
+    let (_, desktop) = common::login_ok(&server.agent, &server.server.url, "alice", PASSWORD);
+    let browser = Browser::start(&server.server.url);
+    browser.log_in("alice");
+    browser.click(".topbar a[href='/sessions']");
+    browser.wait_for("#sessions");
+    assert_eq!(
+        browser.count("#sessions tbody tr"),
+        2,
+        "two signed-in devices"
+    );
+    assert!(
+        browser
+            .text("#sessions tbody tr td:nth-child(2)")
+            .contains("127.0.0.1")
+    );
+    browser.full_page_shot("sessions-light", WIDE.0);
+    browser.color_scheme("dark");
+    browser.full_page_shot("sessions-dark", WIDE.0);
+    browser.color_scheme("light");
+
+    // Revoke the newest (the desktop's log-in): its refresh is refused.
+    browser.click("#sessions tbody tr form button");
+    browser.wait_js(
+        "one session left",
+        "return document.querySelectorAll('#sessions tbody tr').length === 1;",
+        vec![],
+    );
+    let refused = common::refresh(&server.agent, &server.server.url, &desktop);
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let still = common::refresh(&server.agent, &server.server.url, &laptop);
+    assert_eq!(
+        still.status, 200,
+        "the other device is untouched: {}",
+        still.text
+    );
+    let laptop = still.json()["refresh"]
+        .as_str()
+        .expect("rotated")
+        .to_string();
+
+    browser.click("#sign-out-everywhere");
+    browser.wait_for("form.login #username");
+    browser.shot("sessions-signed-out-light");
+    let refused = common::refresh(&server.agent, &server.server.url, &laptop);
+    assert_eq!(refused.status, 401, "{}", refused.text);
+}

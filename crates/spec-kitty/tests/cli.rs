@@ -32,6 +32,7 @@ mod queue_kill;
 mod queue_parking;
 mod queue_python;
 mod queue_tools;
+mod sessions_page;
 mod status_check;
 mod sync_server;
 mod tasks_concurrent;

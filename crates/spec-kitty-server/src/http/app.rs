@@ -71,6 +71,15 @@ pub fn router(state: AppState) -> Router {
             "/device",
             get(web::device::device_page).post(web::device::decide),
         )
+        .route("/sessions", get(web::sessions::sessions_page))
+        .route(
+            "/sessions/revoke-all",
+            post(web::sessions::sign_out_everywhere),
+        )
+        .route(
+            "/sessions/{family}/revoke",
+            post(web::sessions::revoke_session),
+        )
         .route("/projects/{uuid}", get(web::board))
         .route("/projects/{uuid}/history", get(web::history))
         .route("/static/app.css", get(web::stylesheet))

@@ -9,11 +9,13 @@
 pub mod board;
 pub mod device;
 pub mod postgres;
+pub mod sessions;
 pub mod sqlite;
 pub mod tokens;
 
 pub use board::BoardStore;
 pub use device::DeviceStore;
+pub use sessions::SessionStore;
 pub use tokens::TokenStore;
 
 use std::sync::Arc;
@@ -262,7 +264,9 @@ pub enum Reservation {
 
 /// The storage of the server.
 #[async_trait]
-pub trait Store: BoardStore + TokenStore + DeviceStore + Send + Sync + 'static {
+pub trait Store:
+    BoardStore + TokenStore + DeviceStore + SessionStore + Send + Sync + 'static
+{
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod session;
+pub mod sessions;
 pub mod tokens;
 pub mod views;
 

@@ -49,6 +49,22 @@ pub struct DeviceRequest {
 }
 
 #[derive(Template)]
+#[template(path = "sessions.html")]
+pub struct SessionsPage {
+    pub chrome: Chrome,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// One signed-in device (a refresh-token family).
+pub struct SessionRow {
+    pub family: String,
+    pub client: String,
+    pub address: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
 #[template(path = "tokens.html")]
 pub struct TokensPage {
     pub chrome: Chrome,

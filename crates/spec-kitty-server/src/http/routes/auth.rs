@@ -66,15 +66,40 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request: LoginRequest = read_json(&headers, body).await?;
     let user = verify_login(&state, peer.ip(), &request.username, request.password).await?;
-    let tokens = start_session(&state, &user).await?;
+    let tokens = start_session(&state, &user, &client_of(&headers), peer.ip()).await?;
     tracing::info!(user = %user.username, "logged in");
     Ok(Json(tokens))
 }
 
+/// The client a log-in came from, as the Sessions page names it: its
+/// `User-Agent`, bounded and without control characters.
+pub fn client_of(headers: &HeaderMap) -> String {
+    let agent: String = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    if agent.trim().is_empty() {
+        "unknown client".into()
+    } else {
+        agent.trim().to_string()
+    }
+}
+
 /// Issues a new session (a new refresh family) for `user`: the answer of
-/// a log-in, by password or by an approved device code.
-pub async fn start_session(state: &AppState, user: &User) -> Result<TokenResponse, ApiError> {
-    let issued = state.signer.issue(user, None, now())?;
+/// a log-in, by password or by an approved device code. The family is
+/// recorded with its client and address for the Sessions page.
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    client: &str,
+    address: IpAddr,
+) -> Result<TokenResponse, ApiError> {
+    let now = now();
+    let issued = state.signer.issue(user, None, now)?;
     state
         .store
         .insert_refresh(NewRefresh {
@@ -83,6 +108,10 @@ pub async fn start_session(state: &AppState, user: &User) -> Result<TokenRespons
             user_id: user.id,
             expires_at: issued.refresh_expires_at,
         })
+        .await?;
+    state
+        .store
+        .record_family(&issued.family, user.id, client, &address.to_string(), now)
         .await?;
     Ok(token_response(state, user, issued.access, issued.refresh))
 }
@@ -273,6 +302,7 @@ pub async fn refresh(
             } else {
                 tracing::info!(user = %user.username, "token refreshed");
             }
+            state.store.touch_family(family, now).await?;
             Ok(Json(token_response(
                 &state,
                 &user,

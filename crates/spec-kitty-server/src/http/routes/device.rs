@@ -17,7 +17,7 @@ use crate::clock::now_secs;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
 use crate::http::body::read_capped;
-use crate::http::routes::auth::{MAX_AUTH_BODY, start_session};
+use crate::http::routes::auth::{MAX_AUTH_BODY, client_of, start_session};
 use crate::store::device::{NewDeviceCode, Poll};
 
 /// The longest client name kept (longer ones are cut).
@@ -118,6 +118,7 @@ pub async fn code(
 /// `POST /api/v1/device/token/` with `{"device_code": "..."}`.
 pub async fn token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -146,7 +147,8 @@ pub async fn token(
     else {
         return Ok(oauth_error("access_denied"));
     };
-    let tokens = start_session(&state, &user).await?;
+    let client = format!("{} (browser log-in)", client_of(&headers));
+    let tokens = start_session(&state, &user, &client, peer.ip()).await?;
     tracing::info!(user = %user.username, "logged in (device code)");
     Ok(Json(tokens).into_response())
 }

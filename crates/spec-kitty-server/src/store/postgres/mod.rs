@@ -13,6 +13,7 @@ mod connect;
 mod device;
 mod ingest;
 mod schema;
+mod sessions;
 mod tokens;
 
 pub use connect::{PoolSettings, redact};
@@ -253,6 +254,7 @@ impl Store for PostgresStore {
             "DELETE FROM refresh_tokens WHERE user_id = $1",
             super::tokens::DELETE_USER_SQL,
             super::device::DELETE_USER_SQL,
+            super::sessions::DELETE_USER_SQL,
             "DELETE FROM web_sessions WHERE user_id = $1",
             "DELETE FROM team_members WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "device_codes",
         include_str!("../../../migrations/postgres/0005_device_codes.sql"),
     ),
+    (
+        6,
+        "sessions",
+        include_str!("../../../migrations/postgres/0006_sessions.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

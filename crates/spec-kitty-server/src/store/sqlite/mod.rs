@@ -17,6 +17,7 @@ mod connection;
 mod device;
 mod ingest;
 mod schema;
+mod sessions;
 mod tokens;
 
 use connection::prepare_private_file;
@@ -348,6 +349,7 @@ impl Store for SqliteStore {
             tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [uid])?;
             tx.execute(&for_sqlite(super::tokens::DELETE_USER_SQL), [uid])?;
             tx.execute(&for_sqlite(super::device::DELETE_USER_SQL), [uid])?;
+            tx.execute(&for_sqlite(super::sessions::DELETE_USER_SQL), [uid])?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM team_members WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;
