@@ -1148,7 +1148,7 @@ fn tokens_page_in_a_browser() {
     server.add_user("alice", "acme");
     let browser = Browser::start(&server.server.url);
     browser.log_in("alice");
-    browser.click(".topbar a.nav");
+    browser.click(".topbar a[href='/tokens']");
     browser.wait_for("form.tokenform");
     assert_eq!(browser.location(), "/tokens");
     assert_eq!(browser.count("#tokens tbody tr"), 0, "no tokens yet");
