@@ -7,6 +7,12 @@ pub const LOGIN: &str = "/api/v1/token/";
 pub const REFRESH: &str = "/api/v1/token/refresh/";
 /// Log-out: revoke a refresh token's family (contract section 1).
 pub const REVOKE: &str = "/api/v1/token/revoke/";
+
+/// Device authorization (RFC 8628): ask for a pair of codes.
+pub const DEVICE_CODE: &str = "/api/v1/device/code/";
+
+/// Device authorization: poll with the device code.
+pub const DEVICE_TOKEN: &str = "/api/v1/device/token/";
 /// Batch ingest (contract section 2).
 pub const BATCH: &str = "/api/v1/events/batch/";
 /// The authenticated health check.

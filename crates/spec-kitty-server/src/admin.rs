@@ -173,3 +173,109 @@ pub async fn rebuild_board(
 ) -> Result<crate::board::RebuildReport, AdminError> {
     Ok(store.rebuild_board(project_uuid, check).await?)
 }
+
+/// The longest lifetime `token create --expires` accepts, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// Token names: 1 to 100 characters, no control characters.
+pub fn check_token_name(name: &str) -> Result<(), AdminError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(AdminError::Invalid(
+            "a token needs a name of 1 to 100 characters (like 'ci' or 'agent on build-3')".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// A personal access token just made: shown to its owner once.
+pub struct CreatedToken {
+    pub id: i64,
+    pub token: String,
+    pub expires_at: Option<i64>,
+}
+
+/// Makes a personal access token for `user_id` named `name`, valid for
+/// `days` (none: until revoked). Only its hash is stored.
+pub async fn create_token_for(
+    store: &Arc<dyn Store>,
+    user_id: i64,
+    name: &str,
+    days: Option<u32>,
+) -> Result<CreatedToken, AdminError> {
+    check_token_name(name)?;
+    if let Some(days) = days
+        && !(1..=MAX_TOKEN_DAYS).contains(&days)
+    {
+        return Err(AdminError::Invalid(format!(
+            "--expires takes 1 to {MAX_TOKEN_DAYS} days, not {days}"
+        )));
+    }
+    let token =
+        crate::auth::personal::generate().map_err(|e| AdminError::Invalid(e.to_string()))?;
+    let now = crate::clock::now_secs();
+    let expires_at = days.map(|d| now + i64::from(d) * 86_400);
+    let id = store
+        .create_access_token(crate::store::tokens::NewAccessToken {
+            user_id,
+            name: name.trim().to_string(),
+            hash: crate::auth::personal::hash(&token),
+            created_at: now,
+            expires_at,
+        })
+        .await?;
+    Ok(CreatedToken {
+        id,
+        token,
+        expires_at,
+    })
+}
+
+/// [`create_token_for`] a user by name (`token create`).
+pub async fn create_token(
+    store: &Arc<dyn Store>,
+    username: &str,
+    name: &str,
+    days: Option<u32>,
+) -> Result<CreatedToken, AdminError> {
+    let user = store
+        .find_user(username)
+        .await?
+        .ok_or_else(|| AdminError::Store(StoreError::NotFound(format!("no user '{username}'"))))?;
+    create_token_for(store, user.id, name, days).await
+}
+
+/// Every token, or one user's (`token list`).
+pub async fn list_tokens(
+    store: &Arc<dyn Store>,
+    username: Option<&str>,
+) -> Result<Vec<crate::store::tokens::AccessTokenInfo>, AdminError> {
+    let user_id = match username {
+        None => None,
+        Some(username) => Some(
+            store
+                .find_user(username)
+                .await?
+                .ok_or_else(|| {
+                    AdminError::Store(StoreError::NotFound(format!("no user '{username}'")))
+                })?
+                .id,
+        ),
+    };
+    Ok(store.list_access_tokens(user_id).await?)
+}
+
+/// Revokes a token by id (`token revoke`); refused for an unknown or
+/// already revoked one.
+pub async fn revoke_token(store: &Arc<dyn Store>, id: i64) -> Result<(), AdminError> {
+    if store
+        .revoke_access_token(id, None, crate::clock::now_secs())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(AdminError::Store(StoreError::NotFound(format!(
+            "no live token with id {id} (see `spec-kitty-server token list`)"
+        ))))
+    }
+}

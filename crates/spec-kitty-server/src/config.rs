@@ -316,6 +316,9 @@ pub struct Limits {
     pub login_window: u64,
     /// Seconds a just-retired refresh token is still honoured.
     pub refresh_grace: u64,
+    /// Seconds a device-flow client must wait between polls (RFC 8628
+    /// `interval`); not a flag: tests shorten it.
+    pub device_poll_interval: u64,
 }
 
 impl Default for Limits {
@@ -329,6 +332,7 @@ impl Default for Limits {
                 .map_or(2, |n| u32::try_from(n.get()).unwrap_or(2)),
             login_window: 900,
             refresh_grace: 30,
+            device_poll_interval: 5,
         }
     }
 }
@@ -476,6 +480,7 @@ impl ServerConfig {
                     .unwrap_or(limits.login_max_concurrent),
                 login_window: s.login_window.unwrap_or(limits.login_window),
                 refresh_grace: s.refresh_grace.unwrap_or(limits.refresh_grace),
+                device_poll_interval: limits.device_poll_interval,
             },
             connections: ConnectionLimits {
                 header_read_timeout: s

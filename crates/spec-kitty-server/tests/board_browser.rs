@@ -1134,3 +1134,245 @@ fn empty_and_full_boards_in_a_browser() {
     browser.wait_for("#empty-board");
     browser.shot("board-empty-dark");
 }
+
+/// The Tokens page: a token is made (and shown once), works as a Bearer,
+/// and is revoked from the page; a form posted without a session is
+/// refused and changes nothing.
+#[test]
+fn tokens_page_in_a_browser() {
+    if !browser_wanted("tokens_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start();
+    server.add_team("acme");
+    server.add_user("alice", "acme");
+    let browser = Browser::start(&server.server.url);
+    browser.log_in("alice");
+    browser.click(".topbar a[href='/tokens']");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.location(), "/tokens");
+    assert_eq!(browser.count("#tokens tbody tr"), 0, "no tokens yet");
+    browser.shot("tokens-empty-light");
+
+    browser.type_into("#name", "ci on build-3");
+    browser.click("form.tokenform button[type=submit]");
+    browser.wait_for("#new-token");
+    let token = browser.text("#new-token");
+    assert!(token.starts_with("skp_"), "{token}");
+    assert_eq!(browser.count("#tokens tbody tr"), 1);
+    assert_eq!(
+        browser.text("#tokens tbody tr td:first-child"),
+        "ci on build-3"
+    );
+    browser.full_page_shot("tokens-created-light", WIDE.0);
+    browser.color_scheme("dark");
+    browser.full_page_shot("tokens-created-dark", WIDE.0);
+    browser.color_scheme("light");
+
+    let health = server.get("/api/v1/sync/health/", Some(&token));
+    assert_eq!(health.status, 200, "{}", health.text);
+
+    // Shown once: the list again has no token in it.
+    browser.goto("/tokens");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.count("#new-token"), 0);
+    let page = browser.js("return document.documentElement.outerHTML;", vec![]);
+    assert!(
+        !page.to_string().contains(&token[4..]),
+        "the token is not on the page again"
+    );
+    assert_eq!(browser.text("#tokens tbody .badge"), "active");
+
+    // A form posted without a session: refused, nothing made or revoked.
+    let id = browser
+        .js(
+            "return document.querySelector('#tokens tbody tr').dataset.id;",
+            vec![],
+        )
+        .as_str()
+        .expect("an id")
+        .to_string();
+    for (path, body) in [
+        ("/tokens".to_string(), "name=sneaky&expires=30"),
+        (format!("/tokens/{id}/revoke"), ""),
+    ] {
+        let mut reply = common::agent()
+            .post(server.url(&path))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .send(body)
+            .expect("answered");
+        assert_eq!(reply.status().as_u16(), 401, "{path}");
+        let text = reply.body_mut().read_to_string().unwrap_or_default();
+        assert!(text.contains("Log in first"), "{text}");
+    }
+    assert_eq!(
+        server.get("/api/v1/sync/health/", Some(&token)).status,
+        200,
+        "still live"
+    );
+    browser.goto("/tokens");
+    browser.wait_for("form.tokenform");
+    assert_eq!(browser.count("#tokens tbody tr"), 1, "nothing made");
+
+    browser.click("#tokens tbody form button");
+    browser.wait_js(
+        "the token shown revoked",
+        "const b = document.querySelector('#tokens tbody .badge'); return b && b.textContent === 'revoked';",
+        vec![],
+    );
+    assert_eq!(
+        browser.count("#tokens tbody form"),
+        0,
+        "no Revoke on a revoked token"
+    );
+    browser.shot("tokens-revoked-light");
+    let health = server.get("/api/v1/sync/health/", Some(&token));
+    assert_eq!(health.status, 401, "{}", health.text);
+}
+
+/// The device flow's page: a code's complete URL opened logged out asks to
+/// log in, comes back with the code, shows what asks for access, and
+/// Approve hands the polling client its session.
+#[test]
+fn device_page_in_a_browser() {
+    if !browser_wanted("device_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start_with(|c| c.limits.device_poll_interval = 1);
+    server.add_team("acme");
+    server.add_user("alice", "acme");
+    let post = |path: &str, body: Value| {
+        let mut response = common::agent()
+            .post(server.url(path))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .expect("answered");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+        )
+    };
+    let (status, code) = post(
+        "/api/v1/device/code/",
+        json!({"client_name": "spec-kitty 0.1.0 on build-3"}),
+    );
+    assert_eq!(status, 200, "{code}");
+    let complete = code["verification_uri_complete"]
+        .as_str()
+        .expect("complete URL")
+        .to_string();
+    let user_code = code["user_code"].as_str().expect("user code").to_string();
+
+    let browser = Browser::start(&server.server.url);
+    let path = complete
+        .strip_prefix(&server.server.url)
+        .expect("a URL of this server")
+        .to_string();
+    browser.goto(&path);
+    browser.wait_for("form.login #username");
+    browser.type_into("#username", "alice");
+    browser.type_into("#password", PASSWORD);
+    browser.click("form.login button[type=submit]");
+    browser.wait_for("#approve");
+    assert_eq!(
+        browser.location(),
+        path,
+        "back at the code after logging in"
+    );
+    assert_eq!(browser.text("#device-code"), user_code);
+    assert_eq!(
+        browser.text("#device-client"),
+        "spec-kitty 0.1.0 on build-3"
+    );
+    assert_eq!(browser.text("#device-address"), "127.0.0.1");
+    browser.shot("device-confirm-light");
+    browser.color_scheme("dark");
+    browser.shot("device-confirm-dark");
+    browser.color_scheme("light");
+
+    let poll = || {
+        post(
+            "/api/v1/device/token/",
+            json!({"device_code": code["device_code"]}),
+        )
+    };
+    assert_eq!(poll().1, json!({"error": "authorization_pending"}));
+    browser.click("#approve");
+    browser.wait_js(
+        "the approval page",
+        "return document.body.textContent.includes('Device connected');",
+        vec![],
+    );
+    browser.shot("device-approved-light");
+    let (status, tokens) = poll();
+    assert_eq!(status, 200, "{tokens}");
+    assert_eq!(tokens["team_slug"], "acme");
+
+    // The code form, with a wrong code.
+    browser.goto("/device");
+    browser.wait_for("form.device #code");
+    browser.type_into("#code", "bbbb-bbbb");
+    browser.click("form.device button[type=submit]");
+    browser.wait_for("form.device .error");
+    browser.shot("device-wrong-code-light");
+}
+
+/// The Sessions page: a device signed in through the API is listed;
+/// Revoke ends its family (its refresh is refused) and "Sign out
+/// everywhere" ends the rest and the page's own session.
+#[test]
+fn sessions_page_in_a_browser() {
+    if !browser_wanted("sessions_page_in_a_browser") {
+        return;
+    }
+    let server = TestServer::start();
+    server.add_team("acme");
+    let (_, laptop) = server.user_with_tokens("alice", "acme");
+    let (_, desktop) = common::login_ok(&server.agent, &server.server.url, "alice", PASSWORD);
+    let browser = Browser::start(&server.server.url);
+    browser.log_in("alice");
+    browser.click(".topbar a[href='/sessions']");
+    browser.wait_for("#sessions");
+    assert_eq!(
+        browser.count("#sessions tbody tr"),
+        2,
+        "two signed-in devices"
+    );
+    assert!(
+        browser
+            .text("#sessions tbody tr td:nth-child(2)")
+            .contains("127.0.0.1")
+    );
+    browser.full_page_shot("sessions-light", WIDE.0);
+    browser.color_scheme("dark");
+    browser.full_page_shot("sessions-dark", WIDE.0);
+    browser.color_scheme("light");
+
+    // Revoke the newest (the desktop's log-in): its refresh is refused.
+    browser.click("#sessions tbody tr form button");
+    browser.wait_js(
+        "one session left",
+        "return document.querySelectorAll('#sessions tbody tr').length === 1;",
+        vec![],
+    );
+    let refused = common::refresh(&server.agent, &server.server.url, &desktop);
+    assert_eq!(refused.status, 401, "{}", refused.text);
+    let still = common::refresh(&server.agent, &server.server.url, &laptop);
+    assert_eq!(
+        still.status, 200,
+        "the other device is untouched: {}",
+        still.text
+    );
+    let laptop = still.json()["refresh"]
+        .as_str()
+        .expect("rotated")
+        .to_string();
+
+    browser.click("#sign-out-everywhere");
+    browser.wait_for("form.login #username");
+    browser.shot("sessions-signed-out-light");
+    let refused = common::refresh(&server.agent, &server.server.url, &laptop);
+    assert_eq!(refused.status, 401, "{}", refused.text);
+}

@@ -44,7 +44,7 @@ fn an_existing_sqlite_database_opens_and_keeps_its_data() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 3, "migrated to the latest schema (usernames)");
+    assert_eq!(version, 6, "migrated to the latest schema (sessions)");
 }
 
 /// Makes a database as the server before sqlx's migrator left it.
@@ -96,8 +96,15 @@ fn an_existing_postgres_database_is_adopted_and_keeps_its_data() {
     });
     assert_eq!(
         applied,
-        [(1, true), (2, true), (3, true)],
-        "1 adopted, 2 (the board) and 3 (usernames) applied"
+        [
+            (1, true),
+            (2, true),
+            (3, true),
+            (4, true),
+            (5, true),
+            (6, true)
+        ],
+        "1 adopted, then 2 (the board) to 6 (sessions) applied"
     );
 }
 
@@ -107,9 +114,9 @@ fn a_postgres_database_from_a_newer_server_is_refused() {
         return;
     };
     let rt = runtime();
-    rt.block_on(legacy_postgres(&db.url, 4));
+    rt.block_on(legacy_postgres(&db.url, 7));
     match rt.block_on(store::open(&db.url)) {
-        Err(StoreError::SchemaTooNew { found: 4, known: 3 }) => {}
+        Err(StoreError::SchemaTooNew { found: 7, known: 6 }) => {}
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a newer schema opened"),
     }

@@ -156,6 +156,7 @@ impl Outcome {
         match e {
             AuthError::SessionExpired { http_status, .. } => *http_status,
             AuthError::ServerStatus { status, .. } => Some(*status),
+            AuthError::EnvTokenRefused => Some(401),
             _ => None,
         }
     }
@@ -194,6 +195,8 @@ impl From<&AuthError> for Outcome {
             AuthError::SessionExpired { .. } => Outcome::SessionExpired,
             AuthError::Network(e) => e.into(),
             AuthError::ServerStatus { .. } => Outcome::UnexpectedStatus,
+            AuthError::EnvToken(_) => Outcome::NotAuthenticated,
+            AuthError::EnvTokenRefused => Outcome::AuthenticationFailed,
         }
     }
 }

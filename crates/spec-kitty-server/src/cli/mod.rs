@@ -6,6 +6,7 @@ mod admin;
 mod backup;
 mod board;
 mod serve;
+mod tokens;
 
 use std::process::ExitCode;
 
@@ -44,6 +45,9 @@ pub enum Command {
     /// Manage users
     #[command(subcommand)]
     User(UserCommand),
+    /// Personal access tokens for CI jobs and agents (SPEC_KITTY_TOKEN)
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The team board's projection
     #[command(subcommand)]
     Board(BoardCommand),
@@ -81,6 +85,41 @@ pub enum BoardCommand {
         /// Report differences between the stored board and the events; change nothing
         #[arg(long)]
         check: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a token for a user; it is printed once (only a hash is kept)
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server token create alice --name ci --expires 90\n  TOKEN=$(spec-kitty-server token create alice --name agent)"
+    )]
+    Create {
+        /// The user the token acts as (case-insensitive)
+        user: String,
+        /// What the token is for, shown in `token list`
+        #[arg(long)]
+        name: String,
+        /// Days until the token expires (1 to 3650); without it, until revoked
+        #[arg(long, value_name = "DAYS")]
+        expires: Option<u32>,
+    },
+    /// List tokens (all, or one user's): name, created, last used, expiry
+    #[command(
+        after_help = "Examples:\n  spec-kitty-server token list\n  spec-kitty-server token list alice --json"
+    )]
+    List {
+        /// Only this user's tokens
+        user: Option<String>,
+        /// Print a JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id: it is refused at once, on every instance
+    #[command(after_help = "Example:\n  spec-kitty-server token revoke 3")]
+    Revoke {
+        /// The id `token list` shows
+        id: i64,
     },
 }
 
@@ -240,6 +279,10 @@ pub fn main() -> ExitCode {
         Command::Team(command) => {
             serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
             runtime.block_on(admin::team(command, &cli.storage))
+        }
+        Command::Token(command) => {
+            serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));
+            runtime.block_on(tokens::token(command, &cli.storage))
         }
         Command::Board(command) => {
             serve::init_logging(LogFormat::Text, "warn", serve::colour_logs(cli.color));

@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/token/", post(routes::auth::login))
         .route("/api/v1/token/refresh/", post(routes::auth::refresh))
         .route(paths::REVOKE, post(routes::revoke::revoke))
+        .route("/api/v1/device/code/", post(routes::device::code))
+        .route("/api/v1/device/token/", post(routes::device::token))
         .route("/api/v1/events/batch/", post(routes::batch::ingest))
         .route("/api/v1/sync/health/", get(routes::health::sync_health))
         .route("/healthz", get(routes::health::liveness))
@@ -60,6 +62,24 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(web::home))
         .route("/login", post(web::login))
         .route("/logout", post(web::logout))
+        .route(
+            "/tokens",
+            get(web::tokens::tokens_page).post(web::tokens::create_token),
+        )
+        .route("/tokens/{id}/revoke", post(web::tokens::revoke_token))
+        .route(
+            "/device",
+            get(web::device::device_page).post(web::device::decide),
+        )
+        .route("/sessions", get(web::sessions::sessions_page))
+        .route(
+            "/sessions/revoke-all",
+            post(web::sessions::sign_out_everywhere),
+        )
+        .route(
+            "/sessions/{family}/revoke",
+            post(web::sessions::revoke_session),
+        )
         .route("/projects/{uuid}", get(web::board))
         .route("/projects/{uuid}/history", get(web::history))
         .route("/static/app.css", get(web::stylesheet))

@@ -7,10 +7,16 @@
 //! transaction and no route can interleave reads and writes unsafely.
 
 pub mod board;
+pub mod device;
 pub mod postgres;
+pub mod sessions;
 pub mod sqlite;
+pub mod tokens;
 
 pub use board::BoardStore;
+pub use device::DeviceStore;
+pub use sessions::SessionStore;
+pub use tokens::TokenStore;
 
 use std::sync::Arc;
 
@@ -198,11 +204,14 @@ pub struct ThrottleKey {
 }
 
 /// Ends every session of a user (`$1`: the user id): their refresh tokens
-/// can no longer refresh and their page sessions are gone. Used when a user
-/// is disabled or their password changes, on both backends.
-pub const END_USER_SESSIONS_SQL: [&str; 2] = [
+/// can no longer refresh, their page sessions are gone and their personal
+/// access tokens are deleted (one made with a leaked password must not
+/// outlive the new one). Used when a user is disabled or their password
+/// changes, on both backends.
+pub const END_USER_SESSIONS_SQL: [&str; 3] = [
     "UPDATE refresh_tokens SET revoked = TRUE WHERE user_id = $1",
     "DELETE FROM web_sessions WHERE user_id = $1",
+    tokens::DELETE_USER_SQL,
 ];
 
 /// The log-in throttle's keys for a user, written once for the log-in
@@ -255,7 +264,9 @@ pub enum Reservation {
 
 /// The storage of the server.
 #[async_trait]
-pub trait Store: BoardStore + Send + Sync + 'static {
+pub trait Store:
+    BoardStore + TokenStore + DeviceStore + SessionStore + Send + Sync + 'static
+{
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -3,7 +3,10 @@
 //! JavaScript) with one small script that follows the stream. Templates,
 //! the stylesheet and the script are compiled into the binary.
 
+pub mod device;
 pub mod session;
+pub mod sessions;
+pub mod tokens;
 pub mod views;
 
 use spec_kitty_protocol::timestamp::ago;
@@ -148,6 +151,7 @@ async fn home_page(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
                 chrome: chrome(None),
                 error: None,
                 username: String::new(),
+                next: String::new(),
             },
             StatusCode::OK,
         ));
@@ -173,6 +177,24 @@ async fn home_page(state: &AppState, headers: &HeaderMap) -> Result<Response, Ap
 pub struct LoginForm {
     username: String,
     password: String,
+    /// A page of this site to go to after logging in (only `/device`).
+    #[serde(default)]
+    next: String,
+}
+
+/// Where a log-in goes next: `/device` (with its code) when asked,
+/// else the projects. Anything else is ignored, so the form cannot be
+/// made to redirect off the site.
+fn after_login(next: &str) -> String {
+    let safe = next == "/device"
+        || next.strip_prefix("/device?code=").is_some_and(|code| {
+            code.len() <= 20 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if safe {
+        next.to_string()
+    } else {
+        "/".to_string()
+    }
 }
 
 /// Whether a form post comes from this site: a cross-site `Origin` is
@@ -211,6 +233,7 @@ pub async fn login(
                 chrome: chrome(None),
                 error: Some(error),
                 username: form.username.clone(),
+                next: form.next.clone(),
             },
             status,
         )
@@ -246,7 +269,7 @@ pub async fn login(
     match session::start(&state, &user, &team).await {
         Ok(cookie) => {
             tracing::info!(user = %user.username, "web log-in");
-            let mut response = Redirect::to("/").into_response();
+            let mut response = Redirect::to(&after_login(&form.next)).into_response();
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }

@@ -24,6 +24,70 @@ pub struct LoginPage {
     pub chrome: Chrome,
     pub error: Option<String>,
     pub username: String,
+    /// Where to go after logging in (a page of this site), or empty.
+    pub next: String,
+}
+
+#[derive(Template)]
+#[template(path = "device.html")]
+pub struct DevicePage {
+    pub chrome: Chrome,
+    pub username: String,
+    pub team: String,
+    /// The request to approve or deny; `None` shows the code form.
+    pub pending: Option<DeviceRequest>,
+    pub error: Option<String>,
+    /// What was typed into the code form.
+    pub typed: String,
+}
+
+pub struct DeviceRequest {
+    pub code: String,
+    pub client_name: String,
+    pub client_addr: String,
+    pub asked: String,
+}
+
+#[derive(Template)]
+#[template(path = "sessions.html")]
+pub struct SessionsPage {
+    pub chrome: Chrome,
+    pub sessions: Vec<SessionRow>,
+}
+
+/// One signed-in device (a refresh-token family).
+pub struct SessionRow {
+    pub family: String,
+    pub client: String,
+    pub address: String,
+    pub created: String,
+    pub last_used: String,
+}
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+pub struct TokensPage {
+    pub chrome: Chrome,
+    /// A token just made: shown on this one answer only.
+    pub created: Option<NewToken>,
+    pub error: Option<String>,
+    pub tokens: Vec<TokenRow>,
+}
+
+pub struct NewToken {
+    pub name: String,
+    pub token: String,
+}
+
+/// One row of the Tokens page; never the token itself.
+pub struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+    /// `active`, `expired` or `revoked`.
+    pub state: &'static str,
 }
 
 #[derive(Template)]

@@ -17,6 +17,7 @@ use crate::session as auth;
 use crate::session::credentials::{
     self, Credentials, CredentialsError, CredentialsLock, LOCK_WAIT, Stored,
 };
+use crate::session::env_token::{self, EnvToken};
 use spec_kitty_protocol::paths::LOGIN;
 
 /// Log-in and refresh requests get this long.
@@ -44,6 +45,10 @@ pub enum AuthCommand {
         /// file is kept as credentials.corrupt-YYYYMMDDTHHMMSSZ, in UTC)
         #[arg(long)]
         force: bool,
+        /// Log in from a browser with a one-time code instead of a password
+        /// (opens BROWSER, or the desktop's browser, when there is one)
+        #[arg(long, conflicts_with_all = ["username", "password_stdin"])]
+        web: bool,
     },
     /// Remove the stored session and ask the server to revoke its refresh token
     #[command(
@@ -65,13 +70,22 @@ pub enum AuthCommand {
 }
 
 pub fn run(home: &Home, command: AuthCommand) -> CliResult {
+    // With a token in the environment the credentials file belongs to
+    // someone else: logging in or out would write or delete it.
+    if env_token::is_set() && matches!(command, AuthCommand::Login { .. } | AuthCommand::Logout) {
+        return Err(CliError::general(format!(
+            "{} is set, so the credentials file is not used; unset it to log in or out",
+            env_token::TOKEN_VAR
+        )));
+    }
     match command {
         AuthCommand::Login {
             username,
             password_stdin,
             server,
             force,
-        } => login(home, username, password_stdin, server, force),
+            web,
+        } => login(home, username, password_stdin, server, force, web),
         AuthCommand::Logout => logout(home),
         AuthCommand::Status { json } => status(home, json),
         AuthCommand::Token => token(home),
@@ -291,6 +305,7 @@ fn login(
     password_stdin: bool,
     server: Option<String>,
     force: bool,
+    web: bool,
 ) -> CliResult {
     let mut config = Config::load(home).map_err(CliError::from)?;
     let server_url = login_server(&config, server.as_deref())?;
@@ -298,8 +313,20 @@ fn login(
         Existing::Keep => return Ok(0),
         Existing::Replace(previous) => previous,
     };
-    let (username, password) = ask_user(username, password_stdin)?;
-    let tokens = request_tokens(&server_url, &username, password)?;
+    let (username, tokens) = if web {
+        let tokens = super::web_login::device_login(&server_url)?;
+        let username = super::web_login::username_of(&tokens.access).ok_or_else(|| {
+            CliError::new(
+                Outcome::UnexpectedStatus.exit_code(),
+                "the server's access token names no user",
+            )
+        })?;
+        (username, tokens)
+    } else {
+        let (username, password) = ask_user(username, password_stdin)?;
+        let tokens = request_tokens(&server_url, &username, password)?;
+        (username, tokens)
+    };
     let refresh = tokens.refresh.ok_or_else(|| {
         CliError::new(
             Outcome::UnexpectedStatus.exit_code(),
@@ -383,7 +410,58 @@ fn revoke(creds: &Credentials) -> Result<(), String> {
     }
 }
 
+/// `auth status` with `SPEC_KITTY_TOKEN` set: where the token and the
+/// server come from, without network and without the token.
+fn status_env(home: &Home, as_json: bool) -> CliResult {
+    let env = match env_token::from_env(home) {
+        Ok(Some(env)) => env,
+        Ok(None) => return Ok(0),
+        Err(e) => {
+            let code = Outcome::NotAuthenticated.exit_code();
+            if as_json {
+                print_json(&json!({
+                    "logged_in": false,
+                    "outcome": Outcome::NotAuthenticated,
+                    "token_source": env_token::TOKEN_VAR,
+                    "error": e.to_string(),
+                }))?;
+            } else {
+                println!("Not usable: {e}.");
+            }
+            return Ok(code);
+        }
+    };
+    let EnvToken {
+        server_url,
+        server_source,
+        ..
+    } = env;
+    if as_json {
+        print_json(&json!({
+            "logged_in": true,
+            "outcome": "logged_in",
+            "token_source": env_token::TOKEN_VAR,
+            "server": server_url,
+            "server_source": server_source,
+        }))?;
+    } else {
+        println!(
+            "Using the token in {} for {server_url}.",
+            env_token::TOKEN_VAR
+        );
+        println!("  Server from:  {server_source}");
+        println!(
+            "  Credentials:  not used while {} is set",
+            env_token::TOKEN_VAR
+        );
+    }
+    Ok(0)
+}
+
 fn status(home: &Home, as_json: bool) -> CliResult {
+    if env_token::is_set() {
+        return status_env(home, as_json);
+    }
     let path = home.credentials();
     let now = OffsetDateTime::now_utc();
     let creds = match credentials::load(home) {
@@ -454,6 +532,7 @@ fn status_json(
         "user": creds.username,
         "team": creds.team_slug,
         "server": creds.server_url,
+        "token_source": "credentials file",
         "credentials_path": path,
         "access_token": token(creds.access_expires_at, creds.access_expired(now)),
         "refresh_token": token(creds.refresh_expires_at, creds.refresh_expired(now)),

@@ -11,6 +11,7 @@ mod queue_tools;
 mod sync;
 mod sync_now;
 mod tasks;
+mod web_login;
 
 use std::process::ExitCode;
 

@@ -32,6 +32,10 @@ fn label(file: &PythonFile) -> String {
 
 /// The logged-in user's team, against which imported events are checked.
 fn own_team(home: &Home) -> Option<String> {
+    // With SPEC_KITTY_TOKEN set, the credentials file is not read.
+    if crate::session::env_token::is_set() {
+        return None;
+    }
     match credentials::load(home) {
         Ok(Stored::Present(creds)) => creds.team_slug,
         Ok(Stored::Absent) => None,

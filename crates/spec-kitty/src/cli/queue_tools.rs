@@ -34,7 +34,12 @@ pub(super) fn warn_if_over_limit(home: &Home, queue: &Queue) {
 
 /// The logged-in user's team, if known. Unreadable credentials count as
 /// unknown: the team check is then left to the server, as before it existed.
+/// So does a token in `SPEC_KITTY_TOKEN`: the credentials file is then not
+/// read at all.
 fn own_team(home: &Home) -> Option<String> {
+    if session::env_token::is_set() {
+        return None;
+    }
     session::stored(home).ok().and_then(|c| c.team_slug)
 }
 

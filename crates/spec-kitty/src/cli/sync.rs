@@ -239,6 +239,9 @@ fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
     if let Some(server) = &report.server {
         println!("  Server:  {server}");
     }
+    if let Some(source) = report.token_source {
+        println!("  Token:   from {source}");
+    }
     if let Some(user) = &report.user {
         let team = report
             .team

@@ -9,7 +9,7 @@ use crate::home::config;
 use crate::home::paths::Home;
 use crate::net::http::{Body, Http};
 pub use crate::outcome::Outcome;
-use crate::session::{self as auth, AuthError};
+use crate::session::{self as auth, AuthError, TokenSource, env_token};
 use spec_kitty_protocol::paths::BATCH;
 
 /// What a check found.
@@ -20,6 +20,9 @@ pub struct Report {
     pub next_step: String,
     pub http_status: Option<u16>,
     pub server: Option<String>,
+    /// Where the token came from: `credentials file` or `SPEC_KITTY_TOKEN`
+    /// (the token itself is never shown).
+    pub token_source: Option<&'static str>,
     pub user: Option<String>,
     pub team: Option<String>,
     pub latency_ms: Option<u64>,
@@ -37,6 +40,7 @@ impl Report {
             next_step: outcome.next_step(None),
             http_status: None,
             server: None,
+            token_source: None,
             user: None,
             team: None,
             latency_ms: None,
@@ -75,6 +79,10 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
     let http = Http::new(timeout);
     let mut report = Report::new(Outcome::Connected);
 
+    if env_token::is_set() {
+        check_env_token(home, &http, &mut report, &remaining);
+        return report;
+    }
     let creds = match auth::stored(home) {
         Ok(creds) => creds,
         Err(e) => {
@@ -94,6 +102,7 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
         }
     };
     report.server = Some(creds.server_url.clone());
+    report.token_source = Some(TokenSource::CredentialsFile.describe());
     report.user = Some(creds.username.clone());
     report.team = creds.team_slug.clone();
 
@@ -108,6 +117,31 @@ pub fn check(home: &Home, timeout: Duration) -> Report {
     report.refreshed = session.refreshed;
     probe_batch(home, &http, session, &mut report, &remaining);
     report
+}
+
+/// The check with `SPEC_KITTY_TOKEN`: the credentials file is not read.
+fn check_env_token(
+    home: &Home,
+    http: &Http,
+    report: &mut Report,
+    remaining: &dyn Fn() -> Duration,
+) {
+    report.token_source = Some(TokenSource::Environment.describe());
+    let session = match auth::access_token(home, http, remaining(), remaining()) {
+        Ok(session) => session,
+        Err(e) => {
+            let (outcome, status) = auth_outcome(&e);
+            report.set_outcome(outcome, status, None);
+            report.next_step = e.to_string();
+            return;
+        }
+    };
+    report.server = Some(session.credentials.server_url.clone());
+    probe_batch(home, http, session, report, remaining);
+    if report.outcome == Outcome::AuthenticationFailed {
+        report.next_step = AuthError::EnvTokenRefused.to_string();
+        report.detail = None;
+    }
 }
 
 /// Posts an empty batch with the session's token (refreshing once on a

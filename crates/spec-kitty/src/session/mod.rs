@@ -7,6 +7,7 @@
 //! the file untouched and is reported as the server problem it is.
 
 pub mod credentials;
+pub mod env_token;
 
 use std::time::Duration;
 
@@ -51,6 +52,34 @@ pub enum AuthError {
         "Could not refresh the session: the server answered HTTP {status} ({detail}). Your credentials were kept; try again later."
     )]
     ServerStatus { status: u16, detail: String },
+    #[error(transparent)]
+    EnvToken(#[from] env_token::EnvTokenError),
+    /// The server refused the token of `SPEC_KITTY_TOKEN`: it cannot be
+    /// refreshed, so it stays refused.
+    #[error(
+        "The server refused the token in {var} (revoked, expired or mistyped). Create a new token, or unset {var} to use `spec-kitty auth login`.",
+        var = env_token::TOKEN_VAR
+    )]
+    EnvTokenRefused,
+}
+
+/// Where the bearer of a request came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenSource {
+    /// `~/.spec-kitty/credentials`, from `spec-kitty auth login`.
+    CredentialsFile,
+    /// `SPEC_KITTY_TOKEN`.
+    Environment,
+}
+
+impl TokenSource {
+    /// How `auth status` and `sync status --check` name it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            TokenSource::CredentialsFile => "credentials file",
+            TokenSource::Environment => env_token::TOKEN_VAR,
+        }
+    }
 }
 
 /// An access token ready to use, with the session it belongs to.
@@ -60,6 +89,28 @@ pub struct Session {
     pub credentials: Credentials,
     /// Whether this process refreshed the token.
     pub refreshed: bool,
+    pub source: TokenSource,
+}
+
+impl Session {
+    /// A session on the token of `SPEC_KITTY_TOKEN`: no user or team is
+    /// known on this side (the server knows them from the token).
+    fn from_env(env: env_token::EnvToken) -> Session {
+        Session {
+            credentials: Credentials::new(
+                &env.server_url,
+                "",
+                None,
+                String::new(),
+                String::new(),
+                0,
+                0,
+            ),
+            access: env.token,
+            refreshed: false,
+            source: TokenSource::Environment,
+        }
+    }
 }
 
 /// Reads the stored session, mapping "absent" to [`AuthError::NotAuthenticated`].
@@ -70,19 +121,24 @@ pub fn stored(home: &Home) -> Result<Credentials, AuthError> {
     }
 }
 
-/// A valid access token: the stored one, or a refreshed one.
+/// A valid access token: `SPEC_KITTY_TOKEN` when set (the credentials file
+/// is then not touched), else the stored one, or a refreshed one.
 pub fn access_token(
     home: &Home,
     http: &Http,
     timeout: Duration,
     lock_wait: Duration,
 ) -> Result<Session, AuthError> {
+    if let Some(env) = env_token::from_env(home)? {
+        return Ok(Session::from_env(env));
+    }
     let creds = stored(home)?;
     if !creds.access_expired(OffsetDateTime::now_utc()) {
         return Ok(Session {
             access: creds.access.clone(),
             credentials: creds,
             refreshed: false,
+            source: TokenSource::CredentialsFile,
         });
     }
     refresh(home, http, &creds.access, timeout, lock_wait)
@@ -101,6 +157,11 @@ pub fn refresh(
     timeout: Duration,
     lock_wait: Duration,
 ) -> Result<Session, AuthError> {
+    // A token from the environment has no refresh: refused is final, and
+    // the credentials file (and its lock) belong to someone else.
+    if env_token::is_set() {
+        return Err(AuthError::EnvTokenRefused);
+    }
     let lock = CredentialsLock::acquire(home, lock_wait)?;
     let mut creds = stored(home)?;
     let now = OffsetDateTime::now_utc();
@@ -109,6 +170,7 @@ pub fn refresh(
             access: creds.access.clone(),
             credentials: creds,
             refreshed: false,
+            source: TokenSource::CredentialsFile,
         });
     }
     if creds.refresh_expired(now) {
@@ -146,6 +208,7 @@ pub fn refresh(
                 access: creds.access.clone(),
                 credentials: creds,
                 refreshed: true,
+                source: TokenSource::CredentialsFile,
             })
         }
         401 => Err(AuthError::SessionExpired {

@@ -129,9 +129,15 @@ fn requested_lane(request: &MoveRequest) -> Result<Lane, TaskError> {
 
 /// The team the event names and who moved the package. Logged out, or a
 /// broken credentials file, must not stop local work: the event just
-/// carries no team (the server uses the sender's).
+/// carries no team (the server uses the sender's). With `SPEC_KITTY_TOKEN`
+/// set the credentials file is someone else's and is not read: the same.
 pub(crate) fn sender(home: &Home, agent: Option<&str>) -> (Option<String>, String) {
-    let (team, username) = match credentials::load(home) {
+    let stored = if crate::session::env_token::is_set() {
+        Ok(Stored::Absent)
+    } else {
+        credentials::load(home)
+    };
+    let (team, username) = match stored {
         Ok(Stored::Present(creds)) => (creds.team_slug.clone(), Some(creds.username.clone())),
         Ok(Stored::Absent) => (None, None),
         Err(e) => {

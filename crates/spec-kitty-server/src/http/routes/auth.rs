@@ -38,7 +38,10 @@ use crate::clock::now_secs as now;
 pub const MAX_AUTH_BODY: usize = 64 * 1024;
 
 /// Reads (within [`MAX_AUTH_BODY`]) and parses a JSON body.
-async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     let bytes = read_capped(headers, body, MAX_AUTH_BODY).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request("Malformed request body", e.to_string()))
@@ -63,8 +66,40 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, ApiError> {
     let request: LoginRequest = read_json(&headers, body).await?;
     let user = verify_login(&state, peer.ip(), &request.username, request.password).await?;
+    let tokens = start_session(&state, &user, &client_of(&headers), peer.ip()).await?;
+    tracing::info!(user = %user.username, "logged in");
+    Ok(Json(tokens))
+}
+
+/// The client a log-in came from, as the Sessions page names it: its
+/// `User-Agent`, bounded and without control characters.
+pub fn client_of(headers: &HeaderMap) -> String {
+    let agent: String = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect();
+    if agent.trim().is_empty() {
+        "unknown client".into()
+    } else {
+        agent.trim().to_string()
+    }
+}
+
+/// Issues a new session (a new refresh family) for `user`: the answer of
+/// a log-in, by password or by an approved device code. The family is
+/// recorded with its client and address for the Sessions page.
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    client: &str,
+    address: IpAddr,
+) -> Result<TokenResponse, ApiError> {
     let now = now();
-    let issued = state.signer.issue(&user, None, now)?;
+    let issued = state.signer.issue(user, None, now)?;
     state
         .store
         .insert_refresh(NewRefresh {
@@ -74,13 +109,11 @@ pub async fn login(
             expires_at: issued.refresh_expires_at,
         })
         .await?;
-    tracing::info!(user = %user.username, "logged in");
-    Ok(Json(token_response(
-        &state,
-        &user,
-        issued.access,
-        issued.refresh,
-    )))
+    state
+        .store
+        .record_family(&issued.family, user.id, client, &address.to_string(), now)
+        .await?;
+    Ok(token_response(state, user, issued.access, issued.refresh))
 }
 
 /// The throttle's counters for a log-in of `username` from `peer`, each
@@ -114,7 +147,7 @@ fn throttle_keys(state: &AppState, username: &str, peer: IpAddr) -> [ThrottleKey
 /// An address as the throttle counts it: IPv4 as is, IPv6 by its /64 (one
 /// host usually holds a whole /64, so counting single addresses would let
 /// it rotate through them).
-fn address_key(peer: IpAddr) -> String {
+pub(crate) fn address_key(peer: IpAddr) -> String {
     match peer {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -269,6 +302,7 @@ pub async fn refresh(
             } else {
                 tracing::info!(user = %user.username, "token refreshed");
             }
+            state.store.touch_family(family, now).await?;
             Ok(Json(token_response(
                 &state,
                 &user,

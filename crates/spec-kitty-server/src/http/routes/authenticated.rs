@@ -1,9 +1,11 @@
-//! The `Authorization: Bearer` extractor shared by authenticated routes.
+//! The `Authorization: Bearer` extractor shared by authenticated routes:
+//! a JWT access token, or a personal access token (`skp_...`).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 
+use crate::auth::personal;
 use crate::auth::tokens::TokenKind;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
@@ -42,6 +44,9 @@ impl Authenticated {
             .and_then(|v| v.to_str().ok())
             .and_then(bearer_token)
             .ok_or_else(ApiError::token_invalid)?;
+        if token.starts_with(personal::PREFIX) {
+            return Authenticated::personal(token, state).await;
+        }
         let claims = state
             .signer
             .verify(token, TokenKind::Access)
@@ -55,6 +60,31 @@ impl Authenticated {
         Ok(Authenticated {
             user,
             team: claims.team,
+        })
+    }
+
+    /// A personal access token: live in the store (so a revocation counts
+    /// at once, on every instance), its user enabled. The team is the
+    /// user's own team now; routes check membership as for any token. A
+    /// malformed token (wrong checksum) is refused without a database read.
+    async fn personal(token: &str, state: &AppState) -> Result<Self, ApiError> {
+        if !personal::well_formed(token) {
+            return Err(ApiError::token_invalid());
+        }
+        let user_id = state
+            .store
+            .use_access_token(&personal::hash(token), crate::clock::now_secs())
+            .await?
+            .ok_or_else(ApiError::token_invalid)?;
+        let user = state
+            .store
+            .user_by_id(user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .ok_or_else(ApiError::token_invalid)?;
+        Ok(Authenticated {
+            team: user.team.clone(),
+            user,
         })
     }
 }

@@ -4,5 +4,6 @@ pub mod auth;
 pub mod authenticated;
 pub mod batch;
 pub mod board;
+pub mod device;
 pub mod health;
 pub mod revoke;

@@ -10,8 +10,11 @@
 
 pub mod board;
 mod connect;
+mod device;
 mod ingest;
 mod schema;
+mod sessions;
+mod tokens;
 
 pub use connect::{PoolSettings, redact};
 
@@ -249,6 +252,9 @@ impl Store for PostgresStore {
         let uid = user_id(&mut tx, username).await?;
         for sql in [
             "DELETE FROM refresh_tokens WHERE user_id = $1",
+            super::tokens::DELETE_USER_SQL,
+            super::device::DELETE_USER_SQL,
+            super::sessions::DELETE_USER_SQL,
             "DELETE FROM web_sessions WHERE user_id = $1",
             "DELETE FROM team_members WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",

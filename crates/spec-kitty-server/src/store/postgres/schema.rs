@@ -35,6 +35,21 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "usernames",
         include_str!("../../../migrations/postgres/0003_usernames.sql"),
     ),
+    (
+        4,
+        "access_tokens",
+        include_str!("../../../migrations/postgres/0004_access_tokens.sql"),
+    ),
+    (
+        5,
+        "device_codes",
+        include_str!("../../../migrations/postgres/0005_device_codes.sql"),
+    ),
+    (
+        6,
+        "sessions",
+        include_str!("../../../migrations/postgres/0006_sessions.sql"),
+    ),
 ];
 
 fn migrator() -> Migrator {

@@ -14,8 +14,11 @@ use std::time::{Duration, Instant};
 pub mod backup;
 pub mod board;
 mod connection;
+mod device;
 mod ingest;
 mod schema;
+mod sessions;
+mod tokens;
 
 use connection::prepare_private_file;
 pub use connection::{connect, path_from_url};
@@ -344,6 +347,9 @@ impl Store for SqliteStore {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let uid = user_id(&tx, &username)?;
             tx.execute("DELETE FROM refresh_tokens WHERE user_id = ?1", [uid])?;
+            tx.execute(&for_sqlite(super::tokens::DELETE_USER_SQL), [uid])?;
+            tx.execute(&for_sqlite(super::device::DELETE_USER_SQL), [uid])?;
+            tx.execute(&for_sqlite(super::sessions::DELETE_USER_SQL), [uid])?;
             tx.execute("DELETE FROM web_sessions WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM team_members WHERE user_id = ?1", [uid])?;
             tx.execute("DELETE FROM users WHERE id = ?1", [uid])?;

@@ -18,6 +18,9 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
     include_str!("../../../migrations/sqlite/0002_board.sql"),
     include_str!("../../../migrations/sqlite/0003_usernames.sql"),
+    include_str!("../../../migrations/sqlite/0004_access_tokens.sql"),
+    include_str!("../../../migrations/sqlite/0005_device_codes.sql"),
+    include_str!("../../../migrations/sqlite/0006_sessions.sql"),
 ];
 
 /// Brings the schema up to date. Safe when several processes start at once:

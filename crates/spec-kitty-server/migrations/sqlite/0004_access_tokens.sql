@@ -1,0 +1,14 @@
+-- 4: personal access tokens: long-lived bearer tokens for CI jobs and
+-- agents. Only the SHA-256 of a token is stored; a revoked token keeps its
+-- row (with the time it was revoked) so `token list` can still show it.
+CREATE TABLE access_tokens (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    name TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER,
+    expires_at INTEGER,
+    revoked_at INTEGER
+);
+CREATE INDEX access_tokens_user ON access_tokens(user_id);
