@@ -20,6 +20,7 @@ mod board_stream;
 mod body_budget;
 mod connections;
 mod log_pipe;
+mod metrics;
 mod postgres_instances;
 mod restart;
 mod schema_upgrade;
