@@ -95,6 +95,10 @@ pub struct ServeArgs {
     /// machine only) [default: 127.0.0.1:8000]
     #[arg(long, env = "SPEC_KITTY_SERVER_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<SocketAddr>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, on a listener of
+    /// their own (keep it off the public network) [default: off]
+    #[arg(long, env = "SPEC_KITTY_SERVER_METRICS_LISTEN", value_name = "ADDR", value_parser = parse_listen)]
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS certificate chain (PEM); serve https when given with --tls-key
     #[arg(
         long,
@@ -237,7 +241,8 @@ impl ServeArgs {
     /// These settings over `lower`: each one set here wins.
     pub fn over(self, lower: ServeArgs) -> ServeArgs {
         layer!(self, lower;
-            data_dir, database, listen, tls_cert, tls_key, tls_self_signed, tls_names, access_lifetime,
+            data_dir, database, listen, metrics_listen, tls_cert, tls_key, tls_self_signed, tls_names,
+            access_lifetime,
             refresh_lifetime, refresh_grace, max_body_bytes, max_decompressed_bytes, max_inflight_body_bytes,
             login_max_failures, login_max_concurrent, login_window, header_read_timeout, idle_timeout,
             body_timeout, max_connections, signing_key_file,
@@ -377,6 +382,8 @@ pub enum Tls {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// Where `/metrics` is served, if anywhere: never on `listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub storage: Storage,
     pub tls: Option<Tls>,
     pub access_lifetime: u64,
@@ -394,6 +401,7 @@ impl ServerConfig {
     pub fn for_data_dir(data_dir: &Path) -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_listen: None,
             storage: StorageArgs {
                 data_dir: Some(data_dir.to_path_buf()),
                 database: None,
@@ -454,6 +462,7 @@ impl ServerConfig {
         let pool = PoolSettings::default();
         Ok(ServerConfig {
             listen: s.listen.unwrap_or(DEFAULT_LISTEN),
+            metrics_listen: s.metrics_listen,
             storage: StorageArgs {
                 data_dir: s.data_dir,
                 database: s.database,
@@ -517,6 +526,14 @@ impl ServerConfig {
                 "the refresh lifetime must not be shorter than the access lifetime".into(),
             ));
         }
+        if self
+            .metrics_listen
+            .is_some_and(|m| m == self.listen && m.port() != 0)
+        {
+            return Err(ConfigError::Invalid(
+                "metrics-listen must differ from listen: metrics are never served on the public listener".into(),
+            ));
+        }
         let c = &self.connections;
         if c.header_read_timeout.is_zero() || c.idle_timeout.is_zero() || c.body_timeout.is_zero() {
             return Err(ConfigError::Invalid(
@@ -557,7 +574,7 @@ mod tests {
         let file = dir.path().join("server.toml");
         std::fs::write(
             &file,
-            "listen = \"127.0.0.1:9100\"\naccess_lifetime = 60\nrefresh_lifetime = 120\n",
+            "listen = \"127.0.0.1:9100\"\nmetrics_listen = \"127.0.0.1:9101\"\naccess_lifetime = 60\nrefresh_lifetime = 120\n",
         )
         .expect("write");
         let args = ServeArgs {
@@ -571,6 +588,7 @@ mod tests {
         };
         let config = ServerConfig::resolve(&args, &storage).expect("resolves");
         assert_eq!(config.listen.port(), 9100);
+        assert_eq!(config.metrics_listen.map(|m| m.port()), Some(9101));
         assert_eq!(config.access_lifetime, 30);
         assert_eq!(config.refresh_lifetime, 120);
         assert_eq!(config.limits, Limits::default());
@@ -615,5 +633,17 @@ mod tests {
         assert_eq!(config.storage.database_url, "sqlite:///tmp/x.db");
         assert_eq!(config.limits.login_window, 60);
         assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.metrics_listen, None);
+    }
+
+    #[test]
+    fn metrics_never_share_the_public_address() {
+        let args = ServeArgs {
+            listen: Some(DEFAULT_LISTEN),
+            metrics_listen: Some(DEFAULT_LISTEN),
+            ..ServeArgs::default()
+        };
+        let err = ServerConfig::resolve(&args, &StorageArgs::default()).expect_err("same address");
+        assert!(err.to_string().contains("metrics-listen"), "{err}");
     }
 }

@@ -21,6 +21,7 @@ mod body_budget;
 mod connections;
 mod device_flow;
 mod log_pipe;
+mod metrics;
 mod personal_tokens;
 mod postgres_instances;
 mod restart;

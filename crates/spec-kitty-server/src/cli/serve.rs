@@ -79,6 +79,9 @@ pub(super) async fn serve(
         backend = server.store.backend(),
         "spec-kitty-server listening"
     );
+    if let Some(addr) = server.metrics_addr {
+        tracing::info!(url = %format!("http://{addr}/metrics"), "metrics listening");
+    }
     if server
         .store
         .list_users()

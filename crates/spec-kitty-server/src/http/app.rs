@@ -15,6 +15,7 @@ use crate::auth::tokens::Signer;
 use crate::board::hub::Hub;
 use crate::config::Limits;
 use crate::http::body::BodyBudget;
+use crate::http::metrics::{self, Metrics};
 use crate::http::routes;
 use crate::store::Store;
 use crate::web;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub login_slots: Arc<tokio::sync::Semaphore>,
     /// Whether this server speaks https (session cookies are then `Secure`).
     pub tls: bool,
+    /// What the server counts, served by the metrics listener if any.
+    pub metrics: Metrics,
 }
 
 /// Builds the router of contract sections 1 and 2 plus the health checks.
@@ -89,6 +92,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(web::security_headers))
         .layer(middleware::from_fn(check_header_size))
         .layer(middleware::from_fn_with_state(state.clone(), log_request))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -467,6 +467,42 @@ impl<A> Guard<A> {
     }
 }
 
+impl<A> Guard<A> {
+    /// The same guard (the same cap, the same count) over another
+    /// acceptor: TLS, once its certificate is loaded.
+    pub fn with_acceptor<B>(self, inner: B) -> Guard<B> {
+        Guard {
+            inner,
+            limits: self.limits,
+            slots: self.slots,
+        }
+    }
+
+    /// A handle that counts this acceptor's open connections (for the
+    /// metrics): the cap's permits that are out.
+    pub fn open_connections(&self) -> OpenConnections {
+        OpenConnections {
+            slots: Arc::clone(&self.slots),
+            max: self.limits.max_connections,
+        }
+    }
+}
+
+/// The open connections of one [`Guard`], read from its cap's permits
+/// rather than counted again: a connection holds its permit until both its
+/// socket and its service are gone.
+#[derive(Clone)]
+pub struct OpenConnections {
+    slots: Arc<Semaphore>,
+    max: usize,
+}
+
+impl OpenConnections {
+    pub fn count(&self) -> usize {
+        self.max.saturating_sub(self.slots.available_permits())
+    }
+}
+
 /// Why a connection was closed on arrival.
 #[derive(Debug, thiserror::Error)]
 #[error("connection limit reached ({0} open); closing a new connection")]

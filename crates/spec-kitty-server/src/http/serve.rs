@@ -16,6 +16,7 @@ use crate::config::{ServerConfig, Tls};
 use crate::http::app::{AppState, router};
 use crate::http::body::BodyBudget;
 use crate::http::conn::Guard;
+use crate::http::metrics::{Metrics, MetricsServer};
 use crate::http::self_signed::{self, SelfSignedError};
 use crate::store::{self, Store, StoreError};
 
@@ -44,8 +45,11 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     pub tls: bool,
     pub store: Arc<dyn Store>,
+    /// Where `/metrics` is served (`--metrics-listen`), if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     handle: Handle<SocketAddr>,
     task: JoinHandle<std::io::Result<()>>,
+    metrics: Option<MetricsServer>,
 }
 
 impl RunningServer {
@@ -65,13 +69,22 @@ impl RunningServer {
     pub async fn shutdown(self, grace: Duration) {
         self.handle.graceful_shutdown(Some(grace));
         let _ = self.task.await;
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown(grace).await;
+        }
     }
 
-    /// Waits until the server ends (after a shutdown from a handle).
+    /// Waits until the server ends (after a shutdown from a handle); the
+    /// metrics listener ends with it.
     pub async fn wait(self) -> std::io::Result<()> {
-        self.task
+        let ended = self
+            .task
             .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        if let Some(metrics) = self.metrics {
+            metrics.shutdown(Duration::from_secs(1)).await;
+        }
+        ended
     }
 }
 
@@ -122,6 +135,7 @@ pub async fn start_with_store(
     }
     let hub = Hub::new();
     store.listen_board(hub.clone());
+    let metrics = Metrics::new();
     let state = AppState {
         store: Arc::clone(&store),
         signer: Arc::new(signer),
@@ -132,6 +146,7 @@ pub async fn start_with_store(
             config.limits.login_max_concurrent as usize,
         )),
         tls: config.tls.is_some(),
+        metrics: metrics.clone(),
     };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let bind_error = |source| ServeError::Bind {
@@ -156,13 +171,10 @@ pub async fn start_with_store(
         // empty 431.
         .max_headers(crate::http::app::MAX_HEADERS * 2);
     let limits = config.connections;
+    let guard = Guard::new(DefaultAcceptor::new(), limits);
+    let connections = guard.open_connections();
     let task = match &config.tls {
-        None => tokio::spawn(
-            server
-                .acceptor(Guard::new(DefaultAcceptor::new(), limits))
-                .handle(handle.clone())
-                .serve(app),
-        ),
+        None => tokio::spawn(server.acceptor(guard).handle(handle.clone()).serve(app)),
         Some(source) => {
             // ring is the one crypto provider in this workspace; installing
             // it twice is harmless.
@@ -171,18 +183,40 @@ pub async fn start_with_store(
             let acceptor = RustlsAcceptor::new(tls).handshake_timeout(limits.header_read_timeout);
             tokio::spawn(
                 server
-                    .acceptor(Guard::new(acceptor, limits))
+                    .acceptor(guard.with_acceptor(acceptor))
                     .handle(handle.clone())
                     .serve(app),
             )
+        }
+    };
+    let metrics = match config.metrics_listen {
+        None => None,
+        Some(metrics_addr) => {
+            let started = MetricsServer::start(
+                metrics_addr,
+                limits,
+                metrics,
+                Arc::clone(&store),
+                connections,
+            );
+            match started {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    handle.shutdown();
+                    let _ = task.await;
+                    return Err(e);
+                }
+            }
         }
     };
     Ok(RunningServer {
         addr,
         tls: config.tls.is_some(),
         store,
+        metrics_addr: metrics.as_ref().map(|m| m.addr),
         handle,
         task,
+        metrics,
     })
 }
 
@@ -251,6 +285,8 @@ pub struct BackgroundServer {
     pub addr: SocketAddr,
     pub url: String,
     pub store: Arc<dyn Store>,
+    /// Where `/metrics` is served, if the config asked for it.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl BackgroundServer {
@@ -265,6 +301,7 @@ impl BackgroundServer {
             addr: server.addr,
             url: server.url(),
             store: Arc::clone(&server.store),
+            metrics_addr: server.metrics_addr,
             server: Some(server),
             runtime: Some(runtime),
         })

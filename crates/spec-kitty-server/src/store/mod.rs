@@ -262,6 +262,19 @@ pub enum Reservation {
     Throttled { retry_after: i64 },
 }
 
+/// How many database connections a store holds, for the metrics: the
+/// reader handles of SQLite (its one writer aside), the sqlx pool of
+/// PostgreSQL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUse {
+    /// Connections lent out to a request right now.
+    pub in_use: usize,
+    /// Connections open and waiting to be lent.
+    pub idle: usize,
+    /// Connections the pool may open at most.
+    pub max: usize,
+}
+
 /// The storage of the server.
 #[async_trait]
 pub trait Store:
@@ -269,6 +282,9 @@ pub trait Store:
 {
     /// A short name for logs: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The connections the store holds now (read when metrics are scraped).
+    fn pool_use(&self) -> PoolUse;
 
     /// The signing key every instance on this store shares, stored on
     /// first call with `candidate`; `None` when the backend keeps no key

@@ -186,6 +186,7 @@ pub async fn verify_login(
         .await?
     {
         tracing::warn!(addr = %peer, "log-in throttled");
+        state.metrics.login_throttled();
         return Err(ApiError::TooManyRequests {
             retry_after: retry_after.max(1) as u64,
         });
@@ -236,6 +237,7 @@ pub async fn verify_login(
         Some(user) if matches => user,
         _ => {
             tracing::info!(addr = %peer, "log-in failed");
+            state.metrics.login_failed();
             return Err(ApiError::Unauthorized(BAD_CREDENTIALS.into()));
         }
     };

@@ -185,6 +185,7 @@ pub async fn ingest(
             Slot::Stored { event_id, index } if stored[index] => EventResult::success(event_id),
             Slot::Stored { event_id, .. } => EventResult::duplicate(event_id),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    state.metrics.events_ingested(&results);
     Ok(Json(BatchResponse { results }))
 }

@@ -25,9 +25,9 @@ use sqlx::postgres::PgPool;
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome,
-    Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
-    fold_username, throttle,
+    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
+    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
+    UserSummary, fold_username, throttle,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -105,6 +105,16 @@ fn lines(joined: Option<String>) -> Vec<String> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         "postgres"
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        let open = self.pool.size() as usize;
+        let idle = self.pool.num_idle();
+        PoolUse {
+            in_use: open.saturating_sub(idle),
+            idle,
+            max: self.pool.options().get_max_connections() as usize,
+        }
     }
 
     async fn shared_signing_key(&self, candidate: &[u8]) -> StoreResult<Option<Vec<u8>>> {

@@ -28,9 +28,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
-    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, Reservation, RotateOutcome,
-    Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User, UserSummary,
-    fold_username, throttle,
+    END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
+    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
+    UserSummary, fold_username, throttle,
 };
 use crate::board::projection::for_sqlite;
 use crate::clock::now_secs;
@@ -198,6 +198,18 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
 impl Store for SqliteStore {
     fn backend(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn pool_use(&self) -> PoolUse {
+        // A reader holds its permit from before its handle is taken until
+        // after it is back, so the permits out are the handles in use.
+        let in_use = MAX_READERS.saturating_sub(self.inner.reader_slots.available_permits());
+        let idle = self.inner.readers.lock().map_or(0, |pool| pool.len());
+        PoolUse {
+            in_use,
+            idle,
+            max: MAX_READERS,
+        }
     }
 
     async fn create_team(&self, slug: &str) -> StoreResult<()> {
