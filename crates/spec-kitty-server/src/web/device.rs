@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::views::{DevicePage, DeviceRequest, LoginPage};
-use super::{chrome, message, page, same_origin, viewer, who};
+use super::{chrome, form_viewer, message, page, viewer, who};
 use crate::auth::device;
 use crate::clock::{minute, now_secs};
 use crate::http::api_error::ApiError;
@@ -176,25 +176,9 @@ pub async fn decide(
     headers: HeaderMap,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return message(
-            None,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form must be sent from this site.",
-        );
-    }
-    let viewer = match viewer(&headers, &state).await {
-        Ok(Some(viewer)) => viewer,
-        Ok(None) => {
-            return message(
-                None,
-                StatusCode::UNAUTHORIZED,
-                "Not logged in",
-                "Log in first; nothing was changed.",
-            );
-        }
-        Err(e) => return e.into_response(),
+    let viewer = match form_viewer(&state, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
     };
     let approve = match form.decision.as_str() {
         "approve" => true,

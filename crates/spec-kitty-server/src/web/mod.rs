@@ -197,8 +197,40 @@ fn after_login(next: &str) -> String {
     }
 }
 
-/// Whether a form post comes from this site: a cross-site `Origin` is
-/// refused (the session cookie is also `SameSite=Strict`).
+/// The answer to a form posted from another site, or `None` when it came
+/// from this one: a cross-site `Origin` is refused (the session cookie is
+/// also `SameSite=Strict`), and nothing is changed.
+fn refuse_cross_site(headers: &HeaderMap) -> Option<Response> {
+    (!same_origin(headers)).then(|| {
+        message(
+            None,
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This form must be sent from this site.",
+        )
+    })
+}
+
+/// The signed-in viewer of a form posted from this site, or the answer to
+/// send instead (403 from another site, 401 without a session); either
+/// way nothing is changed. Every form that acts for a user starts here.
+async fn form_viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
+    if let Some(refused) = refuse_cross_site(headers) {
+        return Err(refused);
+    }
+    match viewer(headers, state).await {
+        Ok(Some(viewer)) => Ok(viewer),
+        Ok(None) => Err(message(
+            None,
+            StatusCode::UNAUTHORIZED,
+            "Not logged in",
+            "Log in first; nothing was changed.",
+        )),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// Whether a form post comes from this site (no `Origin`, or this host's).
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
@@ -219,13 +251,8 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return message(
-            None,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form must be sent from this site.",
-        );
+    if let Some(refused) = refuse_cross_site(&headers) {
+        return refused;
     }
     let retry = |error: String, status: StatusCode| {
         page(
@@ -279,13 +306,8 @@ pub async fn login(
 
 /// `POST /logout`.
 pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
-        return message(
-            None,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form must be sent from this site.",
-        );
+    if let Some(refused) = refuse_cross_site(&headers) {
+        return refused;
     }
     match session::end(&headers, &state).await {
         Ok(cookie) => {

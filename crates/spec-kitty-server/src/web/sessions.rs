@@ -9,33 +9,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::views::{SessionRow, SessionsPage};
-use super::{chrome, message, page, same_origin, session, viewer, who};
+use super::{chrome, form_viewer, message, page, session, viewer, who};
 use crate::clock::{minute, now_secs};
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
-use crate::http::routes::board::Viewer;
-
-/// The signed-in viewer of a form, or the answer to send instead.
-async fn form_viewer(state: &AppState, headers: &HeaderMap) -> Result<Viewer, Response> {
-    if !same_origin(headers) {
-        return Err(message(
-            None,
-            StatusCode::FORBIDDEN,
-            "Refused",
-            "This form must be sent from this site.",
-        ));
-    }
-    match viewer(headers, state).await {
-        Ok(Some(viewer)) => Ok(viewer),
-        Ok(None) => Err(message(
-            None,
-            StatusCode::UNAUTHORIZED,
-            "Not logged in",
-            "Log in first; nothing was changed.",
-        )),
-        Err(e) => Err(e.into_response()),
-    }
-}
 
 /// `GET /sessions`.
 pub async fn sessions_page(State(state): State<AppState>, headers: HeaderMap) -> Response {

@@ -10,32 +10,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::views::{NewToken, TokenRow, TokensPage};
-use super::{chrome, message, page, same_origin, viewer, who};
+use super::{chrome, form_viewer, message, page, viewer, who};
 use crate::admin::{self, AdminError};
 use crate::clock::{minute, now_secs};
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
 use crate::http::routes::board::Viewer;
-
-/// The answer to a form sent from another site.
-fn cross_site() -> Response {
-    message(
-        None,
-        StatusCode::FORBIDDEN,
-        "Refused",
-        "This form must be sent from this site.",
-    )
-}
-
-/// The answer to a form sent without a session: nothing is changed.
-fn not_signed_in() -> Response {
-    message(
-        None,
-        StatusCode::UNAUTHORIZED,
-        "Not logged in",
-        "Log in first; nothing was changed.",
-    )
-}
 
 async fn render(
     state: &AppState,
@@ -100,13 +80,9 @@ pub async fn create_token(
     headers: HeaderMap,
     Form(form): Form<CreateForm>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_site();
-    }
-    let viewer = match viewer(&headers, &state).await {
-        Ok(Some(viewer)) => viewer,
-        Ok(None) => return not_signed_in(),
-        Err(e) => return e.into_response(),
+    let viewer = match form_viewer(&state, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
     };
     let days = match form.expires.trim() {
         "" => Ok(None),
@@ -142,13 +118,9 @@ pub async fn revoke_token(
     headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Response {
-    if !same_origin(&headers) {
-        return cross_site();
-    }
-    let viewer = match viewer(&headers, &state).await {
-        Ok(Some(viewer)) => viewer,
-        Ok(None) => return not_signed_in(),
-        Err(e) => return e.into_response(),
+    let viewer = match form_viewer(&state, &headers).await {
+        Ok(viewer) => viewer,
+        Err(response) => return response,
     };
     match state
         .store
