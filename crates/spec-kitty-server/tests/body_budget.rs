@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::{TestServer, batch_body, event, new_project};
+use common::{TestServer, batch_body, event, gzip, new_project};
 
 /// A guard against a hang, far above anything the server should take.
 const HANG_GUARD: Duration = Duration::from_secs(20);
@@ -119,4 +119,34 @@ fn bodies_over_the_in_flight_budget_are_answered_503_with_retry_after() {
 
     let reply = t.post_raw(Some(&access), &b_body, false);
     assert_eq!(reply.status, 200, "with A done, B fits: {}", reply.text);
+}
+
+/// Small gzip bodies inflate to many times their size: the inflated bytes
+/// count against the budget too, or a few of them could take far more
+/// memory than the budget says.
+#[test]
+fn inflated_bytes_count_against_the_in_flight_budget() {
+    let t = TestServer::start_with(|c| {
+        c.limits.max_body_bytes = 256 * 1024;
+        c.limits.max_inflight_body_bytes = 512 * 1024;
+    });
+    t.add_team("acme");
+    let (access, _) = t.user_with_tokens("alice", "acme");
+    let project = new_project();
+
+    // 2 MiB of JSON (whitespace padding) in a few KiB of gzip: the body
+    // fits the budget, its inflated JSON does not.
+    let big = gzip(&padded_batch(&project, 2 * 1024 * 1024));
+    assert!(big.len() < 64 * 1024, "{} bytes of gzip", big.len());
+    let reply = t.post_raw(Some(&access), &big, true);
+    assert_eq!(reply.status, 503, "{}", reply.text);
+    assert!(reply.retry_after.is_some(), "Retry-After is set");
+    assert!(reply.json()["error"].is_string(), "{}", reply.text);
+    assert_eq!(t.event_count(), 0, "nothing stored from the refused batch");
+
+    // The budget was given back: a batch that inflates within it is stored.
+    let small = gzip(&padded_batch(&project, 200 * 1024));
+    let reply = t.post_raw(Some(&access), &small, true);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(t.event_count(), 1);
 }

@@ -98,7 +98,15 @@ impl BodyBudget {
 
 /// A share of the body budget, given back when dropped.
 pub struct BudgetShare {
-    _permit: Option<OwnedSemaphorePermit>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+impl BudgetShare {
+    /// Takes `n` more bytes of `budget` into this share (memory made from
+    /// the body, such as its inflated JSON), or answers 503.
+    pub fn grow(&mut self, budget: &BodyBudget, n: usize) -> Result<(), ApiError> {
+        budget.take(&mut self.permit, n)
+    }
 }
 
 /// A body read into memory and the share of the budget it holds: keep the
@@ -178,6 +186,6 @@ async fn read(
     }
     Ok(Budgeted {
         bytes,
-        share: BudgetShare { _permit: held },
+        share: BudgetShare { permit: held },
     })
 }

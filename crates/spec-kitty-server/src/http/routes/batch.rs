@@ -2,7 +2,9 @@
 //!
 //! The body is read with a hard cap as sent, then inflated through a reader
 //! capped at the decompressed limit, so a gzip bomb costs at most that many
-//! bytes of memory before it is answered with 413.
+//! bytes of memory before it is answered with 413. The inflated bytes count
+//! against the in-flight body budget like the body itself: a few small
+//! gzip bodies cannot together inflate past it (503 with `Retry-After`).
 
 use std::io::Read;
 
@@ -17,7 +19,7 @@ use spec_kitty_protocol::{BatchResponse, EventResult, MAX_BATCH_EVENTS};
 use crate::config::Limits;
 use crate::http::api_error::ApiError;
 use crate::http::app::AppState;
-use crate::http::body::{Budgeted, discard, read_budgeted};
+use crate::http::body::{BodyBudget, BudgetShare, Budgeted, discard, read_budgeted};
 use crate::http::routes::authenticated::Authenticated;
 use crate::ingest::decode::{Slot, prepare};
 use crate::store::{IncomingEvent, IngestOutcome, Sender};
@@ -46,11 +48,65 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
+/// The size of one read from the inflater, and so the step in which its
+/// output is charged to the budget.
+const INFLATE_CHUNK: usize = 64 * 1024;
+
+/// Inflates `raw` into at most `cap` bytes, charging the memory it takes
+/// to `share` as it grows.
+fn inflate(
+    raw: &[u8],
+    cap: usize,
+    budget: &BodyBudget,
+    share: &mut BudgetShare,
+) -> Result<Vec<u8>, ApiError> {
+    let bad_gzip = |e: std::io::Error| {
+        ApiError::bad_request(
+            "Bad gzip body",
+            format!("could not decompress the body: {e}"),
+        )
+    };
+    // Most batches inflate to about four times their size: one
+    // allocation, charged with the first chunk.
+    let mut out: Vec<u8> = Vec::with_capacity(raw.len().saturating_mul(4).min(cap));
+    let mut charged = 0usize;
+    let mut chunk = vec![0u8; INFLATE_CHUNK];
+    let mut inflater = GzDecoder::new(raw).take(cap as u64 + 1);
+    loop {
+        let n = inflater.read(&mut chunk).map_err(bad_gzip)?;
+        if n == 0 {
+            break;
+        }
+        if out.len() + n > cap {
+            return Err(ApiError::PayloadTooLarge(format!(
+                "the body exceeds {cap} bytes after decompression"
+            )));
+        }
+        out.extend_from_slice(&chunk[..n]);
+        if out.capacity() > charged {
+            share.grow(budget, out.capacity() - charged)?;
+            charged = out.capacity();
+        }
+    }
+    // One gzip member and nothing after it: bytes after the end of the
+    // stream are junk (or a second member), never silently ignored.
+    let rest = inflater.into_inner().into_inner();
+    if !rest.is_empty() {
+        return Err(ApiError::bad_request(
+            "Bad gzip body",
+            format!("{} bytes follow the end of the gzip stream", rest.len()),
+        ));
+    }
+    Ok(out)
+}
+
 /// Inflates (if needed), parses and checks the batch.
 fn decode_batch(
     raw: Vec<u8>,
     encoding: Encoding,
     limits: Limits,
+    budget: &BodyBudget,
+    share: &mut BudgetShare,
 ) -> Result<(Vec<Slot>, Vec<IncomingEvent>), ApiError> {
     let json = match encoding {
         Encoding::Identity => {
@@ -62,33 +118,7 @@ fn decode_batch(
             }
             raw
         }
-        Encoding::Gzip => {
-            let cap = limits.max_decompressed_bytes;
-            let mut out = Vec::with_capacity(raw.len().saturating_mul(4).min(cap));
-            let mut inflate = GzDecoder::new(raw.as_slice()).take(cap as u64 + 1);
-            inflate.read_to_end(&mut out).map_err(|e| {
-                ApiError::bad_request(
-                    "Bad gzip body",
-                    format!("could not decompress the body: {e}"),
-                )
-            })?;
-            if out.len() > cap {
-                return Err(ApiError::PayloadTooLarge(format!(
-                    "the body exceeds {cap} bytes after decompression"
-                )));
-            }
-            // One gzip member and nothing after it: bytes after the end of
-            // the stream are junk (or a second member), never silently
-            // ignored.
-            let rest = inflate.into_inner().into_inner();
-            if !rest.is_empty() {
-                return Err(ApiError::bad_request(
-                    "Bad gzip body",
-                    format!("{} bytes follow the end of the gzip stream", rest.len()),
-                ));
-            }
-            out
-        }
+        Encoding::Gzip => inflate(&raw, limits.max_decompressed_bytes, budget, share)?,
     };
     let batch: RawBatch<'_> = serde_json::from_slice(&json).map_err(|e| {
         if e.is_data() {
@@ -146,12 +176,18 @@ pub async fn ingest(
     };
     let Budgeted {
         bytes: raw,
-        share: _share,
+        mut share,
     } = read_budgeted(&headers, body, max, &state.body_budget).await?;
     let limits = state.limits;
-    let (slots, valid) = tokio::task::spawn_blocking(move || decode_batch(raw, encoding, limits))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let budget = state.body_budget.clone();
+    // The share comes back and is held until the batch is answered.
+    let (decoded, _share) = tokio::task::spawn_blocking(move || {
+        let decoded = decode_batch(raw, encoding, limits, &budget, &mut share);
+        (decoded, share)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let (slots, valid) = decoded?;
 
     let sender = Sender {
         user_id: auth.user.id,
