@@ -193,3 +193,43 @@ fn a_token_without_a_server_says_how_to_name_one() {
         describe(&out)
     );
 }
+
+#[test]
+fn sync_status_shows_the_token_not_the_session_of_the_file() {
+    let server = TestServer::with_alice();
+    server.add_user("ci-bot", "acme");
+    let created = token_for(&server, "ci-bot");
+    let client = Client::new();
+    client.login(server.url(), "alice");
+    let home = Home { home: client.home };
+
+    let out = run_with(&home, &created.token, server.url(), &["sync", "status"]);
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("the token in SPEC_KITTY_TOKEN (server from SPEC_KITTY_SERVER_URL)"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("alice"),
+        "the file's session is not shown: {text}"
+    );
+    assert!(!text.contains(&created.token), "never the token: {text}");
+
+    let out = run_with(
+        &home,
+        &created.token,
+        server.url(),
+        &["sync", "status", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    let json = one_json_object(&out);
+    assert_eq!(json["auth"]["state"], "token", "{json}");
+    assert_eq!(json["auth"]["token_source"], "SPEC_KITTY_TOKEN", "{json}");
+    assert_eq!(json["server_url"], server.url(), "{json}");
+    assert!(!json.to_string().contains(&created.token), "{json}");
+
+    // Without the variable, the file's session again.
+    let out = home.cmd().args(["sync", "status"]).output().expect("runs");
+    assert!(stdout(&out).contains("alice"), "{}", describe(&out));
+}

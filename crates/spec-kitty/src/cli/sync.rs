@@ -15,6 +15,7 @@ use crate::net::probe;
 use crate::outcome::{self, Outcome};
 use crate::queue::{Queue, Stats};
 use crate::session::credentials::{self, CredentialsError, Stored};
+use crate::session::env_token::{self, EnvToken};
 
 #[derive(Subcommand)]
 pub enum SyncCommand {
@@ -181,7 +182,17 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         Ok(config) => (config.server_url(), config.max_queue_size(), None),
         Err(e) => (None, config::DEFAULT_MAX_QUEUE_SIZE, Some(e.to_string())),
     };
-    let creds = credentials::load(home);
+    // With SPEC_KITTY_TOKEN set the credentials file is not read: the
+    // status shows the token's source instead, as `auth status` does.
+    let auth = if env_token::is_set() {
+        LocalAuth::Env(env_token::from_env(home).map_err(|e| e.to_string()))
+    } else {
+        LocalAuth::File(Box::new(credentials::load(home)))
+    };
+    let server_url = match &auth {
+        LocalAuth::Env(Ok(Some(env))) => Some(env.server_url.clone()),
+        _ => server_url,
+    };
     let queue: Result<Stats, String> = match Queue::open_existing(home) {
         Ok(Some(queue)) => queue.stats().map_err(|e| e.to_string()),
         Ok(None) => Ok(Stats::default()),
@@ -189,7 +200,10 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
     };
     let python = Pending::read(home);
     if as_json {
-        let auth = auth_json(&creds, now);
+        let auth = match &auth {
+            LocalAuth::File(creds) => auth_json(creds, now),
+            LocalAuth::Env(env) => env_auth_json(env),
+        };
         print_json(&json!({
             "server_url": server_url,
             "config_path": home.config(),
@@ -215,7 +229,10 @@ fn status_local(home: &Home, as_json: bool) -> CliResult {
         ),
     }
     println!("Config:       {}", paths::display(&home.config()));
-    print_auth(&creds, server_url.as_deref(), now);
+    match &auth {
+        LocalAuth::File(creds) => print_auth(creds, server_url.as_deref(), now),
+        LocalAuth::Env(env) => print_env_auth(env),
+    }
     print_queue(&queue, max_queue, home);
     python.print();
     println!("Run `spec-kitty sync status --check` to test the connection.");
@@ -267,6 +284,52 @@ fn status_check(home: &Home, as_json: bool, timeout: Duration) -> CliResult {
         println!("{line}");
     }
     Ok(code)
+}
+
+/// Where `sync status` takes the session from.
+enum LocalAuth {
+    /// The credentials file (`auth login`).
+    File(Box<Result<Stored, CredentialsError>>),
+    /// `SPEC_KITTY_TOKEN`, with its server (the file is not read).
+    Env(Result<Option<EnvToken>, String>),
+}
+
+/// The `auth` object of `sync status --json` with `SPEC_KITTY_TOKEN`: its
+/// source and server, never the token.
+fn env_auth_json(env: &Result<Option<EnvToken>, String>) -> serde_json::Value {
+    match env {
+        Ok(Some(env)) => json!({
+            "state": "token",
+            "token_source": env_token::TOKEN_VAR,
+            "server": env.server_url,
+            "server_source": env.server_source,
+        }),
+        Ok(None) => json!({"state": "not_authenticated"}),
+        Err(e) => json!({
+            "state": "token_unusable",
+            "token_source": env_token::TOKEN_VAR,
+            "error": e,
+        }),
+    }
+}
+
+/// The `Auth:` lines of `sync status` with `SPEC_KITTY_TOKEN`.
+fn print_env_auth(env: &Result<Option<EnvToken>, String>) {
+    match env {
+        Ok(Some(env)) => {
+            println!(
+                "Auth:         the token in {} (server from {})",
+                env_token::TOKEN_VAR,
+                env.server_source
+            );
+            println!(
+                "  Credentials: not used while {} is set",
+                env_token::TOKEN_VAR
+            );
+        }
+        Ok(None) => println!("Auth:         not logged in (run `spec-kitty auth login`)"),
+        Err(e) => println!("Auth:         {e}"),
+    }
 }
 
 /// The `auth` object of `sync status --json`.
