@@ -15,14 +15,25 @@ const LOGIN_LOCK_SPACE: i32 = 0x4c6f_6731;
 
 /// Stores the first token of a new family.
 pub(super) async fn insert_refresh(pool: &PgPool, token: NewRefresh) -> StoreResult<()> {
+    insert_token(pool, &token, &token.family).await?;
+    Ok(())
+}
+
+/// Adds `token` to `family`: the one statement that stores a refresh
+/// token, for a new family and for each rotation alike.
+async fn insert_token<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    token: &NewRefresh,
+    family: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
     )
     .bind(&token.jti)
-    .bind(&token.family)
+    .bind(family)
     .bind(token.user_id)
     .bind(token.expires_at)
-    .execute(pool)
+    .execute(executor)
     .await?;
     Ok(())
 }
@@ -66,15 +77,7 @@ pub(super) async fn rotate_refresh(
                 _ => false,
             };
             if regrant {
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&new.jti)
-                .bind(&family)
-                .bind(new.user_id)
-                .bind(new.expires_at)
-                .execute(&mut *tx)
-                .await?;
+                insert_token(&mut *tx, &new, &family).await?;
                 RotateOutcome::Regranted
             } else if used_at.is_some() {
                 sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
@@ -90,16 +93,7 @@ pub(super) async fn rotate_refresh(
                     .bind(old_jti)
                     .execute(&mut *tx)
                     .await?;
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&new.jti)
-                .bind(&family)
-                .bind(new.user_id)
-                .bind(new.expires_at)
-                .execute(&mut *tx)
-                .await
-                ?;
+                insert_token(&mut *tx, &new, &family).await?;
                 RotateOutcome::Rotated
             }
         }

@@ -9,15 +9,17 @@ use crate::store::{NewRefresh, Reservation, RotateOutcome, StoreResult, Throttle
 
 /// Stores the first token of a new family.
 pub(super) fn insert_refresh(conn: &Connection, token: NewRefresh) -> StoreResult<()> {
+    insert_token(conn, &token, &token.family)?;
+    Ok(())
+}
+
+/// Adds `token` to `family`: the one statement that stores a refresh
+/// token, for a new family and for each rotation alike.
+fn insert_token(conn: &Connection, token: &NewRefresh, family: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![
-        token.jti,
-        token.family,
-        token.user_id,
-        token.expires_at
-    ])?;
+    .execute(params![token.jti, family, token.user_id, token.expires_at])?;
     Ok(())
 }
 
@@ -52,10 +54,7 @@ pub(super) fn rotate_refresh(
                     !later
                 } =>
         {
-            tx.execute(
-                "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![new.jti, family, new.user_id, new.expires_at],
-            )?;
+            insert_token(&tx, &new, &family)?;
             RotateOutcome::Regranted
         }
         Some((family, Some(_), _, _)) => {
@@ -72,10 +71,7 @@ pub(super) fn rotate_refresh(
                 "UPDATE refresh_tokens SET used_at = ?1 WHERE jti = ?2",
                 params![now, old_jti],
             )?;
-            tx.execute(
-                "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                params![new.jti, family, new.user_id, new.expires_at],
-            )?;
+            insert_token(&tx, &new, &family)?;
             RotateOutcome::Rotated
         }
     };
