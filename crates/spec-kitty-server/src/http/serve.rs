@@ -15,7 +15,7 @@ use crate::board::hub::Hub;
 use crate::config::{ServerConfig, Tls};
 use crate::http::app::{AppState, router};
 use crate::http::body::BodyBudget;
-use crate::http::conn::Guard;
+use crate::http::conn::{Guard, OpenConnections};
 use crate::http::metrics::{Metrics, MetricsServer};
 use crate::http::self_signed::{self, SelfSignedError};
 use crate::store::{self, Store, StoreError};
@@ -114,48 +114,18 @@ pub async fn start_with_store(
     config: &ServerConfig,
     store: Arc<dyn Store>,
 ) -> Result<RunningServer, ServeError> {
-    let key = signing_key(config, &store).await?;
-    let signer =
-        Signer::new(&key, config.access_lifetime, config.refresh_lifetime).map_err(|_| {
-            KeyError::Corrupt {
-                path: config.storage.data_dir.join(signing_key::KEY_FILE),
-            }
-        })?;
-    // A database from before the board holds events and no board: build
-    // it once from the events, before serving.
-    if store.board_missing().await? {
-        tracing::info!("building the team board from the stored events (first start with a board)");
-        let report = store.rebuild_board(None, false).await?;
-        tracing::info!(
-            projects = report.projects,
-            events = report.events,
-            work_packages = report.cards,
-            "team board built"
-        );
-    }
+    let signer = signer(config, &store).await?;
+    build_missing_board(&store).await?;
     let hub = Hub::new();
     store.listen_board(hub.clone());
     let metrics = Metrics::new();
-    let state = AppState {
-        store: Arc::clone(&store),
-        signer: Arc::new(signer),
-        limits: config.limits,
-        body_budget: BodyBudget::new(config.limits.max_inflight_body_bytes),
-        hub,
-        login_slots: Arc::new(tokio::sync::Semaphore::new(
-            config.limits.login_max_concurrent as usize,
-        )),
-        tls: config.tls.is_some(),
-        metrics: metrics.clone(),
-    };
+    let state = app_state(config, &store, signer, hub, metrics.clone());
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let bind_error = |source| ServeError::Bind {
         addr: config.listen,
         source,
     };
-    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
-    listener.set_nonblocking(true).map_err(bind_error)?;
-    let addr = listener.local_addr().map_err(bind_error)?;
+    let (listener, addr) = bind(config)?;
     let handle: Handle<SocketAddr> = Handle::new();
     let mut server = axum_server::from_tcp(listener)
         .map_err(bind_error)?
@@ -189,24 +159,12 @@ pub async fn start_with_store(
             )
         }
     };
-    let metrics = match config.metrics_listen {
-        None => None,
-        Some(metrics_addr) => {
-            let started = MetricsServer::start(
-                metrics_addr,
-                limits,
-                metrics,
-                Arc::clone(&store),
-                connections,
-            );
-            match started {
-                Ok(server) => Some(server),
-                Err(e) => {
-                    handle.shutdown();
-                    let _ = task.await;
-                    return Err(e);
-                }
-            }
+    let metrics = match start_metrics(config, metrics, &store, connections) {
+        Ok(metrics) => metrics,
+        Err(e) => {
+            handle.shutdown();
+            let _ = task.await;
+            return Err(e);
         }
     };
     Ok(RunningServer {
@@ -218,6 +176,94 @@ pub async fn start_with_store(
         task,
         metrics,
     })
+}
+
+/// The token signer over [`signing_key`]; a key of the wrong shape is
+/// reported as a corrupt key file, the one place an operator can mend it.
+async fn signer(config: &ServerConfig, store: &Arc<dyn Store>) -> Result<Signer, ServeError> {
+    let key = signing_key(config, store).await?;
+    let signer =
+        Signer::new(&key, config.access_lifetime, config.refresh_lifetime).map_err(|_| {
+            KeyError::Corrupt {
+                path: config.storage.data_dir.join(signing_key::KEY_FILE),
+            }
+        })?;
+    Ok(signer)
+}
+
+/// A database from before the board holds events and no board: build it
+/// once from the events, before serving, so no request sees an empty board.
+async fn build_missing_board(store: &Arc<dyn Store>) -> Result<(), ServeError> {
+    if store.board_missing().await? {
+        tracing::info!("building the team board from the stored events (first start with a board)");
+        let report = store.rebuild_board(None, false).await?;
+        tracing::info!(
+            projects = report.projects,
+            events = report.events,
+            work_packages = report.cards,
+            "team board built"
+        );
+    }
+    Ok(())
+}
+
+/// What every request handler shares: the store, the signer, the limits of
+/// the config and the live board hub.
+fn app_state(
+    config: &ServerConfig,
+    store: &Arc<dyn Store>,
+    signer: Signer,
+    hub: Hub,
+    metrics: Metrics,
+) -> AppState {
+    AppState {
+        store: Arc::clone(store),
+        signer: Arc::new(signer),
+        limits: config.limits,
+        body_budget: BodyBudget::new(config.limits.max_inflight_body_bytes),
+        hub,
+        login_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.limits.login_max_concurrent as usize,
+        )),
+        tls: config.tls.is_some(),
+        metrics,
+    }
+}
+
+/// The listening socket, bound before the server task starts so that a
+/// port in use fails `start` instead of the task, and its actual address
+/// (port 0 asks the system for one).
+fn bind(config: &ServerConfig) -> Result<(std::net::TcpListener, SocketAddr), ServeError> {
+    let bind_error = |source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    };
+    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
+    listener.set_nonblocking(true).map_err(bind_error)?;
+    let addr = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, addr))
+}
+
+/// The `/metrics` listener, when `--metrics-listen` asks for one; the
+/// caller stops the main server when it cannot start.
+fn start_metrics(
+    config: &ServerConfig,
+    metrics: Metrics,
+    store: &Arc<dyn Store>,
+    connections: OpenConnections,
+) -> Result<Option<MetricsServer>, ServeError> {
+    config
+        .metrics_listen
+        .map(|addr| {
+            MetricsServer::start(
+                addr,
+                config.connections,
+                metrics,
+                Arc::clone(store),
+                connections,
+            )
+        })
+        .transpose()
 }
 
 /// The certificate to serve: the operator's files, or one issued now from

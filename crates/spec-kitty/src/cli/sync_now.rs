@@ -41,54 +41,15 @@ pub fn run(
     let total = queue.len().map_err(CliError::from)?;
     let sendable = queue.has_sendable().map_err(CliError::from)?;
     if !sendable {
-        if as_json {
-            print_json(&json_summary(&Summary {
-                remaining: total,
-                ..Summary::default()
-            }))?;
-        } else if total == 0 {
-            println!("Nothing to sync: the queue is empty.");
-        } else {
-            println!(
-                "Nothing to send: {total} parked event(s) wait in the queue. See `spec-kitty sync diagnose`; retry them with `spec-kitty sync now --retry-parked` or drop them with `spec-kitty sync discard`."
-            );
-        }
+        print_nothing_to_send(total, as_json)?;
         return Ok(0);
     }
     let http = Http::new(BATCH_TIMEOUT);
     let summary = match Drain::start(home, &mut queue, &http) {
         Ok(drain) => {
-            let bar = (!as_json
-                && total > PROGRESS_THRESHOLD
-                && crate::verbosity::informational()
-                && std::io::stderr().is_terminal())
-            .then(|| {
-                let bar = indicatif::ProgressBar::new(total as u64);
-                if let Ok(style) = indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} events ({rate}, {eta} left)",
-                ) {
-                    bar.set_style(style.with_key(
-                        "rate",
-                        |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                            let _ = write!(w, "{}/s", thousands(state.per_sec().round() as u64));
-                        },
-                    ));
-                }
-                bar
-            });
-            let interrupt = Arc::new(AtomicBool::new(false));
-            // The first Ctrl-C stops after the batch in flight; a second
-            // one, while that batch is still on the wire, ends the process
-            // at once (the queue is consistent either way).
-            let _ = signal_hook::flag::register_conditional_shutdown(
-                signal_hook::consts::SIGINT,
-                130,
-                Arc::clone(&interrupt),
-            );
-            let _ =
-                signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
+            let bar = progress_bar(total, as_json);
             let summary = drain
-                .interrupt_on(interrupt)
+                .interrupt_on(interrupt_on_ctrl_c())
                 .run(|done| {
                     if let Some(bar) = &bar {
                         bar.set_position(done);
@@ -114,16 +75,77 @@ pub fn run(
     } else {
         print_human(&summary, report.as_deref());
     }
+    Ok(exit_code(&summary, strict))
+}
+
+/// Says why nothing is sent: an empty queue, or one holding only parked
+/// events (with the commands that deal with them).
+fn print_nothing_to_send(total: i64, as_json: bool) -> Result<(), CliError> {
+    if as_json {
+        print_json(&json_summary(&Summary {
+            remaining: total,
+            ..Summary::default()
+        }))?;
+    } else if total == 0 {
+        println!("Nothing to sync: the queue is empty.");
+    } else {
+        println!(
+            "Nothing to send: {total} parked event(s) wait in the queue. See `spec-kitty sync diagnose`; retry them with `spec-kitty sync now --retry-parked` or drop them with `spec-kitty sync discard`."
+        );
+    }
+    Ok(())
+}
+
+/// A progress bar for a long drain on a terminal; none for JSON, quiet
+/// runs, pipes or a queue short enough to drain at a glance.
+fn progress_bar(total: i64, as_json: bool) -> Option<indicatif::ProgressBar> {
+    (!as_json
+        && total > PROGRESS_THRESHOLD
+        && crate::verbosity::informational()
+        && std::io::stderr().is_terminal())
+    .then(|| {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} events ({rate}, {eta} left)",
+        ) {
+            bar.set_style(style.with_key(
+                "rate",
+                |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{}/s", thousands(state.per_sec().round() as u64));
+                },
+            ));
+        }
+        bar
+    })
+}
+
+/// The flag the drain checks between batches. The first Ctrl-C stops after
+/// the batch in flight; a second one, while that batch is still on the
+/// wire, ends the process at once (the queue is consistent either way).
+fn interrupt_on_ctrl_c() -> Arc<AtomicBool> {
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let _ = signal_hook::flag::register_conditional_shutdown(
+        signal_hook::consts::SIGINT,
+        130,
+        Arc::clone(&interrupt),
+    );
+    let _ = signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(&interrupt));
+    interrupt
+}
+
+/// The exit code of a drain: [`INTERRUPTED`] after Ctrl-C; otherwise, with
+/// `--strict`, the stop's code or 1 for failed events, else 0.
+fn exit_code(summary: &Summary, strict: bool) -> u8 {
     if summary.interrupted {
         // 128 + SIGINT, as a shell reports a command ended by Ctrl-C.
-        return Ok(INTERRUPTED);
+        return INTERRUPTED;
     }
     let code = match &summary.stopped {
         Some(stop) => stop.outcome.exit_code(),
         None if summary.failed > 0 => 1,
         None => 0,
     };
-    Ok(if strict { code } else { 0 })
+    if strict { code } else { 0 }
 }
 
 /// A whole number with thousands separators: `38,587`. A rate to four

@@ -61,6 +61,14 @@ fn unexpected(text: String) -> CliError {
 /// Runs the flow against `server_url`; the tokens once approved.
 pub fn device_login(server_url: &str) -> Result<TokenResponse, CliError> {
     let http = Http::new(REQUEST_TIMEOUT);
+    let code = request_code(&http, server_url)?;
+    show_code(&code);
+    poll_for_tokens(&http, server_url, &code)
+}
+
+/// Asks the server for a device code, naming this client and machine so
+/// the approval page can tell the user what asks for access.
+fn request_code(http: &Http, server_url: &str) -> Result<DeviceCode, CliError> {
     let client_name = format!("spec-kitty {} on {}", env!("CARGO_PKG_VERSION"), hostname());
     let body = json!({"client_name": client_name}).to_string();
     let reply = http
@@ -85,11 +93,16 @@ pub fn device_login(server_url: &str) -> Result<TokenResponse, CliError> {
             )));
         }
     }
-    let code: DeviceCode = serde_json::from_slice(&reply.body).map_err(|e| {
+    serde_json::from_slice(&reply.body).map_err(|e| {
         unexpected(format!(
             "the server's device code answer is unreadable: {e}"
         ))
-    })?;
+    })
+}
+
+/// Tells the user where to approve, opening the browser there when one can
+/// be opened.
+fn show_code(code: &DeviceCode) {
     let open_url = code
         .verification_uri_complete
         .clone()
@@ -104,7 +117,15 @@ pub fn device_login(server_url: &str) -> Result<TokenResponse, CliError> {
     eprintln!(
         "Waiting for approval in the browser... (Ctrl-C to stop; nothing is saved until then)"
     );
+}
 
+/// Polls at the server's pace until the code is approved, denied or
+/// expired; `slow_down` stretches the interval, as the device flow asks.
+fn poll_for_tokens(
+    http: &Http,
+    server_url: &str,
+    code: &DeviceCode,
+) -> Result<TokenResponse, CliError> {
     let deadline = Instant::now() + Duration::from_secs(code.expires_in.unwrap_or(600).min(3600));
     let mut interval = code
         .interval

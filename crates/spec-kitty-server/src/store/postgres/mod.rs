@@ -12,6 +12,7 @@ pub mod board;
 mod connect;
 mod device;
 mod ingest;
+mod login;
 mod schema;
 mod sessions;
 mod tokens;
@@ -27,7 +28,7 @@ use sqlx::{Postgres, Row, Transaction};
 use super::{
     END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
     RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
-    UserSummary, fold_username, throttle,
+    UserSummary, fold_username,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -76,11 +77,6 @@ async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreRes
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
 }
-
-/// The first key of the two-key advisory locks that serialize log-in
-/// attempts on one throttle key (the second is the key's hash); two-key
-/// locks never meet the one-key lock of the migrations.
-const LOGIN_LOCK_SPACE: i32 = 0x4c6f_6731;
 
 const USER_BY_NAME: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.username = $1";
 const USER_BY_ID: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
@@ -402,16 +398,7 @@ impl Store for PostgresStore {
     }
 
     async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(&token.jti)
-        .bind(&token.family)
-        .bind(token.user_id)
-        .bind(token.expires_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        login::insert_refresh(&self.pool, token).await
     }
 
     async fn rotate_refresh(
@@ -421,86 +408,11 @@ impl Store for PostgresStore {
         now: i64,
         grace: i64,
     ) -> StoreResult<RotateOutcome> {
-        let mut tx = self.pool.begin().await?;
-        // FOR UPDATE: two instances presenting the same token serialize here,
-        // and the second sees it used.
-        let row = sqlx::query(
-            "SELECT family, used_at, revoked, expires_at FROM refresh_tokens WHERE jti = $1 FOR UPDATE",
-        )
-        .bind(old_jti)
-        .fetch_optional(&mut *tx)
-        .await
-        ?;
-        let outcome = match row {
-            None => RotateOutcome::Unknown,
-            Some(row) => {
-                let family: String = row.try_get(0)?;
-                let used_at: Option<i64> = row.try_get(1)?;
-                let revoked: bool = row.try_get(2)?;
-                let expires_at: i64 = row.try_get(3)?;
-                let regrant = match used_at {
-                    Some(used_at) if !revoked && expires_at > now && now - used_at < grace => {
-                        let later: bool = sqlx::query_scalar(
-                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = $1 AND jti <> $2 AND used_at IS NOT NULL AND used_at >= $3)",
-                        )
-                        .bind(&family)
-                        .bind(old_jti)
-                        .bind(used_at)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        !later
-                    }
-                    _ => false,
-                };
-                if regrant {
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&new.jti)
-                    .bind(&family)
-                    .bind(new.user_id)
-                    .bind(new.expires_at)
-                    .execute(&mut *tx)
-                    .await?;
-                    RotateOutcome::Regranted
-                } else if used_at.is_some() {
-                    sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
-                        .bind(&family)
-                        .execute(&mut *tx)
-                        .await?;
-                    RotateOutcome::Reused
-                } else if revoked || expires_at <= now {
-                    RotateOutcome::Revoked
-                } else {
-                    sqlx::query("UPDATE refresh_tokens SET used_at = $1 WHERE jti = $2")
-                        .bind(now)
-                        .bind(old_jti)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(
-                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES ($1, $2, $3, $4)",
-                    )
-                    .bind(&new.jti)
-                    .bind(&family)
-                    .bind(new.user_id)
-                    .bind(new.expires_at)
-                    .execute(&mut *tx)
-                    .await
-                    ?;
-                    RotateOutcome::Rotated
-                }
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        login::rotate_refresh(&self.pool, old_jti, new, now, grace).await
     }
 
     async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE refresh_tokens SET revoked = TRUE WHERE family = $1")
-            .bind(family)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        login::revoke_refresh_family(&self.pool, family).await
     }
 
     async fn reserve_login_attempt(
@@ -509,59 +421,11 @@ impl Store for PostgresStore {
         now: i64,
         window: i64,
     ) -> StoreResult<Reservation> {
-        let mut tx = self.pool.begin().await?;
-        // Attempts on the same keys serialize here, on every instance; in
-        // key order, so two attempts never wait on each other crosswise.
-        let mut sorted: Vec<&ThrottleKey> = keys.iter().collect();
-        sorted.sort_by(|a, b| a.key.cmp(&b.key));
-        for key in &sorted {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                .bind(LOGIN_LOCK_SPACE)
-                .bind(&key.key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM login_failures WHERE at < $1")
-            .bind(now - window)
-            .execute(&mut *tx)
-            .await?;
-        let mut wait: Option<i64> = None;
-        for key in keys {
-            let row = sqlx::query(
-                "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = $1 AND at >= $2",
-            )
-            .bind(&key.key)
-            .bind(now - window)
-            .fetch_one(&mut *tx)
-            .await?;
-            if let Some(until) = key.wait(row.try_get(0)?, row.try_get(1)?, now, window) {
-                wait = Some(wait.map_or(until, |w| w.max(until)));
-            }
-        }
-        let outcome = match wait {
-            Some(retry_after) => Reservation::Throttled { retry_after },
-            None => {
-                for key in keys {
-                    sqlx::query("INSERT INTO login_failures (key, at) VALUES ($1, $2)")
-                        .bind(&key.key)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Reservation::Granted
-            }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        login::reserve_login_attempt(&self.pool, keys, now, window).await
     }
 
     async fn clear_user_login_failures(&self, username: &str) -> StoreResult<()> {
-        sqlx::query(throttle::CLEAR_USER_SQL)
-            .bind(throttle::user(username))
-            .bind(throttle::user_address_prefix(username))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        login::clear_user_login_failures(&self.pool, username).await
     }
 
     async fn release_login_attempt(
@@ -570,23 +434,7 @@ impl Store for PostgresStore {
         at: i64,
         clear: Option<&str>,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        for key in keys {
-            sqlx::query(
-                "DELETE FROM login_failures WHERE ctid = (SELECT ctid FROM login_failures WHERE key = $1 AND at = $2 LIMIT 1)",
-            )
-            .bind(key)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(clear) = clear {
-            sqlx::query("DELETE FROM login_failures WHERE key = $1")
-                .bind(clear)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await.map_err(StoreError::from)
+        login::release_login_attempt(&self.pool, keys, at, clear).await
     }
 
     async fn ingest(

@@ -7,21 +7,19 @@
 //! (and three file descriptors) per request. Admin commands run in other processes against the same
 //! file: WAL mode and a busy timeout let them work while the server runs.
 
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 pub mod backup;
 pub mod board;
 mod connection;
 mod device;
 mod ingest;
+mod login;
+mod pool;
 mod schema;
 mod sessions;
 mod tokens;
 
-use connection::prepare_private_file;
 pub use connection::{connect, path_from_url};
+pub use pool::{MAX_READERS, READER_IDLE, SqliteStore};
 pub use schema::migrate;
 
 use async_trait::async_trait;
@@ -30,7 +28,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::{
     END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
     RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
-    UserSummary, fold_username, throttle,
+    UserSummary, fold_username,
 };
 use crate::board::projection::for_sqlite;
 use crate::clock::now_secs;
@@ -38,117 +36,6 @@ use crate::clock::now_secs;
 /// The statement that stores one event; the ingest benchmark's raw baseline
 /// runs the very same statement.
 pub const INSERT_EVENT_SQL: &str = "INSERT INTO events (event_id, event_type, aggregate_id, project_id, team_id, user_id, node_id, lamport, ts, lane, body, received_at, pseq, wp_id, feature_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT(event_id) DO NOTHING";
-
-/// Reader handles open at most: reads beyond wait for one to come back.
-/// SQLite in WAL mode reads in parallel, but two cores gain nothing from
-/// more than a few.
-pub const MAX_READERS: usize = 8;
-
-/// An idle reader handle unused this long is closed.
-pub const READER_IDLE: Duration = Duration::from_secs(60);
-
-struct Inner {
-    path: PathBuf,
-    writer: Mutex<Connection>,
-    /// Idle reader handles and when each was last used.
-    readers: Mutex<Vec<(Connection, Instant)>>,
-    /// One permit per reader handle that may be open.
-    reader_slots: Arc<tokio::sync::Semaphore>,
-}
-
-impl Inner {
-    fn with_writer<T>(&self, f: impl FnOnce(&mut Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let mut conn = self
-            .writer
-            .lock()
-            .map_err(|_| StoreError::Task("writer connection poisoned".into()))?;
-        f(&mut conn)
-    }
-
-    fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
-        let pooled = {
-            let mut pool = self
-                .readers
-                .lock()
-                .map_err(|_| StoreError::Task("reader pool poisoned".into()))?;
-            // Handles idle too long are closed (dropped) here.
-            pool.retain(|(_, used)| used.elapsed() < READER_IDLE);
-            pool.pop()
-        };
-        let conn = match pooled {
-            Some((conn, _)) => conn,
-            None => connect(&self.path)?,
-        };
-        let result = f(&conn);
-        if let Ok(mut pool) = self.readers.lock() {
-            pool.push((conn, Instant::now()));
-        }
-        result
-    }
-}
-
-/// The SQLite store.
-#[derive(Clone)]
-pub struct SqliteStore {
-    inner: Arc<Inner>,
-}
-
-impl SqliteStore {
-    /// Opens (creating if needed) the database file and migrates it.
-    pub async fn open(path: PathBuf) -> StoreResult<SqliteStore> {
-        tokio::task::spawn_blocking(move || SqliteStore::open_blocking(path))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    /// The blocking body of [`SqliteStore::open`], for tools without a runtime.
-    pub fn open_blocking(path: PathBuf) -> StoreResult<SqliteStore> {
-        prepare_private_file(&path).map_err(|e| StoreError::Open {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut writer = connect(&path)?;
-        migrate(&mut writer)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-                reader_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
-            }),
-        })
-    }
-
-    async fn write<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || inner.with_writer(f))
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-
-    async fn read<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
-    ) -> StoreResult<T> {
-        let inner = Arc::clone(&self.inner);
-        // A permit per open handle: the handle count never passes the
-        // permits, since a reader holds one until its handle is back.
-        let slot = Arc::clone(&inner.reader_slots)
-            .acquire_owned()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        tokio::task::spawn_blocking(move || {
-            let result = inner.with_reader(f);
-            drop(slot);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Task(e.to_string()))?
-    }
-}
 
 fn end_user_sessions(conn: &Connection, uid: i64) -> StoreResult<()> {
     for sql in END_USER_SESSIONS_SQL {
@@ -201,15 +88,7 @@ impl Store for SqliteStore {
     }
 
     fn pool_use(&self) -> PoolUse {
-        // A reader holds its permit from before its handle is taken until
-        // after it is back, so the permits out are the handles in use.
-        let in_use = MAX_READERS.saturating_sub(self.inner.reader_slots.available_permits());
-        let idle = self.inner.readers.lock().map_or(0, |pool| pool.len());
-        PoolUse {
-            in_use,
-            idle,
-            max: MAX_READERS,
-        }
+        self.reader_use()
     }
 
     async fn create_team(&self, slug: &str) -> StoreResult<()> {
@@ -493,14 +372,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_refresh(&self, token: NewRefresh) -> StoreResult<()> {
-        self.write(move |conn| {
-            conn.prepare_cached(
-                "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![token.jti, token.family, token.user_id, token.expires_at])?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| login::insert_refresh(conn, token))
+            .await
     }
 
     async fn rotate_refresh(
@@ -511,65 +384,14 @@ impl Store for SqliteStore {
         grace: i64,
     ) -> StoreResult<RotateOutcome> {
         let old_jti = old_jti.to_string();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let row: Option<(String, Option<i64>, bool, i64)> = tx
-                .query_row(
-                    "SELECT family, used_at, revoked, expires_at FROM refresh_tokens WHERE jti = ?1",
-                    [&old_jti],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )
-                .optional()?;
-            let outcome = match row {
-                None => RotateOutcome::Unknown,
-                Some((family, Some(used_at), false, expires_at))
-                    if now - used_at < grace && expires_at > now && {
-                        let later: bool = tx.query_row(
-                            "SELECT EXISTS (SELECT 1 FROM refresh_tokens WHERE family = ?1 AND jti <> ?2 AND used_at IS NOT NULL AND used_at >= ?3)",
-                            params![family, old_jti, used_at],
-                            |r| r.get(0),
-                        )?;
-                        !later
-                    } =>
-                {
-                    tx.execute(
-                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![new.jti, family, new.user_id, new.expires_at],
-                    )?;
-                    RotateOutcome::Regranted
-                }
-                Some((family, Some(_), _, _)) => {
-                    tx.execute("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1", [&family])?;
-                    RotateOutcome::Reused
-                }
-                Some((_, None, true, _)) => RotateOutcome::Revoked,
-                Some((_, None, false, expires_at)) if expires_at <= now => RotateOutcome::Revoked,
-                Some((family, None, false, _)) => {
-                    tx.execute(
-                        "UPDATE refresh_tokens SET used_at = ?1 WHERE jti = ?2",
-                        params![now, old_jti],
-                    )?;
-                    tx.execute(
-                        "INSERT INTO refresh_tokens (jti, family, user_id, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                        params![new.jti, family, new.user_id, new.expires_at],
-                    )?;
-                    RotateOutcome::Rotated
-                }
-            };
-            tx.commit()?;
-            Ok(outcome)
-        })
-        .await
+        self.write(move |conn| login::rotate_refresh(conn, &old_jti, new, now, grace))
+            .await
     }
 
     async fn revoke_refresh_family(&self, family: &str) -> StoreResult<()> {
         let family = family.to_string();
-        self.write(move |conn| {
-            conn.prepare_cached("UPDATE refresh_tokens SET revoked = 1 WHERE family = ?1")?
-                .execute([&family])?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| login::revoke_refresh_family(conn, &family))
+            .await
     }
 
     async fn reserve_login_attempt(
@@ -579,49 +401,14 @@ impl Store for SqliteStore {
         window: i64,
     ) -> StoreResult<Reservation> {
         let keys = keys.to_vec();
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            tx.execute("DELETE FROM login_failures WHERE at < ?1", [now - window])?;
-            let mut wait: Option<i64> = None;
-            {
-                let mut count = tx.prepare_cached(
-                    "SELECT count(*), coalesce(min(at), 0) FROM login_failures WHERE key = ?1 AND at >= ?2",
-                )?;
-                for key in &keys {
-                    let (n, oldest): (i64, i64) = count
-                        .query_row(params![key.key, now - window], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                    if let Some(until) = key.wait(n, oldest, now, window) {
-                        wait = Some(wait.map_or(until, |w| w.max(until)));
-                    }
-                }
-            }
-            let outcome = match wait {
-                Some(retry_after) => Reservation::Throttled { retry_after },
-                None => {
-                    let mut insert =
-                        tx.prepare_cached("INSERT INTO login_failures (key, at) VALUES (?1, ?2)")?;
-                    for key in &keys {
-                        insert.execute(params![key.key, now])?;
-                    }
-                    Reservation::Granted
-                }
-            };
-            tx.commit()?;
-            Ok(outcome)
-        })
-        .await
+        self.write(move |conn| login::reserve_login_attempt(conn, &keys, now, window))
+            .await
     }
 
     async fn clear_user_login_failures(&self, username: &str) -> StoreResult<()> {
-        let (user, prefix) = (
-            throttle::user(username),
-            throttle::user_address_prefix(username),
-        );
-        self.write(move |conn| {
-            conn.execute(&for_sqlite(throttle::CLEAR_USER_SQL), params![user, prefix])?;
-            Ok(())
-        })
-        .await
+        let username = username.to_string();
+        self.write(move |conn| login::clear_user_login_failures(conn, &username))
+            .await
     }
 
     async fn release_login_attempt(
@@ -632,21 +419,8 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let keys = keys.to_vec();
         let clear = clear.map(str::to_string);
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
-            for key in &keys {
-                tx.execute(
-                    "DELETE FROM login_failures WHERE rowid = (SELECT rowid FROM login_failures WHERE key = ?1 AND at = ?2 LIMIT 1)",
-                    params![key, at],
-                )?;
-            }
-            if let Some(clear) = &clear {
-                tx.execute("DELETE FROM login_failures WHERE key = ?1", [clear])?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.write(move |conn| login::release_login_attempt(conn, &keys, at, clear.as_deref()))
+            .await
     }
 
     async fn ingest(
@@ -663,49 +437,5 @@ impl Store for SqliteStore {
     async fn event_count(&self) -> StoreResult<i64> {
         self.read(|conn| Ok(conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?))
             .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A burst of reads never holds more than [`MAX_READERS`] handles, and
-    /// the handles come back to the pool afterwards.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_share_a_bounded_pool_of_handles() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = SqliteStore::open(dir.path().join("db.sqlite"))
-            .await
-            .expect("open");
-        let busy = Arc::new(AtomicUsize::new(0));
-        let peak = Arc::new(AtomicUsize::new(0));
-        let reads = (0..4 * MAX_READERS).map(|_| {
-            let (store, busy, peak) = (store.clone(), Arc::clone(&busy), Arc::clone(&peak));
-            tokio::spawn(async move {
-                store
-                    .read(move |conn| {
-                        let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
-                        peak.fetch_max(now, Ordering::SeqCst);
-                        // Hold the handle long enough for the others to pile up.
-                        std::thread::sleep(Duration::from_millis(20));
-                        let one: i64 = conn.query_row("SELECT 1", [], |r| r.get(0))?;
-                        busy.fetch_sub(1, Ordering::SeqCst);
-                        Ok(one)
-                    })
-                    .await
-            })
-        });
-        for read in reads.collect::<Vec<_>>() {
-            assert_eq!(read.await.expect("task").expect("read"), 1);
-        }
-        let peak = peak.load(Ordering::SeqCst);
-        assert!(peak <= MAX_READERS, "{peak} handles in use at once");
-        let idle = store.inner.readers.lock().expect("pool").len();
-        assert!(
-            (1..=MAX_READERS).contains(&idle),
-            "{idle} idle handles kept"
-        );
     }
 }

@@ -25,7 +25,6 @@ use std::thread::ScopedJoinHandle;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use serde::Serialize;
 use serde_json::Value;
 use spec_kitty_protocol::{BatchResponse, EventStatus, MAX_BATCH_EVENTS};
 
@@ -33,9 +32,17 @@ use crate::home::paths::Home;
 use crate::net::http::{Body, Http, HttpError, Reply};
 use crate::outcome::Outcome;
 use crate::queue::{Cursor, Outcomes, Queue, QueueError, Queued};
+use crate::session as auth;
 use crate::session::credentials::LOCK_WAIT;
-use crate::session::{self as auth, AuthError};
 use spec_kitty_protocol::paths::BATCH;
+
+mod summary;
+
+pub use summary::{Category, Failure, Stop, Summary};
+use summary::{
+    stop_for_auth, stop_for_compression, stop_for_network, stop_for_status,
+    stop_for_too_many_parked,
+};
 
 /// At most this many events are parked (set aside after a `400`, `403` or
 /// `413` of their own) in one run; past it the drain stops instead.
@@ -56,158 +63,11 @@ pub const MAX_IN_FLIGHT: usize = 3;
 /// so a window of large events stays a few MiB.
 pub const MAX_IN_FLIGHT_BYTES: usize = 4 * MAX_BATCH_BYTES;
 
-/// What kind of trouble a failure is, and so what the user should do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// The server refused the event itself: run `sync diagnose`.
-    Schema,
-    /// Log in again, or fix team membership.
-    Auth,
-    /// The server or the network failed: retry later.
-    Server,
-    /// Anything else: see `--report`.
-    Unknown,
-}
-
-impl Category {
-    pub fn advice(self) -> &'static str {
-        match self {
-            Category::Schema => "schema mismatch: run `spec-kitty sync diagnose`",
-            Category::Auth => "authentication: run `spec-kitty auth login`",
-            Category::Server => "server: retry later",
-            Category::Unknown => "unknown: see the --report file",
-        }
-    }
-}
-
-/// One event that did not get through.
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub event_id: String,
-    pub event_type: String,
-    pub category: Category,
-    pub reason: String,
-    /// Whether the event was set aside (parked) rather than kept for retry.
-    pub parked: bool,
-    pub retry_count: i64,
-}
-
-/// Why a drain ended before the queue did.
-#[derive(Debug, Clone, Serialize)]
-pub struct Stop {
-    pub category: Category,
-    pub outcome: Outcome,
-    pub message: String,
-}
-
-/// The result of a drain.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Summary {
-    pub synced: u64,
-    pub duplicates: u64,
-    pub failed: u64,
-    pub remaining: i64,
-    pub failures: Vec<Failure>,
-    pub stopped: Option<Stop>,
-    /// The user interrupted the drain (Ctrl-C): it stopped after the
-    /// batches in flight, whose results are written.
-    pub interrupted: bool,
-}
-
-impl Summary {
-    /// Failure counts per category, the stop included.
-    pub fn categories(&self) -> HashMap<Category, u64> {
-        let mut counts = HashMap::new();
-        for failure in &self.failures {
-            *counts.entry(failure.category).or_default() += 1;
-        }
-        if let Some(stop) = &self.stopped {
-            counts.entry(stop.category).or_default();
-        }
-        counts
-    }
-}
-
 /// A local failure that prevents draining at all.
 #[derive(Debug, thiserror::Error)]
 pub enum DrainError {
     #[error(transparent)]
     Queue(#[from] QueueError),
-}
-
-/// Whose trouble an outcome is: the user's session, or the server's.
-fn category_of(outcome: Outcome) -> Category {
-    match outcome {
-        Outcome::NotAuthenticated
-        | Outcome::SessionExpired
-        | Outcome::AuthenticationFailed
-        | Outcome::PermissionDenied
-        | Outcome::CredentialsUnreadable
-        | Outcome::CredentialsInvalid
-        | Outcome::CredentialsBusy => Category::Auth,
-        Outcome::Connected
-        | Outcome::Unreachable
-        | Outcome::CertificateUntrusted
-        | Outcome::UnexpectedStatus
-        | Outcome::Throttled => Category::Server,
-    }
-}
-
-fn stop_for_auth(e: AuthError) -> Stop {
-    let outcome = Outcome::from(&e);
-    Stop {
-        category: category_of(outcome),
-        outcome,
-        message: format!("{e} Events kept for later sync."),
-    }
-}
-
-fn stop_for_network(e: HttpError) -> Stop {
-    Stop {
-        category: Category::Server,
-        outcome: Outcome::from(&e),
-        message: format!("Server unreachable ({e}); events kept for later sync."),
-    }
-}
-
-fn stop_for_too_many_parked(reply: &Reply) -> Stop {
-    Stop {
-        category: Category::Server,
-        outcome: Outcome::UnexpectedStatus,
-        message: format!(
-            "The server refused {MAX_PARKED_PER_RUN} events one by one (HTTP {}: {}); stopping in case the server, not the events, is at fault. Events kept for later sync.",
-            reply.status,
-            reply.error_text()
-        ),
-    }
-}
-
-/// The stop for a whole-batch answer other than success, 400 or 413.
-fn stop_for_status(reply: &Reply) -> Stop {
-    match reply.status {
-        401 => Stop {
-            category: Category::Auth,
-            outcome: Outcome::AuthenticationFailed,
-            message: "Authentication failed: the server refused the token after a refresh. Run `spec-kitty auth login`; events kept for later sync.".into(),
-        },
-        403 => Stop {
-            category: Category::Auth,
-            outcome: Outcome::PermissionDenied,
-            message: format!(
-                "Permission denied: {}. Check team membership for this project; events kept for later sync.",
-                reply.error_text()
-            ),
-        },
-        status => Stop {
-            category: Category::Server,
-            outcome: Outcome::UnexpectedStatus,
-            message: format!(
-                "Server error (HTTP {status}: {}); events kept for later sync.",
-                reply.error_text()
-            ),
-        },
-    }
 }
 
 /// The team `event` names when it is not the user's own team, as the server
@@ -230,14 +90,6 @@ pub fn foreign_team_reason(team: &str, own_team: &str) -> String {
     )
 }
 
-fn stop_for_compression(e: &std::io::Error) -> Stop {
-    Stop {
-        category: Category::Unknown,
-        outcome: Outcome::UnexpectedStatus,
-        message: format!("cannot compress a batch: {e}"),
-    }
-}
-
 /// A batch on the wire: its events (deleted only once its answer is
 /// read), the JSON bytes it holds against [`MAX_IN_FLIGHT_BYTES`], the
 /// access token it went with, and the thread sending it, which hands the
@@ -247,6 +99,23 @@ struct InFlight<'s> {
     json_bytes: usize,
     token: String,
     sending: ScopedJoinHandle<'s, (Vec<u8>, Result<Reply, HttpError>)>,
+}
+
+/// The body and answer of a batch on the wire, once its thread is done; a
+/// thread that failed reads as a failed request, so its events stay queued.
+fn landed(
+    sending: ScopedJoinHandle<'_, (Vec<u8>, Result<Reply, HttpError>)>,
+    url: &str,
+) -> (Vec<u8>, Result<Reply, HttpError>) {
+    sending.join().unwrap_or_else(|_| {
+        (
+            Vec::new(),
+            Err(HttpError::Other {
+                url: url.to_string(),
+                detail: "the upload thread failed".into(),
+            }),
+        )
+    })
 }
 
 fn compress(batch: &[Queued]) -> std::io::Result<Vec<u8>> {
@@ -384,15 +253,7 @@ impl<'a> Drain<'a> {
                     break;
                 };
                 window_bytes -= flight.json_bytes;
-                let (body, reply) = flight.sending.join().unwrap_or_else(|_| {
-                    (
-                        Vec::new(),
-                        Err(HttpError::Other {
-                            url: url.clone(),
-                            detail: "the upload thread failed".into(),
-                        }),
-                    )
-                });
+                let (body, reply) = landed(flight.sending, &url);
                 let refs: Vec<&Queued> = flight.events.iter().collect();
                 if self.summary.stopped.is_some() {
                     // The drain has stopped on an earlier batch; this one
