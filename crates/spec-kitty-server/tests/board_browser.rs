@@ -462,10 +462,21 @@ impl Browser {
 
     fn assert_fits_width(&self, view: &str) {
         let overflow = self.page_overflow();
-        assert!(
-            overflow <= 0,
-            "{view} is {overflow}px wider than the window"
-        );
+        if overflow > 0 {
+            // Name the innermost elements that stick out, to say what to fix.
+            let wide = self.js(
+                r#"
+                const w = document.documentElement.clientWidth;
+                return [...document.querySelectorAll('body *')]
+                  .filter(e => e.getBoundingClientRect().right > w + 1
+                    && ![...e.children].some(c => c.getBoundingClientRect().right > w + 1))
+                  .slice(0, 8)
+                  .map(e => `${e.tagName.toLowerCase()}${e.id ? '#' + e.id : ''}${e.className ? '.' + String(e.className).split(' ').join('.') : ''} right=${Math.round(e.getBoundingClientRect().right)}`);
+                "#,
+                vec![],
+            );
+            panic!("{view} is {overflow}px wider than the window: {wide}");
+        }
     }
 
     /// `data-wp` of the cards in one column, top to bottom.
@@ -1168,6 +1179,10 @@ fn tokens_page_in_a_browser() {
     browser.color_scheme("dark");
     browser.full_page_shot("tokens-created-dark", WIDE.0);
     browser.color_scheme("light");
+    browser.size(NARROW);
+    browser.assert_fits_width("the Tokens page, narrow");
+    browser.shot("tokens-created-narrow-light");
+    browser.size(WIDE);
 
     let health = server.get("/api/v1/sync/health/", Some(&token));
     assert_eq!(health.status, 200, "{}", health.text);
@@ -1317,6 +1332,10 @@ fn device_page_in_a_browser() {
     browser.click("form.device button[type=submit]");
     browser.wait_for("form.device .error");
     browser.shot("device-wrong-code-light");
+    browser.size(NARROW);
+    browser.assert_fits_width("the Device page, narrow");
+    browser.shot("device-wrong-code-narrow-light");
+    browser.size(WIDE);
 }
 
 /// The Sessions page: a device signed in through the API is listed;
@@ -1351,6 +1370,10 @@ fn sessions_page_in_a_browser() {
     browser.color_scheme("light");
 
     // Revoke the newest (the desktop's log-in): its refresh is refused.
+    browser.size(NARROW);
+    browser.assert_fits_width("the Sessions page, narrow");
+    browser.shot("sessions-narrow-light");
+    browser.size(WIDE);
     browser.click("#sessions tbody tr form button");
     browser.wait_js(
         "one session left",
