@@ -557,6 +557,15 @@ fn all_closed(conns: Vec<TcpStream>, since: Instant, bound: Duration) -> BoxResu
     Ok((since.elapsed().as_secs_f64(), still_open))
 }
 
+/// The warning a closing figure carries when connections outlived it.
+fn still_open(open: usize) -> String {
+    if open > 0 {
+        format!("; {open} STILL OPEN")
+    } else {
+        String::new()
+    }
+}
+
 /// How long idle connections are kept: silent ones (never a byte: the
 /// header-read timeout) and kept-alive ones after an answered probe (the
 /// idle timeout).
@@ -571,11 +580,7 @@ fn idle(server: &Server, token: &str, sizes: &Sizes) -> BoxResult<()> {
     println!(
         "{} silent connections (--header-read-timeout {HEADER_READ_TIMEOUT} s): all closed {seconds:.2} s after the last opened{}",
         sizes.idle_connections,
-        if open > 0 {
-            format!("; {open} STILL OPEN")
-        } else {
-            String::new()
-        },
+        still_open(open),
     );
     let mut kept = Vec::with_capacity(sizes.idle_connections);
     for _ in 0..sizes.idle_connections {
@@ -596,11 +601,7 @@ fn idle(server: &Server, token: &str, sizes: &Sizes) -> BoxResult<()> {
     println!(
         "{} kept-alive connections idle after a probe (--idle-timeout {IDLE_TIMEOUT} s): all closed {seconds:.2} s after the last went idle{}",
         sizes.idle_connections,
-        if open > 0 {
-            format!("; {open} STILL OPEN")
-        } else {
-            String::new()
-        },
+        still_open(open),
     );
     Ok(())
 }

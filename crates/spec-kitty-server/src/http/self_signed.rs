@@ -149,16 +149,19 @@ fn host_name() -> Option<String> {
 /// Loads the private CA from `data_dir` (making it on first use) and issues
 /// a server certificate for `names`.
 pub fn issue(data_dir: &Path, names: &[String]) -> Result<Issued, SelfSignedError> {
+    // Names first: a name no certificate can hold must not leave a new CA
+    // behind.
+    let subject_alt_names = names
+        .iter()
+        .map(|name| san(name))
+        .collect::<Result<_, _>>()?;
     let now = OffsetDateTime::now_utc();
     let (ca_key, ca_pem, created) = load_or_create_ca(data_dir, now)?;
     let dir = data_dir.join(TLS_DIR);
     let issuer = Issuer::new(ca_params(&ca_key, now), ca_key);
 
     let mut params = CertificateParams::default();
-    params.subject_alt_names = names
-        .iter()
-        .map(|name| san(name))
-        .collect::<Result<_, _>>()?;
+    params.subject_alt_names = subject_alt_names;
     let mut subject = DistinguishedName::new();
     subject.push(
         DnType::CommonName,
@@ -382,5 +385,6 @@ mod tests {
             .err()
             .expect("refused");
         assert!(matches!(err, SelfSignedError::Name { .. }), "{err}");
+        assert!(!dir.path().join(TLS_DIR).exists(), "no CA made for it");
     }
 }

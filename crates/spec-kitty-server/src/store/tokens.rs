@@ -29,6 +29,32 @@ pub struct AccessTokenInfo {
     pub revoked_at: Option<i64>,
 }
 
+/// A listed token's columns in the order of [`LIST_SQL`], as both backends
+/// read them (like `board::CardColumns`): the mapping lives once, below.
+pub type AccessTokenColumns = (
+    i64,         // id
+    String,      // username
+    String,      // name
+    i64,         // created_at
+    Option<i64>, // last_used_at
+    Option<i64>, // expires_at
+    Option<i64>, // revoked_at
+);
+
+impl From<AccessTokenColumns> for AccessTokenInfo {
+    fn from(c: AccessTokenColumns) -> AccessTokenInfo {
+        AccessTokenInfo {
+            id: c.0,
+            username: c.1,
+            name: c.2,
+            created_at: c.3,
+            last_used_at: c.4,
+            expires_at: c.5,
+            revoked_at: c.6,
+        }
+    }
+}
+
 /// Last use is recorded at most this often (seconds) per token, so a busy
 /// CI job does not turn every read into a write.
 pub const LAST_USED_RESOLUTION: i64 = 60;

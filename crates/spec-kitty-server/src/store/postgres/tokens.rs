@@ -1,13 +1,13 @@
 //! Personal access tokens on PostgreSQL.
 
 use async_trait::async_trait;
-use sqlx::Row;
+use sqlx::FromRow;
 
 use super::PostgresStore;
 use crate::store::StoreResult;
 use crate::store::tokens::{
-    AccessTokenInfo, INSERT_SQL, LAST_USED_RESOLUTION, LIST_SQL, LIVE_SQL, NewAccessToken,
-    REVOKE_SQL, TOUCH_SQL, TokenStore,
+    AccessTokenColumns, AccessTokenInfo, INSERT_SQL, LAST_USED_RESOLUTION, LIST_SQL, LIVE_SQL,
+    NewAccessToken, REVOKE_SQL, TOUCH_SQL, TokenStore,
 };
 
 #[async_trait]
@@ -48,17 +48,7 @@ impl TokenStore for PostgresStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                Ok(AccessTokenInfo {
-                    id: r.try_get(0)?,
-                    username: r.try_get(1)?,
-                    name: r.try_get(2)?,
-                    created_at: r.try_get(3)?,
-                    last_used_at: r.try_get(4)?,
-                    expires_at: r.try_get(5)?,
-                    revoked_at: r.try_get(6)?,
-                })
-            })
+            .map(|r| AccessTokenColumns::from_row(r).map(AccessTokenInfo::from))
             .collect::<Result<Vec<_>, sqlx::Error>>()
             .map_err(Into::into)
     }

@@ -7,8 +7,8 @@ use super::SqliteStore;
 use crate::board::projection::for_sqlite;
 use crate::store::StoreResult;
 use crate::store::tokens::{
-    AccessTokenInfo, INSERT_SQL, LAST_USED_RESOLUTION, LIST_SQL, LIVE_SQL, NewAccessToken,
-    REVOKE_SQL, TOUCH_SQL, TokenStore,
+    AccessTokenColumns, AccessTokenInfo, INSERT_SQL, LAST_USED_RESOLUTION, LIST_SQL, LIVE_SQL,
+    NewAccessToken, REVOKE_SQL, TOUCH_SQL, TokenStore,
 };
 
 #[async_trait]
@@ -60,15 +60,7 @@ impl TokenStore for SqliteStore {
         self.read(move |conn| {
             let mut statement = conn.prepare_cached(&for_sqlite(LIST_SQL))?;
             let rows = statement.query_map(params![user_id], |r| {
-                Ok(AccessTokenInfo {
-                    id: r.get(0)?,
-                    username: r.get(1)?,
-                    name: r.get(2)?,
-                    created_at: r.get(3)?,
-                    last_used_at: r.get(4)?,
-                    expires_at: r.get(5)?,
-                    revoked_at: r.get(6)?,
-                })
+                AccessTokenColumns::try_from(r).map(AccessTokenInfo::from)
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)
         })
