@@ -20,6 +20,7 @@ use time::OffsetDateTime;
 
 use crate::home::paths::{self, Home};
 
+mod delivered;
 pub mod python;
 mod row;
 mod schema;
@@ -318,26 +319,7 @@ impl Queue {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err)?;
         {
-            if !outcomes.delivered.is_empty() {
-                // One statement for the whole batch: the ids travel as one
-                // JSON array, read back by SQLite's json_each.
-                // A JSON array of integers, written out: nothing here can fail.
-                let ids = format!(
-                    "[{}]",
-                    outcomes
-                        .delivered
-                        .iter()
-                        .map(i64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-                tx.prepare_cached(
-                    "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))",
-                )
-                .map_err(err)?
-                .execute([ids])
-                .map_err(err)?;
-            }
+            delivered::delete_ids(&tx, &outcomes.delivered).map_err(err)?;
             let mut mark = tx
                 .prepare_cached(
                     "UPDATE events SET state = ?4, retry_count = retry_count + 1,
@@ -355,12 +337,7 @@ impl Queue {
             }
         }
         if !outcomes.delivered.is_empty() {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('last_sync_at', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [now],
-            )
-            .map_err(err)?;
+            delivered::stamp_sync(&tx, now).map_err(err)?;
         }
         tx.commit().map_err(err)?;
         Ok(())

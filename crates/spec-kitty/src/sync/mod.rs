@@ -36,7 +36,10 @@ use crate::session as auth;
 use crate::session::credentials::LOCK_WAIT;
 use spec_kitty_protocol::paths::BATCH;
 
+mod acks;
 mod summary;
+
+use acks::Acks;
 
 pub use summary::{Category, Failure, Stop, Summary};
 use summary::{
@@ -153,6 +156,8 @@ pub struct Drain<'a> {
     parked: usize,
     /// Set (by a signal handler) to stop after the batch in flight.
     interrupt: Option<Arc<AtomicBool>>,
+    /// Delivered events, deleted in groups (see [`acks`]).
+    acks: Acks,
     pub summary: Summary,
 }
 
@@ -172,6 +177,7 @@ impl<'a> Drain<'a> {
             refreshed: session.refreshed,
             parked: 0,
             interrupt: None,
+            acks: Acks::default(),
             summary: Summary::default(),
         })
     }
@@ -206,7 +212,7 @@ impl<'a> Drain<'a> {
     pub fn run(mut self, mut progress: impl FnMut(u64)) -> Result<Summary, DrainError> {
         let http = self.http;
         let url = self.url.clone();
-        std::thread::scope(|scope| -> Result<(), DrainError> {
+        let run = std::thread::scope(|scope| -> Result<(), DrainError> {
             let mut window: VecDeque<InFlight<'_>> = VecDeque::new();
             let mut window_bytes = 0usize;
             let mut cursor: Option<Cursor> = None;
@@ -275,7 +281,11 @@ impl<'a> Drain<'a> {
                 }
             }
             Ok(())
-        })?;
+        });
+        // Whatever ended the run, what the server took is deleted now.
+        let flushed = self.acks.flush(self.queue);
+        run?;
+        flushed?;
         self.summary.remaining = self.queue.len()?;
         self.summary.failed = self.summary.failures.len() as u64;
         Ok(self.summary)
@@ -462,8 +472,12 @@ impl<'a> Drain<'a> {
     }
 
     fn apply_results(&mut self, events: &[&Queued], body: &[u8]) -> Result<(), DrainError> {
-        if let Some(outcomes) = self.outcomes_of(events, body) {
-            self.queue.apply(&outcomes)?;
+        if let Some(mut outcomes) = self.outcomes_of(events, body) {
+            let delivered = std::mem::take(&mut outcomes.delivered);
+            if !outcomes.rejected.is_empty() || !outcomes.parked.is_empty() {
+                self.queue.apply(&outcomes)?;
+            }
+            self.acks.add(&delivered, self.queue)?;
         }
         Ok(())
     }
