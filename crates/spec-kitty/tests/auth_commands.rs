@@ -2,10 +2,28 @@
 
 use crate::common;
 
+use std::process::Output;
+
 use common::{
     Client, PASSWORD, TestServer, code, describe, make_credentials_unreadable, one_json_object,
-    parse_time, stderr, stdout,
+    parse_time, password_login, stderr, stdout,
 };
+
+/// `auth login --force` as `username`, which must succeed and store their
+/// session.
+#[track_caller]
+fn force_login(client: &Client, server_url: &str, username: &str) -> Output {
+    let out = password_login(
+        &mut client.cmd(),
+        server_url,
+        username,
+        PASSWORD,
+        &["--force"],
+    );
+    assert_eq!(code(&out), 0, "{}", describe(&out));
+    assert_eq!(client.stored("user", "username"), username);
+    out
+}
 
 #[test]
 fn login_stores_a_private_session_and_records_the_server() {
@@ -44,13 +62,18 @@ fn login_without_flag_uses_the_configured_server() {
     let server = TestServer::with_alice();
     let client = Client::new();
 
+    // `auth login` without `--server`.
+    let login = || {
+        client
+            .cmd()
+            .args(["auth", "login", "--username", "alice", "--password-stdin"])
+            .write_stdin(format!("{PASSWORD}\n"))
+            .output()
+            .expect("runs")
+    };
+
     // Nothing configured: say how to configure it.
-    let out = client
-        .cmd()
-        .args(["auth", "login", "--username", "alice", "--password-stdin"])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("runs");
+    let out = login();
     assert_ne!(code(&out), 0, "{}", describe(&out));
     assert!(
         stderr(&out).contains("spec-kitty sync server https://"),
@@ -64,12 +87,7 @@ fn login_without_flag_uses_the_configured_server() {
         .args(["sync", "server", &format!("{}/", server.url())])
         .assert()
         .success();
-    let out = client
-        .cmd()
-        .args(["auth", "login", "--username", "alice", "--password-stdin"])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("runs");
+    let out = login();
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert_eq!(client.stored("server", "url"), server.url());
 }
@@ -173,23 +191,7 @@ fn already_logged_in_then_force() {
         doc["other_tool"] = toml_edit::table();
         doc["other_tool"]["setting"] = toml_edit::value("kept");
     });
-    let out = client
-        .cmd()
-        .args([
-            "auth",
-            "login",
-            "--force",
-            "--server",
-            server.url(),
-            "--username",
-            "bob",
-            "--password-stdin",
-        ])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("runs");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(client.stored("user", "username"), "bob");
+    force_login(&client, server.url(), "bob");
     assert_eq!(client.stored("other_tool", "setting"), "kept");
     assert_eq!(Client::mode(&client.credentials_path()), 0o600);
 }
@@ -213,23 +215,7 @@ fn force_login_over_corrupt_credentials_keeps_a_copy() {
     assert!(stderr(&out).contains("corrupt"), "{}", describe(&out));
     assert_eq!(client.credentials_bytes(), garbage.as_bytes());
 
-    let out = client
-        .cmd()
-        .args([
-            "auth",
-            "login",
-            "--force",
-            "--server",
-            server.url(),
-            "--username",
-            "alice",
-            "--password-stdin",
-        ])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("runs");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(client.stored("user", "username"), "alice");
+    let out = force_login(&client, server.url(), "alice");
     let backups: Vec<_> = std::fs::read_dir(client.dir())
         .expect("list ~/.spec-kitty")
         .filter_map(Result::ok)

@@ -86,20 +86,7 @@ fn project() -> Project {
 }
 
 fn login(project: &Project, server: &TestServer, user: &str) {
-    let out = project
-        .cmd()
-        .args([
-            "auth",
-            "login",
-            "--server",
-            server.url(),
-            "--username",
-            user,
-        ])
-        .arg("--password-stdin")
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("auth login runs");
+    let out = tasks_support::password_login(&mut project.cmd(), server.url(), user, PASSWORD, &[]);
     assert_eq!(code(&out), 0, "log-in: {}", describe(&out));
 }
 

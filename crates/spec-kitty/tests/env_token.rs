@@ -155,7 +155,7 @@ fn a_person_s_session_on_the_same_machine_is_left_alone() {
     let client = Client::new();
     client.login(server.url(), "alice");
     let before = client.credentials_bytes();
-    let home = Home { home: client.home };
+    let home = Home::in_dir(client.machine.home);
     home.import(&events(&project(), 1));
 
     let out = run_with(&home, &created.token, server.url(), &["sync", "now"]);
@@ -201,7 +201,7 @@ fn sync_status_shows_the_token_not_the_session_of_the_file() {
     let created = token_for(&server, "ci-bot");
     let client = Client::new();
     client.login(server.url(), "alice");
-    let home = Home { home: client.home };
+    let home = Home::in_dir(client.machine.home);
 
     let out = run_with(&home, &created.token, server.url(), &["sync", "status"]);
     assert_eq!(code(&out), 0, "{}", describe(&out));

@@ -531,15 +531,7 @@ fn too_large_batches_are_split_and_an_oversized_event_is_parked() {
     assert_eq!(server.event_count(), 1200);
     let rows = home.rows();
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0].event_id, huge_id);
-    assert_eq!(rows[0].state, "parked");
-    assert!(
-        rows[0]
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("413")),
-        "{rows:?}"
-    );
+    queue_support::assert_parked_as_too_large(&rows, &huge_id);
 }
 
 /// An event naming team `beta`, which the user (of `acme`) is not in,

@@ -339,7 +339,7 @@ fn rows_that_cannot_be_imported_stay_with_the_reason_diagnose_gives() {
     // an interrupted import had already queued here.
     home.import(&all[2..3]);
     let db = home.dir().join("queue.db");
-    let conn = fixture_db(&db, python_client::PYTHON_SCHEMA_BEFORE_COALESCE);
+    let conn = fixture_db(&db, &python_client::python_schema_before_coalesce());
     let broken = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
     for event in &all {
         fixture_insert(&conn, &id_of(event), "WPStatusChanged", &event.to_string());

@@ -306,12 +306,7 @@ fn import_reports_the_bad_line_by_number_and_queues_the_rest() {
 
     // A line that is not JSON at all, from standard input.
     let more = events(&project, 2);
-    let out = home
-        .cmd()
-        .args(["sync", "import", "-"])
-        .write_stdin(format!("{}\nnot json\n{}\n", more[0], more[1]))
-        .output()
-        .expect("runs");
+    let out = home.import_stdin(format!("{}\nnot json\n{}\n", more[0], more[1]));
     assert_ne!(code(&out), 0, "{}", describe(&out));
     assert!(
         stderr(&out).contains("line 2: not JSON"),
@@ -428,17 +423,7 @@ fn passing_max_queue_size_warns_loudly_and_drops_nothing() {
     .expect("write config");
     let project = project();
 
-    let out = home
-        .cmd()
-        .args(["sync", "import", "-"])
-        .write_stdin(
-            events(&project, 3)
-                .iter()
-                .map(|e| format!("{e}\n"))
-                .collect::<String>(),
-        )
-        .output()
-        .expect("runs");
+    let out = home.import_stdin_events(&events(&project, 3));
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(
         !stderr(&out).contains("WARNING"),
@@ -446,17 +431,7 @@ fn passing_max_queue_size_warns_loudly_and_drops_nothing() {
         describe(&out)
     );
 
-    let out = home
-        .cmd()
-        .args(["sync", "import", "-"])
-        .write_stdin(
-            events(&project, 2)
-                .iter()
-                .map(|e| format!("{e}\n"))
-                .collect::<String>(),
-        )
-        .output()
-        .expect("runs");
+    let out = home.import_stdin_events(&events(&project, 2));
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let err = stderr(&out);
     assert!(

@@ -106,15 +106,7 @@ fn a_413_on_a_batch_in_flight_splits_it_while_the_others_go_through() {
     assert_eq!(server.event_count(), EVENTS as i64 + 1);
     let rows = home.rows();
     assert_eq!(rows.len(), 1, "only the oversized event stays: {rows:?}");
-    assert_eq!(rows[0].event_id, huge_id);
-    assert_eq!(rows[0].state, "parked");
-    assert!(
-        rows[0]
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("413")),
-        "{rows:?}"
-    );
+    queue_support::assert_parked_as_too_large(&rows, &huge_id);
     assert!(
         home.row(&large_id).is_none(),
         "the large event that fits on its own was delivered"

@@ -5,37 +5,7 @@
 
 use crate::common;
 
-use common::{Client, PASSWORD, TestServer, code, describe, stdout};
-
-fn no_redirects() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent()
-}
-
-/// Logs alice in on the page; the session cookie pair.
-fn page_cookie(base: &str) -> String {
-    let response = no_redirects()
-        .post(format!("{base}/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", base)
-        .send(format!("username=alice&password={PASSWORD}").as_bytes())
-        .expect("log-in answered");
-    assert!(response.status().is_redirection());
-    response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sk_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
+use common::{Client, TestServer, code, describe, no_redirects, page_cookie, stdout};
 
 #[test]
 fn a_session_revoked_on_the_page_makes_the_client_say_session_expired() {
@@ -43,7 +13,7 @@ fn a_session_revoked_on_the_page_makes_the_client_say_session_expired() {
     let client = Client::new();
     client.login(server.url(), "alice");
     let base = server.url().to_string();
-    let cookie = page_cookie(&base);
+    let cookie = page_cookie(&base, "");
 
     let mut response = no_redirects()
         .get(format!("{base}/sessions"))

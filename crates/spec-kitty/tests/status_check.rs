@@ -6,13 +6,54 @@ use spec_kitty_server::config::Tls;
 
 use common::{
     Canned, Client, FakeServer, SilentServer, TestServer, code, credentials_toml, describe,
-    from_now, make_credentials_unreadable, one_json_object, parse_time, stdout,
+    from_now, make_credentials_unreadable, parse_time, stdout,
 };
 use serde_json::Value;
+use std::process::Output;
 
 /// The first line of the human output: "<headline>: <next step>".
-fn headline(out: &std::process::Output) -> String {
+fn headline(out: &Output) -> String {
     stdout(out).lines().next().unwrap_or_default().to_string()
+}
+
+/// `sync status --check`: exit code `exit`, headline `expected`.
+#[track_caller]
+fn check_says(client: &Client, exit: i32, expected: &str) -> Output {
+    let out = client.run(&["sync", "status", "--check"]);
+    assert_eq!(code(&out), exit, "{}", describe(&out));
+    assert_eq!(headline(&out), expected, "{}", describe(&out));
+    out
+}
+
+/// `spec-kitty ARGS`: exit code `exit`, a headline starting with `start`.
+#[track_caller]
+fn check_starts(client: &Client, args: &[&str], exit: i32, start: &str) -> Output {
+    let out = client.run(args);
+    assert_eq!(code(&out), exit, "{}", describe(&out));
+    assert!(headline(&out).starts_with(start), "{}", describe(&out));
+    out
+}
+
+/// `sync status --check --json [extra]`: exit code `exit`, outcome
+/// `outcome`; the JSON.
+#[track_caller]
+fn json_says(client: &Client, extra: &[&str], exit: i32, outcome: &str) -> Value {
+    let (got, json) = client.check_json(extra);
+    assert_eq!(got, exit, "{json}");
+    assert_eq!(json["outcome"], outcome, "{json}");
+    json
+}
+
+/// Credentials for `url` written by hand: the access token good for an
+/// hour, the refresh token for a day.
+fn write_tokens(client: &Client, url: &str, access: &str, refresh: &str) {
+    client.write_credentials(&credentials_toml(
+        url,
+        access,
+        refresh,
+        &from_now(3600),
+        &from_now(86_400),
+    ));
 }
 
 #[test]
@@ -23,13 +64,10 @@ fn valid_token_connects_with_exactly_the_stored_token() {
     let before = client.credentials_bytes();
     assert_eq!(server.refreshes(), 0);
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    let out = check_says(
+        &client,
+        0,
         "Connected: Server reachable, authentication valid.",
-        "{}",
-        describe(&out)
     );
     assert!(
         stdout(&out).contains("alice (team acme)"),
@@ -37,9 +75,7 @@ fn valid_token_connects_with_exactly_the_stored_token() {
         describe(&out)
     );
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 0, "{json}");
-    assert_eq!(json["outcome"], "connected", "{json}");
+    let json = json_says(&client, &[], 0, "connected");
     assert_eq!(json["http_status"], 200, "{json}");
     assert_eq!(json["server"], server.url(), "{json}");
     assert_eq!(json["user"], "alice", "{json}");
@@ -60,9 +96,7 @@ fn valid_token_connects_with_exactly_the_stored_token() {
     let access = client.stored("tokens", "access");
     let spoiled = format!("{}x", &access[..access.len() - 1]);
     client.edit_credentials(|doc| doc["tokens"]["access"] = toml_edit::value(spoiled.as_str()));
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 0, "{json}");
-    assert_eq!(json["outcome"], "connected", "{json}");
+    let json = json_says(&client, &[], 0, "connected");
     assert_eq!(
         json["refreshed"], true,
         "the spoiled token was refused: {json}"
@@ -77,17 +111,14 @@ fn valid_token_connects_with_exactly_the_stored_token() {
 fn probe_posts_an_empty_batch_with_the_stored_token_as_bearer() {
     let fake = FakeServer::start(|_| Canned::new(200, r#"{"results": []}"#));
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
+    write_tokens(
+        &client,
         &fake.url,
         "stored-access-token",
         "stored-refresh-token",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
+    );
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 0, "{json}");
-    assert_eq!(json["outcome"], "connected", "{json}");
+    json_says(&client, &[], 0, "connected");
 
     let requests = fake.requests();
     assert_eq!(requests.len(), 1, "one probe, no refresh: {requests:?}");
@@ -118,13 +149,7 @@ fn expired_access_token_is_refreshed_once_and_stored() {
         client.stored("tokens", "refresh"),
     );
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert!(
-        headline(&out).starts_with("Connected"),
-        "{}",
-        describe(&out)
-    );
+    let out = check_starts(&client, &["sync", "status", "--check"], 0, "Connected");
     assert!(
         stdout(&out).contains("The access token was refreshed."),
         "{}",
@@ -172,20 +197,15 @@ fn refused_refresh_is_session_expired() {
     client.write_credentials(&first_session);
     client.expire_access();
     let before = client.credentials_bytes();
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 4, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        4,
         "Session expired: Run `spec-kitty auth login` to re-authenticate.",
-        "{}",
-        describe(&out)
     );
     // Nothing was deleted or rewritten.
     assert_eq!(client.credentials_bytes(), before);
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 4, "{json}");
-    assert_eq!(json["outcome"], "session_expired", "{json}");
+    let json = json_says(&client, &[], 4, "session_expired");
     assert_eq!(json["http_status"], 401, "the server refused it: {json}");
     assert_eq!(server.refreshes(), 1, "no refresh succeeded");
 }
@@ -200,9 +220,7 @@ fn refresh_token_expired_by_the_file_is_session_expired_without_a_request() {
         doc["tokens"]["refresh_expires_at"] = toml_edit::value(common::PAST);
     });
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 4, "{json}");
-    assert_eq!(json["outcome"], "session_expired", "{json}");
+    let json = json_says(&client, &[], 4, "session_expired");
     // No request was made, so no HTTP status may be claimed.
     assert_eq!(json["http_status"], Value::Null, "{json}");
     assert_eq!(server.refreshes(), 0);
@@ -216,9 +234,7 @@ fn disabled_user_gets_session_expired() {
     server.disable_user("alice");
     client.expire_access();
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 4, "{json}");
-    assert_eq!(json["outcome"], "session_expired", "{json}");
+    json_says(&client, &[], 4, "session_expired");
     assert!(client.credentials_path().is_file(), "credentials kept");
 }
 
@@ -232,18 +248,13 @@ fn no_credentials_is_not_authenticated() {
         .assert()
         .success();
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 3, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        3,
         "Not authenticated: Run `spec-kitty auth login` to connect.",
-        "{}",
-        describe(&out)
     );
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 3, "{json}");
-    assert_eq!(json["outcome"], "not_authenticated", "{json}");
+    let json = json_says(&client, &[], 3, "not_authenticated");
     assert_eq!(json["http_status"], Value::Null, "no request was made");
     assert!(!client.credentials_path().exists(), "nothing was created");
 }
@@ -251,13 +262,10 @@ fn no_credentials_is_not_authenticated() {
 #[test]
 fn no_server_and_no_credentials_names_the_server_as_the_first_step() {
     let client = Client::new();
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 3, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        3,
         "Not authenticated: No sync server is configured: set one with `spec-kitty sync server https://sync.example.com`, then run `spec-kitty auth login`.",
-        "{}",
-        describe(&out)
     );
 }
 
@@ -268,13 +276,10 @@ fn stopped_server_is_unreachable() {
     client.login(server.url(), "alice");
     server.stop();
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 7, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        7,
         "Server unreachable: Events will be queued for later sync.",
-        "{}",
-        describe(&out)
     );
 
     // With an expired access token the refresh fails to connect: that is
@@ -282,9 +287,7 @@ fn stopped_server_is_unreachable() {
     // credentials stay exactly as they were.
     client.expire_access();
     let before = client.credentials_bytes();
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 7, "{json}");
-    assert_eq!(json["outcome"], "unreachable", "{json}");
+    json_says(&client, &[], 7, "unreachable");
     assert_eq!(client.credentials_bytes(), before);
 }
 
@@ -292,30 +295,21 @@ fn stopped_server_is_unreachable() {
 fn silent_server_is_unreachable_and_the_check_ends() {
     let silent = SilentServer::start();
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
-        &silent.url,
-        "access-token",
-        "refresh-token",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
+    write_tokens(&client, &silent.url, "access-token", "refresh-token");
 
     // The probe gets no answer. The command returns (the hang guard of
     // `Client::cmd` would fail the test otherwise); no timing is asserted.
-    let out = client.run(&["sync", "status", "--check", "--timeout", "1"]);
-    assert_eq!(code(&out), 7, "{}", describe(&out));
-    assert!(
-        headline(&out).starts_with("Server unreachable"),
-        "{}",
-        describe(&out)
+    check_starts(
+        &client,
+        &["sync", "status", "--check", "--timeout", "1"],
+        7,
+        "Server unreachable",
     );
 
     // The refresh gets no answer either: unreachable, file untouched.
     client.expire_access();
     let before = client.credentials_bytes();
-    let (exit, json) = client.check_json(&["--timeout", "1"]);
-    assert_eq!(exit, 7, "{json}");
-    assert_eq!(json["outcome"], "unreachable", "{json}");
+    json_says(&client, &["--timeout", "1"], 7, "unreachable");
     assert_eq!(client.credentials_bytes(), before);
 }
 
@@ -332,21 +326,12 @@ fn probe_refused_after_refresh_is_authentication_failed() {
         _ => Canned::new(401, r#"{"error": "Token expired or invalid"}"#),
     });
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
-        &fake.url,
-        "stale-access",
-        "good-refresh",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
+    write_tokens(&client, &fake.url, "stale-access", "good-refresh");
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 5, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        5,
         "Authentication failed: Run `spec-kitty auth login`.",
-        "{}",
-        describe(&out)
     );
 
     // Probe, one refresh, one retry with the new token, and no more.
@@ -367,9 +352,7 @@ fn probe_refused_after_refresh_is_authentication_failed() {
     assert_eq!(client.stored("tokens", "access"), "fresh-access");
     assert_eq!(client.stored("tokens", "refresh"), "fresh-refresh");
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 5, "{json}");
-    assert_eq!(json["outcome"], "authentication_failed", "{json}");
+    let json = json_says(&client, &[], 5, "authentication_failed");
     assert_eq!(json["http_status"], 401, "{json}");
 }
 
@@ -380,18 +363,13 @@ fn removed_member_is_permission_denied() {
     client.login(server.url(), "alice");
     server.remove_member("acme", "alice");
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 6, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
+    check_says(
+        &client,
+        6,
         "Permission denied: Check team membership for this project.",
-        "{}",
-        describe(&out)
     );
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 6, "{json}");
-    assert_eq!(json["outcome"], "permission_denied", "{json}");
+    let json = json_says(&client, &[], 6, "permission_denied");
     assert_eq!(json["http_status"], 403, "{json}");
     assert!(
         json["detail"].as_str().is_some_and(|d| d.contains("acme")),
@@ -405,26 +383,11 @@ fn removed_member_is_permission_denied() {
 fn server_error_is_unexpected_status() {
     let fake = FakeServer::start(|_| Canned::new(500, r#"{"error": "database on fire"}"#));
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
-        &fake.url,
-        "access-token",
-        "refresh-token",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
+    write_tokens(&client, &fake.url, "access-token", "refresh-token");
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 9, "{}", describe(&out));
-    assert_eq!(
-        headline(&out),
-        "Unexpected response: Server returned HTTP 500.",
-        "{}",
-        describe(&out)
-    );
+    check_says(&client, 9, "Unexpected response: Server returned HTTP 500.");
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 9, "{json}");
-    assert_eq!(json["outcome"], "unexpected_status", "{json}");
+    let json = json_says(&client, &[], 9, "unexpected_status");
     assert_eq!(json["http_status"], 500, "{json}");
     assert_eq!(fake.requests().len(), 2, "no refresh on a 500");
 }
@@ -433,16 +396,8 @@ fn server_error_is_unexpected_status() {
 fn a_rate_limited_check_is_throttled() {
     let fake = FakeServer::start(|_| Canned::new(429, r#"{"error": "slow down"}"#));
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
-        &fake.url,
-        "access-token",
-        "refresh-token",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 13, "{json}");
-    assert_eq!(json["outcome"], "throttled", "{json}");
+    write_tokens(&client, &fake.url, "access-token", "refresh-token");
+    let json = json_says(&client, &[], 13, "throttled");
     assert_eq!(json["http_status"], 429, "{json}");
 }
 
@@ -452,16 +407,8 @@ fn a_rate_limited_check_is_throttled() {
 fn legacy_no_events_provided_counts_as_connected() {
     let fake = FakeServer::start(|_| Canned::new(400, r#"{"error": "No events provided"}"#));
     let client = Client::new();
-    client.write_credentials(&credentials_toml(
-        &fake.url,
-        "access-token",
-        "refresh-token",
-        &from_now(3600),
-        &from_now(86_400),
-    ));
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 0, "{json}");
-    assert_eq!(json["outcome"], "connected", "{json}");
+    write_tokens(&client, &fake.url, "access-token", "refresh-token");
+    json_says(&client, &[], 0, "connected");
 }
 
 #[test]
@@ -474,14 +421,10 @@ fn untrusted_certificate_then_trusted_with_ssl_cert_file() {
     let key_path = pki.path().join("key.pem");
     std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
     std::fs::write(&key_path, certified.signing_key.serialize_pem()).expect("write key");
-    let server = TestServer::start_with(|config| {
-        config.tls = Some(Tls::Files {
-            cert: cert_path.clone(),
-            key: key_path.clone(),
-        });
+    let server = TestServer::with_alice_over(Tls::Files {
+        cert: cert_path.clone(),
+        key: key_path,
     });
-    server.add_team("acme");
-    server.add_user("alice", "acme");
     assert!(server.url().starts_with("https://"), "{}", server.url());
     let client = Client::new();
 
@@ -496,43 +439,19 @@ fn untrusted_certificate_then_trusted_with_ssl_cert_file() {
     assert!(!client.credentials_path().exists());
 
     // Trusting it through SSL_CERT_FILE, log-in and the check work.
-    let out = client
-        .cmd()
-        .env("SSL_CERT_FILE", &cert_path)
-        .args([
-            "auth",
-            "login",
-            "--server",
-            server.url(),
-            "--username",
-            "alice",
-            "--password-stdin",
-        ])
-        .write_stdin(format!("{}\n", common::PASSWORD))
-        .output()
-        .expect("runs");
+    let out = client.login_trusting(server.url(), Some(&cert_path));
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    let out = client
-        .cmd()
-        .env("SSL_CERT_FILE", &cert_path)
-        .args(["sync", "status", "--check", "--json"])
-        .output()
-        .expect("runs");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(one_json_object(&out)["outcome"], "connected");
+    client.assert_connected_trusting(&cert_path);
 
     // Without it, the same session's check says the certificate is not
     // trusted: not "unreachable", not an auth problem.
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 8, "{}", describe(&out));
-    assert!(
-        headline(&out).starts_with("Certificate not trusted"),
-        "{}",
-        describe(&out)
+    check_starts(
+        &client,
+        &["sync", "status", "--check"],
+        8,
+        "Certificate not trusted",
     );
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 8, "{json}");
-    assert_eq!(json["outcome"], "certificate_untrusted", "{json}");
+    json_says(&client, &[], 8, "certificate_untrusted");
 }
 
 #[test]
@@ -541,18 +460,15 @@ fn corrupt_credentials_are_reported_and_kept() {
     let garbage = "[tokens\naccess = \"half a file";
     client.write_credentials(garbage);
 
-    let out = client.run(&["sync", "status", "--check"]);
-    assert_eq!(code(&out), 11, "{}", describe(&out));
-    assert!(
-        headline(&out).starts_with("Credentials invalid"),
-        "{}",
-        describe(&out)
+    let out = check_starts(
+        &client,
+        &["sync", "status", "--check"],
+        11,
+        "Credentials invalid",
     );
     assert!(stdout(&out).contains("corrupt"), "{}", describe(&out));
 
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 11, "{json}");
-    assert_eq!(json["outcome"], "credentials_invalid", "{json}");
+    json_says(&client, &[], 11, "credentials_invalid");
     assert_eq!(client.credentials_bytes(), garbage.as_bytes(), "kept as is");
 
     // Valid TOML without the required keys is corrupt too, not "absent".
@@ -625,9 +541,7 @@ fn python_written_credentials_survive_a_refresh() {
 
     // A naive expiry an hour ahead reads as UTC and valid: no refresh.
     client.write_credentials(&python(&naive(time::Duration::hours(1))));
-    let (exit, json) = client.check_json(&[]);
-    assert_eq!(exit, 0, "{json}");
-    assert_eq!(json["outcome"], "connected", "{json}");
+    let json = json_says(&client, &[], 0, "connected");
     assert_eq!(json["refreshed"], false, "{json}");
     assert_eq!(
         json["server"],

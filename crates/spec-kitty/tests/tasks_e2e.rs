@@ -6,23 +6,16 @@ use crate::tasks_support;
 
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
-use spec_kitty_server::{BackgroundServer, ServerConfig, admin};
-use tasks_support::{FEATURE, Project, code, describe, wp_text};
+use tasks_support::{FEATURE, Project, TestServer, code, describe, password_login, wp_text};
 
 const PASSWORD: &str = "password123";
 
 #[test]
 fn moved_work_packages_reach_the_server_with_collapsed_lanes() {
-    let data = tempfile::tempdir().expect("server data dir");
-    let server =
-        BackgroundServer::start(&ServerConfig::for_data_dir(data.path())).expect("server starts");
-    assert!(server.addr.ip().is_loopback(), "loopback only");
-    server
-        .block_on(admin::add_team(&server.store, "acme"))
-        .expect("team");
-    server
-        .block_on(admin::add_user(&server.store, "alice", PASSWORD, "acme"))
-        .expect("user");
+    let server = TestServer::start();
+    assert!(server.server.addr.ip().is_loopback(), "loopback only");
+    server.add_team("acme");
+    server.add_user_with_password("alice", PASSWORD, "acme");
 
     let project = Project::with_feature();
     for (wp, lane) in [
@@ -37,20 +30,7 @@ fn moved_work_packages_reach_the_server_with_collapsed_lanes() {
         );
     }
 
-    let login = project
-        .cmd()
-        .args([
-            "auth",
-            "login",
-            "--server",
-            &server.url,
-            "--username",
-            "alice",
-            "--password-stdin",
-        ])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("auth login runs");
+    let login = password_login(&mut project.cmd(), server.url(), "alice", PASSWORD, &[]);
     assert_eq!(code(&login), 0, "log-in: {}", describe(&login));
 
     project.move_ok("WP01", "claimed", &[]);
@@ -72,7 +52,7 @@ fn moved_work_packages_reach_the_server_with_collapsed_lanes() {
     );
 
     let db = Connection::open_with_flags(
-        data.path().join("spec-kitty.db"),
+        server.dir.path().join("data").join("spec-kitty.db"),
         OpenFlags::SQLITE_OPEN_READ_ONLY,
     )
     .expect("open the server's database read-only");

@@ -34,6 +34,27 @@ fn round_trip(original: &str, to: &str, expected: Expected<'_>) -> (Project, Str
     (project, after)
 }
 
+/// What a move of a [`wp_text`] file (lane `planned`) from `old` to `new`
+/// (its `lane:` lines) is expected to have done.
+fn wp_expected<'a>(
+    old: &'a str,
+    new: &'a str,
+    lane: &'a str,
+    agent: &'a str,
+    action: Option<&'a str>,
+) -> Expected<'a> {
+    Expected {
+        old_lane_line: old,
+        new_lane_line: new,
+        history_after: Some("    action: \"Prompt generated for WP01\""),
+        item_prefix: "  - ",
+        log_after: "- 2026-01-05T08:00:00Z – system – lane=planned – Prompt created.",
+        lane,
+        agent,
+        action,
+    }
+}
+
 #[test]
 fn double_quoted_lane_with_comment_keeps_quotes_and_comment() {
     let original = wp_text("WP01", "Round trip", "planned");
@@ -42,16 +63,7 @@ fn double_quoted_lane_with_comment_keeps_quotes_and_comment() {
     round_trip(
         &original,
         "claimed",
-        Expected {
-            old_lane_line: &old,
-            new_lane_line: &new,
-            history_after: Some("    action: \"Prompt generated for WP01\""),
-            item_prefix: "  - ",
-            log_after: "- 2026-01-05T08:00:00Z – system – lane=planned – Prompt created.",
-            lane: "claimed",
-            agent: "alice-bot",
-            action: Some("Taken up"),
-        },
+        wp_expected(&old, &new, "claimed", "alice-bot", Some("Taken up")),
     );
 }
 
@@ -94,48 +106,38 @@ fn compact_expected<'a>(old: &'a str, new: &'a str, lane: &'a str) -> Expected<'
     }
 }
 
+/// Moves WP01 of a [`compact`] LF file from `old` (its `lane:` line) to
+/// `lane`, whose line is then `new`, and checks the round trip.
+fn compact_round_trip(old: &str, new: &str, lane: &str) {
+    round_trip(&compact(old, "\n"), lane, compact_expected(old, new, lane));
+}
+
 #[test]
 fn single_quoted_lane_stays_single_quoted() {
-    let old = "lane: 'planned'";
-    let new = "lane: 'for_review'";
-    round_trip(
-        &compact(old, "\n"),
-        "for_review",
-        compact_expected(old, new, "for_review"),
-    );
+    compact_round_trip("lane: 'planned'", "lane: 'for_review'", "for_review");
 }
 
 #[test]
 fn single_quoted_lane_with_comment() {
-    let old = "lane: 'planned'    # hands off";
-    let new = "lane: 'blocked'    # hands off";
-    round_trip(
-        &compact(old, "\n"),
+    compact_round_trip(
+        "lane: 'planned'    # hands off",
+        "lane: 'blocked'    # hands off",
         "blocked",
-        compact_expected(old, new, "blocked"),
     );
 }
 
 #[test]
 fn unquoted_lane_stays_unquoted_and_keeps_its_comment() {
-    let old = "lane: planned   # keep me, exactly";
-    let new = "lane: in_progress   # keep me, exactly";
-    round_trip(
-        &compact(old, "\n"),
+    compact_round_trip(
+        "lane: planned   # keep me, exactly",
+        "lane: in_progress   # keep me, exactly",
         "in_progress",
-        compact_expected(old, new, "in_progress"),
     );
 }
 
 #[test]
 fn unquoted_lane_without_comment() {
-    let old = "lane: planned";
-    let new = "lane: done";
-    round_trip(
-        &compact(old, "\n"),
-        "done",
-        compact_expected(old, new, "done"),
-    );
+    compact_round_trip("lane: planned", "lane: done", "done");
 }
 
 #[test]
@@ -146,16 +148,7 @@ fn crlf_file_stays_crlf_on_every_line() {
     let (_project, after) = round_trip(
         &original,
         "for_review",
-        Expected {
-            old_lane_line: &old,
-            new_lane_line: &new,
-            history_after: Some("    action: \"Prompt generated for WP01\""),
-            item_prefix: "  - ",
-            log_after: "- 2026-01-05T08:00:00Z – system – lane=planned – Prompt created.",
-            lane: "for_review",
-            agent: "alice-bot",
-            action: Some("Taken up"),
-        },
+        wp_expected(&old, &new, "for_review", "alice-bot", Some("Taken up")),
     );
     assert!(
         !after.replace("\r\n", "").contains('\n'),
@@ -447,16 +440,7 @@ fn default_history_action_and_log_text_name_the_lane() {
     assert_moved(
         &original,
         &after,
-        &Expected {
-            old_lane_line: &old,
-            new_lane_line: &new,
-            history_after: Some("    action: \"Prompt generated for WP01\""),
-            item_prefix: "  - ",
-            log_after: "- 2026-01-05T08:00:00Z – system – lane=planned – Prompt created.",
-            lane: "for_review",
-            agent: "carol",
-            action: None,
-        },
+        &wp_expected(&old, &new, "for_review", "carol", None),
     );
     assert!(after.contains("for_review"), "{after}");
 }
@@ -546,16 +530,7 @@ fn notes_and_agents_with_line_breaks_and_quotes_stay_one_log_line() {
     assert_moved(
         &original,
         &after,
-        &Expected {
-            old_lane_line: &old,
-            new_lane_line: &new,
-            history_after: Some("    action: \"Prompt generated for WP01\""),
-            item_prefix: "  - ",
-            log_after: "- 2026-01-05T08:00:00Z – system – lane=planned – Prompt created.",
-            lane: "claimed",
-            agent: "o\"brien \\ co",
-            action: None,
-        },
+        &wp_expected(&old, &new, "claimed", "o\"brien \\ co", None),
     );
     let front = tasks_support::front_matter(&after);
     let history = front["history"].as_vec().expect("history");

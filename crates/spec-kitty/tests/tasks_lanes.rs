@@ -6,8 +6,8 @@ use crate::tasks_support;
 
 use serde_json::Value;
 use tasks_support::{
-    FEATURE, Project, assert_nothing_queued, code, collapse, describe, front_matter, read, stderr,
-    stdout, text, wp_text,
+    COLLAPSE, FEATURE, Project, assert_nothing_queued, code, collapse, describe, front_matter,
+    read, stderr, stdout, text, wp_text,
 };
 
 #[test]
@@ -131,16 +131,9 @@ fn unknown_lane_is_refused_with_the_valid_lanes() {
         assert_eq!(code(&out), 2, "--to {bad:?}: {}", describe(&out));
         let err = stderr(&out);
         assert!(err.contains(&format!("'{bad}'")), "names the value: {err}");
-        for lane in [
-            "planned",
-            "claimed",
-            "in_progress",
-            "doing",
-            "for_review",
-            "done",
-            "blocked",
-            "canceled",
-        ] {
+        // Every canonical lane and the `doing` alias.
+        let valid = COLLAPSE.iter().map(|(lane, _)| *lane).chain(["doing"]);
+        for lane in valid {
             assert!(err.contains(lane), "lists {lane}: {err}");
         }
         assert_eq!(read(&path), original, "file unchanged");

@@ -8,28 +8,8 @@ use std::path::{Path, PathBuf};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use spec_kitty_server::config::Tls;
 
-use crate::common::{self, Client, TestServer, code, describe, one_json_object};
+use crate::common::{self, Client, TestServer, code, describe};
 use crate::python_client;
-
-/// `auth login` as alice with `SSL_CERT_FILE` set (or not).
-fn login(client: &Client, url: &str, cert_file: Option<&Path>) -> std::process::Output {
-    let mut cmd = client.cmd();
-    if let Some(file) = cert_file {
-        cmd.env("SSL_CERT_FILE", file);
-    }
-    cmd.args([
-        "auth",
-        "login",
-        "--server",
-        url,
-        "--username",
-        "alice",
-        "--password-stdin",
-    ])
-    .write_stdin(format!("{}\n", common::PASSWORD))
-    .output()
-    .expect("runs")
-}
 
 /// A self-signed certificate as `openssl req -x509` makes it: `CA:TRUE`,
 /// for `names`, valid from `not_before` to `not_after` (days from now).
@@ -57,31 +37,29 @@ fn openssl_style(
 }
 
 fn server_with(cert: &Path, key: &Path) -> TestServer {
-    let server = TestServer::start_with(|config| {
-        config.tls = Some(Tls::Files {
-            cert: cert.to_path_buf(),
-            key: key.to_path_buf(),
-        });
-    });
-    server.add_team("acme");
-    server.add_user("alice", "acme");
-    server
+    TestServer::with_alice_over(Tls::Files {
+        cert: cert.to_path_buf(),
+        key: key.to_path_buf(),
+    })
+}
+
+/// A server started with `--tls-self-signed`, and the CA file it made for
+/// its clients.
+fn self_signed_server() -> (TestServer, PathBuf) {
+    let server = TestServer::with_alice_over(Tls::SelfSigned { names: Vec::new() });
+    let ca = server.dir.path().join("data").join("tls").join("ca.pem");
+    (server, ca)
 }
 
 #[test]
 fn tls_self_signed_is_trusted_through_the_ca_file_the_server_made() {
-    let server = TestServer::start_with(|config| {
-        config.tls = Some(Tls::SelfSigned { names: Vec::new() });
-    });
-    server.add_team("acme");
-    server.add_user("alice", "acme");
+    let (server, ca) = self_signed_server();
     assert!(server.url().starts_with("https://"), "{}", server.url());
-    let ca = server.dir.path().join("data").join("tls").join("ca.pem");
     assert!(ca.exists(), "the CA clients trust is in the data dir");
     let client = Client::new();
 
     // Not trusted yet: refused as a certificate problem, with the fix.
-    let out = login(&client, server.url(), None);
+    let out = client.login_trusting(server.url(), None);
     assert_eq!(code(&out), 8, "{}", describe(&out));
     assert!(
         common::stderr(&out).contains("tls/ca.pem"),
@@ -92,18 +70,11 @@ fn tls_self_signed_is_trusted_through_the_ca_file_the_server_made() {
 
     // Trusted through the CA file: log-in and the check work, for the
     // address and for localhost.
-    let out = login(&client, server.url(), Some(&ca));
+    let out = client.login_trusting(server.url(), Some(&ca));
     assert_eq!(code(&out), 0, "{}", describe(&out));
-    let out = client
-        .cmd()
-        .env("SSL_CERT_FILE", &ca)
-        .args(["sync", "status", "--check", "--json"])
-        .output()
-        .expect("runs");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(one_json_object(&out)["outcome"], "connected");
+    client.assert_connected_trusting(&ca);
     let by_name = server.url().replace("127.0.0.1", "localhost");
-    let out = login(&Client::new(), &by_name, Some(&ca));
+    let out = Client::new().login_trusting(&by_name, Some(&ca));
     assert_eq!(code(&out), 0, "{}", describe(&out));
 }
 
@@ -113,7 +84,7 @@ fn an_openssl_style_self_signed_certificate_pinned_in_ssl_cert_file_is_accepted(
     let (cert, key) = openssl_style(pki.path(), &["localhost", "127.0.0.1"], -1, 30);
     let server = server_with(&cert, &key);
     let client = Client::new();
-    let out = login(&client, server.url(), Some(&cert));
+    let out = client.login_trusting(server.url(), Some(&cert));
     assert_eq!(code(&out), 0, "{}", describe(&out));
     assert!(client.credentials_path().exists());
 }
@@ -124,7 +95,7 @@ fn a_pinned_self_signed_certificate_for_another_host_is_refused() {
     let (cert, key) = openssl_style(pki.path(), &["sync.example"], -1, 30);
     let server = server_with(&cert, &key);
     let client = Client::new();
-    let out = login(&client, server.url(), Some(&cert));
+    let out = client.login_trusting(server.url(), Some(&cert));
     assert_eq!(code(&out), 8, "{}", describe(&out));
     assert!(
         common::stderr(&out).contains("not trusted"),
@@ -143,7 +114,7 @@ fn an_expired_pinned_self_signed_certificate_is_refused() {
     let (cert, key) = openssl_style(pki.path(), &["localhost", "127.0.0.1"], -30, -1);
     let server = server_with(&cert, &key);
     let client = Client::new();
-    let out = login(&client, server.url(), Some(&cert));
+    let out = client.login_trusting(server.url(), Some(&cert));
     assert_eq!(code(&out), 8, "{}", describe(&out));
     assert!(!client.credentials_path().exists());
 }
@@ -156,7 +127,7 @@ fn a_self_signed_certificate_other_than_the_pinned_one_is_refused() {
     let other = tempfile::tempdir().expect("dir");
     let (pinned, _) = openssl_style(other.path(), &["localhost", "127.0.0.1"], -1, 30);
     let client = Client::new();
-    let out = login(&client, server.url(), Some(&pinned));
+    let out = client.login_trusting(server.url(), Some(&pinned));
     assert_eq!(code(&out), 8, "{}", describe(&out));
     assert!(!client.credentials_path().exists());
 }
@@ -169,12 +140,7 @@ fn the_python_client_logs_in_to_a_tls_self_signed_server_through_its_ca_file() {
         eprintln!("skipped: the real Python client 2.1.3 is not available here");
         return;
     };
-    let server = TestServer::start_with(|config| {
-        config.tls = Some(Tls::SelfSigned { names: Vec::new() });
-    });
-    server.add_team("acme");
-    server.add_user("alice", "acme");
-    let ca = server.dir.path().join("data").join("tls").join("ca.pem");
+    let (server, ca) = self_signed_server();
     let url = server.url().replace("127.0.0.1", "localhost");
     let client = Client::new();
     let home = client.dir().parent().expect("HOME").to_path_buf();
@@ -187,12 +153,5 @@ fn the_python_client_logs_in_to_a_tls_self_signed_server_through_its_ca_file() {
     );
     // Our client reads the session the Python client wrote, over the same
     // https.
-    let out = client
-        .cmd()
-        .env("SSL_CERT_FILE", &ca)
-        .args(["sync", "status", "--check", "--json"])
-        .output()
-        .expect("runs");
-    assert_eq!(code(&out), 0, "{}", describe(&out));
-    assert_eq!(one_json_object(&out)["outcome"], "connected");
+    client.assert_connected_trusting(&ca);
 }

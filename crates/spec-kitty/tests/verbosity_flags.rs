@@ -3,27 +3,19 @@
 
 use crate::common;
 
-use common::{Client, PASSWORD, TestServer, code, describe, stderr, stdout};
+use common::{Client, PASSWORD, TestServer, code, describe, password_login, stderr, stdout};
 
 #[test]
 fn vv_traces_every_request_without_any_secret() {
     let server = TestServer::with_alice();
     let client = Client::new();
-    let out = client
-        .cmd()
-        .args([
-            "-vv",
-            "auth",
-            "login",
-            "--server",
-            server.url(),
-            "--username",
-            "alice",
-            "--password-stdin",
-        ])
-        .write_stdin(format!("{PASSWORD}\n"))
-        .output()
-        .expect("spec-kitty runs");
+    let out = password_login(
+        client.cmd().arg("-vv"),
+        server.url(),
+        "alice",
+        PASSWORD,
+        &[],
+    );
     assert_eq!(code(&out), 0, "{}", describe(&out));
     let login_trace = stderr(&out);
     assert!(

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, PASSWORD, TestServer, code, describe, stdout};
+use common::{Client, TestServer, code, describe, no_redirects, page_cookie, stdout};
 
 /// A server whose device codes may be polled every second.
 fn server() -> TestServer {
@@ -22,36 +22,10 @@ fn server() -> TestServer {
     server
 }
 
-fn no_redirects() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent()
-}
-
 /// Logs alice in on the page and approves or denies `user_code` there.
 fn decide_on_the_page(base: &str, user_code: &str, decision: &str) {
-    let agent = no_redirects();
-    let response = agent
-        .post(format!("{base}/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", base)
-        .send(format!("username=alice&password={PASSWORD}&next=/device").as_bytes())
-        .expect("log-in answered");
-    assert!(response.status().is_redirection());
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sk_session="))
-        .expect("session cookie")
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    let mut response = agent
+    let cookie = page_cookie(base, "&next=/device");
+    let mut response = no_redirects()
         .post(format!("{base}/device"))
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("Origin", base)

@@ -24,7 +24,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde_json::Value;
-use tempfile::TempDir;
 use toml_edit::DocumentMut;
 
 /// The password every test user gets.
@@ -50,6 +49,15 @@ impl TestServer {
         server
     }
 
+    /// A server with team `acme` and user `alice`, speaking https with
+    /// `tls`.
+    pub fn with_alice_over(tls: spec_kitty_server::config::Tls) -> TestServer {
+        let server = TestServer::start_with(|config| config.tls = Some(tls));
+        server.add_team("acme");
+        server.add_user("alice", "acme");
+        server
+    }
+
     /// Adds `username` to `team` with the password every test user gets.
     pub fn add_user(&self, username: &str, team: &str) {
         self.add_user_with_password(username, PASSWORD, team);
@@ -60,9 +68,10 @@ impl TestServer {
 // The client: a temp HOME and the binary
 // ---------------------------------------------------------------------------
 
-/// A user's machine: a temp `HOME` for the `spec-kitty` binary.
+/// A user's machine: a temp `HOME` for the `spec-kitty` binary (commands
+/// under [`HANG_GUARD`]), and what the tests of sessions do with it.
 pub struct Client {
-    pub home: TempDir,
+    pub machine: Machine,
 }
 
 impl Default for Client {
@@ -71,26 +80,19 @@ impl Default for Client {
     }
 }
 
+impl std::ops::Deref for Client {
+    type Target = Machine;
+
+    fn deref(&self) -> &Machine {
+        &self.machine
+    }
+}
+
 impl Client {
     pub fn new() -> Client {
         Client {
-            home: tempfile::tempdir().expect("temp HOME"),
+            machine: Machine::new(HANG_GUARD),
         }
-    }
-
-    /// `spec-kitty` with this `HOME` and no proxy or CA settings.
-    pub fn cmd(&self) -> assert_cmd::Command {
-        support::cmd(self.home.path(), HANG_GUARD)
-    }
-
-    /// The same, as a plain `std::process::Command` (to spawn several).
-    pub fn std_cmd(&self) -> std::process::Command {
-        support::std_cmd(self.home.path())
-    }
-
-    /// Runs `spec-kitty ARGS` with empty stdin.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("spec-kitty runs")
     }
 
     /// `spec-kitty sync status --check --json [extra]`: the exit code and
@@ -102,36 +104,34 @@ impl Client {
         (code(&out), one_json_object(&out))
     }
 
-    /// `auth login` through the binary, password on stdin.
-    pub fn try_login(&self, server_url: &str, username: &str, password: &str) -> Output {
-        self.cmd()
-            .args([
-                "auth",
-                "login",
-                "--server",
-                server_url,
-                "--username",
-                username,
-                "--password-stdin",
-            ])
-            .write_stdin(format!("{password}\n"))
+    /// `auth login` as alice with `SSL_CERT_FILE` set to `cert_file` (or
+    /// not set).
+    pub fn login_trusting(&self, server_url: &str, cert_file: Option<&Path>) -> Output {
+        let mut cmd = self.cmd();
+        if let Some(file) = cert_file {
+            cmd.env("SSL_CERT_FILE", file);
+        }
+        password_login(&mut cmd, server_url, "alice", PASSWORD, &[])
+    }
+
+    /// `sync status --check --json` with `SSL_CERT_FILE` set to
+    /// `cert_file`, which must succeed and say connected.
+    #[track_caller]
+    pub fn assert_connected_trusting(&self, cert_file: &Path) {
+        let out = self
+            .cmd()
+            .env("SSL_CERT_FILE", cert_file)
+            .args(["sync", "status", "--check", "--json"])
             .output()
-            .expect("spec-kitty runs")
+            .expect("runs");
+        assert_eq!(code(&out), 0, "{}", describe(&out));
+        assert_eq!(one_json_object(&out)["outcome"], "connected");
     }
 
     /// Logs in and insists it worked.
     pub fn login(&self, server_url: &str, username: &str) {
         let out = self.try_login(server_url, username, PASSWORD);
         assert_eq!(code(&out), 0, "log-in failed: {}", describe(&out));
-    }
-
-    /// `$HOME/.spec-kitty`.
-    pub fn dir(&self) -> PathBuf {
-        self.home.path().join(".spec-kitty")
-    }
-
-    pub fn credentials_path(&self) -> PathBuf {
-        self.dir().join("credentials")
     }
 
     pub fn config_path(&self) -> PathBuf {
@@ -266,6 +266,42 @@ pub fn make_credentials_unreadable(client: &Client) -> &'static str {
             .expect("credentials as a directory");
         "a directory (running as root, which ignores file modes)"
     }
+}
+
+// ---------------------------------------------------------------------------
+// The server's web pages
+// ---------------------------------------------------------------------------
+
+/// An HTTP agent that hands back redirects instead of following them.
+pub fn no_redirects() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}
+
+/// Logs alice in on the page `base/login`, with `more_form` (like
+/// `&next=/device`) added to the form; the session cookie pair.
+pub fn page_cookie(base: &str, more_form: &str) -> String {
+    let response = no_redirects()
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .header("Origin", base)
+        .send(format!("username=alice&password={PASSWORD}{more_form}").as_bytes())
+        .expect("log-in answered");
+    assert!(response.status().is_redirection());
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("sk_session="))
+        .expect("session cookie")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 // ---------------------------------------------------------------------------

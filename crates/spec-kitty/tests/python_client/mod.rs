@@ -62,19 +62,20 @@ CREATE INDEX IF NOT EXISTS idx_body_queue_namespace ON body_upload_queue(project
 ";
 
 /// The queue of files from before the `coalesce_key` migration (what a
-/// Python client older than 2.1 left behind).
-pub const PYTHON_SCHEMA_BEFORE_COALESCE: &str = "
-CREATE TABLE IF NOT EXISTS queue (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT UNIQUE NOT NULL,
-    event_type TEXT NOT NULL,
-    data TEXT NOT NULL,
-    timestamp INTEGER NOT NULL,
-    retry_count INTEGER DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS idx_timestamp ON queue(timestamp);
-CREATE INDEX IF NOT EXISTS idx_retry ON queue(retry_count);
-";
+/// Python client older than 2.1 left behind): the `queue` table of
+/// [`PYTHON_SCHEMA`] without `coalesce_key` and its index, and no
+/// body-upload table.
+pub fn python_schema_before_coalesce() -> String {
+    let (queue, _) = PYTHON_SCHEMA
+        .split_once("CREATE TABLE IF NOT EXISTS body_upload_queue")
+        .expect("the body-upload table follows the queue");
+    let older = queue.replace(",\n    coalesce_key TEXT\n", "\n").replace(
+        "CREATE INDEX IF NOT EXISTS idx_coalesce_key ON queue(coalesce_key);\n",
+        "",
+    );
+    assert!(!older.contains("coalesce"), "{older}");
+    older
+}
 
 /// `scope_db_path(build_queue_scope(url, user, team)).name`, written out
 /// here on its own (from `queue.py`), not taken from the client under test.
@@ -134,28 +135,30 @@ pub fn fixture_insert(conn: &Connection, event_id: &str, event_type: &str, data:
 /// Opened read-write, as the Python client opens it: a write killed midway
 /// leaves a hot journal that only a writer rolls back.
 pub fn ids_in(path: &Path) -> Vec<String> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)
-        .expect("open a Python queue file");
-    let mut stmt = conn
-        .prepare("SELECT event_id FROM queue ORDER BY timestamp, id")
-        .expect("prepare");
-    stmt.query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<Vec<String>, _>>()
-        .expect("ids")
+    strings(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE,
+        "SELECT event_id FROM queue ORDER BY timestamp, id",
+    )
 }
 
 /// The schema of a file as SQLite keeps it, to show it was not changed.
 pub fn schema_of(path: &Path) -> Vec<String> {
-    let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open a Python queue file");
-    let mut stmt = conn
-        .prepare("SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY name")
-        .expect("prepare");
+    strings(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        "SELECT type || ' ' || name || ': ' || coalesce(sql, '') FROM sqlite_master ORDER BY name",
+    )
+}
+
+/// The one text column `sql` selects from the Python queue file at `path`.
+fn strings(path: &Path, flags: rusqlite::OpenFlags, sql: &str) -> Vec<String> {
+    let conn = Connection::open_with_flags(path, flags).expect("open a Python queue file");
+    let mut stmt = conn.prepare(sql).expect("prepare");
     stmt.query_map([], |r| r.get(0))
         .expect("query")
         .collect::<Result<Vec<String>, _>>()
-        .expect("schema")
+        .expect("rows")
 }
 
 // ---------------------------------------------------------------------------

@@ -97,9 +97,10 @@ pub struct Row {
     pub last_error: Option<String>,
 }
 
-/// A temp `HOME` for the `spec-kitty` binary.
+/// A temp `HOME` for the `spec-kitty` binary (commands under
+/// [`HANG_GUARD`]), and what the queue tests do with it.
 pub struct Home {
-    pub home: TempDir,
+    pub machine: Machine,
 }
 
 impl Default for Home {
@@ -108,44 +109,33 @@ impl Default for Home {
     }
 }
 
+impl std::ops::Deref for Home {
+    type Target = Machine;
+
+    fn deref(&self) -> &Machine {
+        &self.machine
+    }
+}
+
 impl Home {
     pub fn new() -> Home {
+        Home::in_dir(tempfile::tempdir().expect("temp HOME"))
+    }
+
+    /// The queue tests' view of a `HOME` already in use (another test
+    /// helper's).
+    pub fn in_dir(home: TempDir) -> Home {
         Home {
-            home: tempfile::tempdir().expect("temp HOME"),
+            machine: Machine {
+                home,
+                hang_guard: HANG_GUARD,
+            },
         }
-    }
-
-    /// `spec-kitty` with this `HOME`, no proxy or CA settings, a hang guard.
-    pub fn cmd(&self) -> assert_cmd::Command {
-        support::cmd(self.home.path(), HANG_GUARD)
-    }
-
-    /// The same as a plain `std::process::Command`, to spawn and kill.
-    pub fn std_cmd(&self) -> std::process::Command {
-        support::std_cmd(self.home.path())
-    }
-
-    /// Runs `spec-kitty ARGS` with empty stdin.
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().expect("spec-kitty runs")
     }
 
     /// Logs in to `url` as alice through the binary.
     pub fn login(&self, url: &str) {
-        let out = self
-            .cmd()
-            .args([
-                "auth",
-                "login",
-                "--server",
-                url,
-                "--username",
-                USER,
-                "--password-stdin",
-            ])
-            .write_stdin(format!("{PASSWORD}\n"))
-            .output()
-            .expect("spec-kitty runs");
+        let out = self.try_login(url, USER, PASSWORD);
         assert_eq!(code(&out), 0, "log-in failed: {}", describe(&out));
     }
 
@@ -162,17 +152,8 @@ impl Home {
         std::fs::write(self.dir().join("credentials"), text).expect("write credentials");
     }
 
-    /// `$HOME/.spec-kitty`.
-    pub fn dir(&self) -> PathBuf {
-        self.home.path().join(".spec-kitty")
-    }
-
     pub fn queue_path(&self) -> PathBuf {
         self.dir().join("events.db")
-    }
-
-    pub fn credentials_path(&self) -> PathBuf {
-        self.dir().join("credentials")
     }
 
     /// A scratch file path in this `HOME` (outside `.spec-kitty`).
@@ -188,6 +169,20 @@ impl Home {
         let out = self.run(&["sync", "import", path.to_str().expect("utf-8 path")]);
         assert_eq!(code(&out), 0, "import failed: {}", describe(&out));
         std::fs::remove_file(&path).expect("remove import file");
+    }
+
+    /// `spec-kitty sync import -` with `text` on stdin.
+    pub fn import_stdin(&self, text: String) -> Output {
+        self.cmd()
+            .args(["sync", "import", "-"])
+            .write_stdin(text)
+            .output()
+            .expect("runs")
+    }
+
+    /// `spec-kitty sync import -` with `events` as JSON lines on stdin.
+    pub fn import_stdin_events(&self, events: &[Value]) -> Output {
+        self.import_stdin(events.iter().map(|e| format!("{e}\n")).collect())
     }
 
     /// Makes sure the queue exists (created by the binary itself, so the
@@ -288,6 +283,21 @@ impl Home {
             .expect("tokens.access")
             .to_string()
     }
+}
+
+/// Asserts that `rows` starts with the event `event_id` parked for its
+/// size (the server's 413).
+#[track_caller]
+pub fn assert_parked_as_too_large(rows: &[Row], event_id: &str) {
+    assert_eq!(rows[0].event_id, event_id);
+    assert_eq!(rows[0].state, "parked");
+    assert!(
+        rows[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("413")),
+        "{rows:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -60,6 +60,86 @@ pub fn std_cmd(home: &Path) -> std::process::Command {
         cmd.env_remove(var);
     }
     cmd
+}
+
+/// The arguments of a password log-in through the binary, the password
+/// to be written to stdin.
+pub fn login_args<'a>(server_url: &'a str, username: &'a str) -> [&'a str; 7] {
+    [
+        "auth",
+        "login",
+        "--server",
+        server_url,
+        "--username",
+        username,
+        "--password-stdin",
+    ]
+}
+
+/// Runs [`login_args`] and then `extra` on `cmd`, with `password` on stdin.
+pub fn password_login(
+    cmd: &mut assert_cmd::Command,
+    server_url: &str,
+    username: &str,
+    password: &str,
+    extra: &[&str],
+) -> Output {
+    cmd.args(login_args(server_url, username))
+        .args(extra)
+        .write_stdin(format!("{password}\n"))
+        .output()
+        .expect("spec-kitty runs")
+}
+
+// ---------------------------------------------------------------------------
+// The user's machine
+// ---------------------------------------------------------------------------
+
+/// A user's machine: a temp `HOME` for the `spec-kitty` binary and the hang
+/// guard its commands run under. `common::Client` and `queue_support::Home`
+/// are this and what their tests add (they deref to it).
+pub struct Machine {
+    pub home: TempDir,
+    pub hang_guard: Duration,
+}
+
+impl Machine {
+    pub fn new(hang_guard: Duration) -> Machine {
+        Machine {
+            home: tempfile::tempdir().expect("temp HOME"),
+            hang_guard,
+        }
+    }
+
+    /// `spec-kitty` with this `HOME`, no proxy or CA settings, a hang guard.
+    pub fn cmd(&self) -> assert_cmd::Command {
+        cmd(self.home.path(), self.hang_guard)
+    }
+
+    /// The same as a plain `std::process::Command`, to spawn several or
+    /// kill one.
+    pub fn std_cmd(&self) -> std::process::Command {
+        std_cmd(self.home.path())
+    }
+
+    /// Runs `spec-kitty ARGS` with empty stdin.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().expect("spec-kitty runs")
+    }
+
+    /// `auth login` through the binary, password on stdin.
+    pub fn try_login(&self, server_url: &str, username: &str, password: &str) -> Output {
+        password_login(&mut self.cmd(), server_url, username, password, &[])
+    }
+
+    /// `$HOME/.spec-kitty`.
+    pub fn dir(&self) -> PathBuf {
+        self.home.path().join(".spec-kitty")
+    }
+
+    pub fn credentials_path(&self) -> PathBuf {
+        self.dir().join("credentials")
+    }
 }
 
 // ---------------------------------------------------------------------------
