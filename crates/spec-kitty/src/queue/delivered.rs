@@ -9,7 +9,7 @@
 //! SQLite runs as a truncate: the pages are freed, no index is updated row
 //! by row (100,000 queued events: about 0.03 s instead of 0.25 s or more).
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use super::{Queue, QueueError, classify, now_micros};
 
@@ -84,10 +84,7 @@ impl Queue {
         }
         let path = self.path.clone();
         let err = |e| classify(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = self.begin()?;
         let deleted = if holds_exactly(&tx, ids).map_err(err)? {
             tx.execute("DELETE FROM events", []).map_err(err)?
         } else {

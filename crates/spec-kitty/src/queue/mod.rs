@@ -197,6 +197,14 @@ impl Queue {
         &self.path
     }
 
+    /// An IMMEDIATE transaction: the write lock from the start, so two
+    /// processes never both read and then both try to write.
+    fn begin(&mut self) -> Result<rusqlite::Transaction<'_>, QueueError> {
+        self.conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| classify(&self.path, e))
+    }
+
     fn err(&self) -> impl Fn(rusqlite::Error) -> QueueError + '_ {
         |e| classify(&self.path, e)
     }
@@ -314,10 +322,7 @@ impl Queue {
         let path = self.path.clone();
         let err = |e| classify(&path, e);
         let now = now_micros();
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = self.begin()?;
         {
             delivered::delete_ids(&tx, &outcomes.delivered).map_err(err)?;
             let mut mark = tx

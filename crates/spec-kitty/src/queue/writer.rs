@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
+use rusqlite::{OptionalExtension, Transaction, params};
 
 use super::row::{Row, insert};
 use super::{Enqueued, Queue, QueueError, Queueable, classify, now_micros};
@@ -33,10 +33,7 @@ impl Queue {
     ) -> Result<R, E> {
         let path = self.path.clone();
         let err = |e| classify(&path, e);
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(err)?;
+        let tx = self.begin()?;
         let current: i64 = tx
             .query_row("SELECT value FROM meta WHERE key = 'lamport'", [], |r| {
                 r.get(0)
