@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 mod support;
 
-use support::{BoxResult, PASSWORD};
+use support::{BoxResult, PASSWORD, percentile};
 
 const BIN: &str = env!("CARGO_BIN_EXE_spec-kitty-server");
 
@@ -189,6 +189,21 @@ impl Conn {
         })
     }
 
+    /// What `sync status --check` sends: an empty batch with the token,
+    /// which must be answered 200.
+    fn probe(&mut self, token: &str) -> BoxResult<()> {
+        let status = self.post(
+            "/api/v1/events/batch/",
+            Some(token),
+            "",
+            br#"{"events": []}"#,
+        )?;
+        if status != 200 {
+            return Err(format!("probe answered {status}").into());
+        }
+        Ok(())
+    }
+
     fn post(
         &mut self,
         path: &str,
@@ -258,14 +273,6 @@ fn login(addr: SocketAddr) -> BoxResult<String> {
     }
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 /// Probes (an empty batch with the token, as `sync status --check`) on
 /// many keep-alive connections at once.
 fn probes(server: &Server, token: &str, sizes: &Sizes) -> BoxResult<()> {
@@ -279,15 +286,7 @@ fn probes(server: &Server, token: &str, sizes: &Sizes) -> BoxResult<()> {
                     let mut times = Vec::new();
                     while Instant::now() < deadline {
                         let sent = Instant::now();
-                        let status = conn.post(
-                            "/api/v1/events/batch/",
-                            Some(token),
-                            "",
-                            br#"{"events": []}"#,
-                        )?;
-                        if status != 200 {
-                            return Err(format!("probe answered {status}").into());
-                        }
+                        conn.probe(token)?;
                         times.push(sent.elapsed().as_secs_f64() * 1000.0);
                     }
                     Ok(times)
@@ -585,15 +584,7 @@ fn idle(server: &Server, token: &str, sizes: &Sizes) -> BoxResult<()> {
     let mut kept = Vec::with_capacity(sizes.idle_connections);
     for _ in 0..sizes.idle_connections {
         let mut conn = Conn::open(server.addr)?;
-        let status = conn.post(
-            "/api/v1/events/batch/",
-            Some(token),
-            "",
-            br#"{"events": []}"#,
-        )?;
-        if status != 200 {
-            return Err(format!("probe answered {status}").into());
-        }
+        conn.probe(token)?;
         kept.push(conn.stream);
     }
     let idle_since = Instant::now();

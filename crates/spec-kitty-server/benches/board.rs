@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use spec_kitty_protocol::fast::check_event;
 use spec_kitty_server::config::ServerConfig;
-use spec_kitty_server::store::{IncomingEvent, Sender};
+use spec_kitty_server::store::IncomingEvent;
 use spec_kitty_server::{BackgroundServer, admin};
 
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
 mod support;
 
-use support::{BoxResult, LANES, PASSWORD};
+use support::{BoxResult, LANES, PASSWORD, percentile};
 
 struct Sizes {
     ingest_events: usize,
@@ -127,20 +127,11 @@ fn incoming(events: &[String], with_board: bool) -> BoxResult<Vec<IncomingEvent>
         .iter()
         .map(|body| {
             let c = check_event(body).ok_or("bench event missed the fast path")?;
-            Ok(IncomingEvent {
-                event_id: c.event_id.into_owned(),
-                event_type: c.event_type.into_owned(),
-                aggregate_id: c.aggregate_id.into_owned(),
-                project_uuid: c.project_uuid.into_owned(),
-                project_slug: c.project_slug.map(|s| s.into_owned()),
-                team: None,
-                node_id: c.node_id.into_owned(),
-                lamport: c.lamport_clock as i64,
-                timestamp: c.timestamp.into_owned(),
-                lane: c.lane.map(|l| l.as_str()),
-                body: body.clone(),
-                fact: if with_board { c.fact } else { None },
-            })
+            let mut event = support::incoming_event(c, body.clone());
+            if !with_board {
+                event.fact = None;
+            }
+            Ok(event)
         })
         .collect()
 }
@@ -149,14 +140,7 @@ fn incoming(events: &[String], with_board: bool) -> BoxResult<Vec<IncomingEvent>
 fn store_rate(events: &[String], with_board: bool) -> BoxResult<f64> {
     let dir = tempfile::tempdir()?;
     let (server, _) = server(dir.path())?;
-    let user = server
-        .block_on(server.store.find_user("alice"))?
-        .ok_or("no user")?;
-    let sender = Sender {
-        user_id: user.id,
-        username: user.username,
-        team: Some("acme".into()),
-    };
+    let sender = support::sender(&server, "alice")?;
     let batches: Vec<Vec<IncomingEvent>> = events
         .chunks(1000)
         .map(|chunk| incoming(chunk, with_board))
@@ -220,14 +204,6 @@ fn compare(sizes: &Sizes, label: &str, events: &[String]) -> BoxResult<()> {
         (1.0 - w / wo) * 100.0
     );
     Ok(())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn board_reads(sizes: &Sizes) -> BoxResult<()> {

@@ -16,7 +16,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use rusqlite::{TransactionBehavior, params};
@@ -28,7 +27,8 @@ use spec_kitty_server::{BackgroundServer, admin};
 mod support;
 
 use support::{
-    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, build_events, gzip_batch, login, send_all,
+    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, incoming_event, ingest_load, login,
+    send_all, send_concurrently,
 };
 
 /// The same rows straight into SQLite, 1000 per transaction.
@@ -113,33 +113,11 @@ fn one_sender(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> 
 
 fn concurrent_senders(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
     let (server, tokens) = fresh_server(dir, SENDERS)?;
-    let batches = Arc::new(batches.to_vec());
-    let per_sender = batches.len() / SENDERS;
-    let barrier = Arc::new(Barrier::new(SENDERS + 1));
-    let handles: Vec<_> = tokens
+    let senders: Vec<(String, String)> = tokens
         .into_iter()
-        .enumerate()
-        .map(|(i, token)| {
-            let (batches, barrier, base) = (
-                Arc::clone(&batches),
-                Arc::clone(&barrier),
-                server.url.clone(),
-            );
-            std::thread::spawn(move || -> BoxResult<usize> {
-                let client = agent();
-                let mine = &batches[i * per_sender..(i + 1) * per_sender];
-                barrier.wait();
-                send_all(&client, &base, &token, mine)
-            })
-        })
+        .map(|token| (server.url.clone(), token))
         .collect();
-    barrier.wait();
-    let started = Instant::now();
-    let mut successes = 0;
-    for handle in handles {
-        successes += handle.join().map_err(|_| "a sender thread panicked")??;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
+    let (successes, elapsed) = send_concurrently(&senders, batches)?;
     if successes != events {
         return Err(format!("{successes} of {events} events answered success").into());
     }
@@ -159,7 +137,7 @@ fn breakdown(
 
     use serde_json::value::RawValue;
     use spec_kitty_protocol::fast::check_event;
-    use spec_kitty_server::store::{IncomingEvent, Sender};
+    use spec_kitty_server::store::IncomingEvent;
 
     /// The batch as the route parses it: raw event texts, stored as sent.
     #[derive(serde::Deserialize)]
@@ -169,14 +147,7 @@ fn breakdown(
     }
 
     let (server, _) = fresh_server(dir, 1)?;
-    let user = server
-        .block_on(server.store.find_user("user-0"))?
-        .ok_or("bench user missing")?;
-    let sender = Sender {
-        user_id: user.id,
-        username: user.username,
-        team: user.team,
-    };
+    let sender = support::sender(&server, "user-0")?;
     let mut totals = [0.0_f64; 5];
     for raw in batches {
         let t = Instant::now();
@@ -203,21 +174,7 @@ fn breakdown(
         let t = Instant::now();
         let incoming: Vec<IncomingEvent> = checked
             .into_iter()
-            .filter_map(|(c, body)| c.map(|c| (c, body)))
-            .map(|(c, body)| IncomingEvent {
-                event_id: c.event_id.into_owned(),
-                event_type: c.event_type.into_owned(),
-                aggregate_id: c.aggregate_id.into_owned(),
-                project_uuid: c.project_uuid.into_owned(),
-                project_slug: c.project_slug.map(|s| s.into_owned()),
-                team: None,
-                node_id: c.node_id.into_owned(),
-                lamport: c.lamport_clock as i64,
-                timestamp: c.timestamp.into_owned(),
-                lane: c.lane.map(|l| l.as_str()),
-                body: body.to_string(),
-                fact: c.fact,
-            })
+            .filter_map(|(c, body)| c.map(|c| incoming_event(c, body.to_string())))
             .collect();
         totals[3] += t.elapsed().as_secs_f64();
 
@@ -245,24 +202,7 @@ fn run() -> BoxResult<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let count = if full { 100_000 } else { 4_000 };
 
-    let events = build_events(count)?;
-    let json_bytes: usize = events.iter().map(|e| e.body.len()).sum();
-    let batches = events
-        .chunks(BATCH)
-        .map(gzip_batch)
-        .collect::<BoxResult<Vec<_>>>()?;
-    let gzip_bytes: usize = batches.iter().map(Vec::len).sum();
-    println!(
-        "ingest: {count} WPStatusChanged events, {} bytes of JSON each on average, {} gzip batches of {BATCH} ({} KiB each on average){}",
-        json_bytes / count,
-        batches.len(),
-        gzip_bytes / batches.len() / 1024,
-        if full {
-            ""
-        } else {
-            " [smoke run: pass --bench for the full run]"
-        }
-    );
+    let (events, batches) = ingest_load("ingest", count, full, "")?;
 
     let raw_dir = tempfile::tempdir()?;
     let raw = raw_baseline(raw_dir.path(), &events)?;

@@ -20,7 +20,6 @@
 //! PostgreSQL instead of failing.
 
 use std::process::ExitCode;
-use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use spec_kitty_server::config::ServerConfig;
@@ -47,7 +46,7 @@ mod pg_support;
 mod support;
 
 use support::{
-    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, build_events, gzip_batch, login, send_all,
+    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, ingest_load, login, send_concurrently,
 };
 
 fn runtime() -> BoxResult<tokio::runtime::Runtime> {
@@ -232,35 +231,7 @@ impl Cluster {
 /// Splits the batches evenly over the cluster's senders, sends them
 /// concurrently and returns events per second.
 fn ingest(cluster: &Cluster, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
-    let senders = cluster.senders.len();
-    let per_sender = batches.len() / senders;
-    if per_sender * senders != batches.len() {
-        return Err("the batches do not split evenly over the senders".into());
-    }
-    let barrier = Arc::new(Barrier::new(senders + 1));
-    let (successes, elapsed) = std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
-        let handles: Vec<_> = cluster
-            .senders
-            .iter()
-            .enumerate()
-            .map(|(i, (base, token))| {
-                let barrier = Arc::clone(&barrier);
-                let mine = &batches[i * per_sender..(i + 1) * per_sender];
-                scope.spawn(move || -> BoxResult<usize> {
-                    let client = agent();
-                    barrier.wait();
-                    send_all(&client, base, token, mine)
-                })
-            })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
-        let mut successes = 0;
-        for handle in handles {
-            successes += handle.join().map_err(|_| "a sender thread panicked")??;
-        }
-        Ok((successes, started.elapsed().as_secs_f64()))
-    })?;
+    let (successes, elapsed) = send_concurrently(&cluster.senders, batches)?;
     if successes != events {
         return Err(format!("{successes} of {events} events answered success").into());
     }
@@ -286,25 +257,11 @@ fn run(full: bool) -> BoxResult<()> {
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| DEFAULT_ADMIN_URL.to_string());
 
-    let events = build_events(count)?;
-    let json_bytes: usize = events.iter().map(|e| e.body.len()).sum();
-    let batches = events
-        .chunks(BATCH)
-        .map(gzip_batch)
-        .collect::<BoxResult<Vec<_>>>()?;
-    let gzip_bytes: usize = batches.iter().map(Vec::len).sum();
-    println!(
-        "ingest_postgres: {count} WPStatusChanged events, {} bytes of JSON each on average, {} gzip batches of {BATCH} ({} KiB each on average), PostgreSQL at {}{}",
-        json_bytes / count,
-        batches.len(),
-        gzip_bytes / batches.len() / 1024,
-        spec_kitty_server::store::postgres::redact(&admin_url),
-        if full {
-            ""
-        } else {
-            " [smoke run: pass --bench for the full run]"
-        }
+    let at = format!(
+        ", PostgreSQL at {}",
+        spec_kitty_server::store::postgres::redact(&admin_url)
     );
+    let (events, batches) = ingest_load("ingest_postgres", count, full, &at)?;
 
     let raw = raw_baseline(&admin_url, &events)?;
     let one = http_phase(&admin_url, 1, 1, &batches, count)?;

@@ -8,20 +8,13 @@ use std::path::Path;
 use assert_cmd::Command;
 use spec_kitty_server::BackgroundServer;
 use spec_kitty_server::config::ServerConfig;
+use tempfile::TempDir;
 
-use common::PASSWORD;
+use common::{PASSWORD, cli};
 
-/// `spec-kitty-server ARGS... --data-dir DIR`, isolated from the caller's
-/// environment.
-fn cli(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("spec-kitty-server").expect("binary built");
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("SPEC_KITTY_SERVER_DATA_DIR")
-        .env_remove("SPEC_KITTY_SERVER_DATABASE_URL")
-        .env_remove("RUST_LOG");
-    cmd
+/// Runs `spec-kitty-server ARGS...`, which must succeed.
+fn ok(dir: &Path, args: &[&str]) {
+    cli(dir, args).assert().success();
 }
 
 fn stdout_of(dir: &Path, args: &[&str]) -> String {
@@ -45,8 +38,48 @@ fn failure(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `user add USERNAME --team TEAM --password-stdin` given `stdin`, which
+/// must fail; returns standard error.
+fn add_user_fails(dir: &Path, username: &str, team: &str, stdin: &str) -> String {
+    failure(
+        cli(
+            dir,
+            &["user", "add", username, "--team", team, "--password-stdin"],
+        )
+        .write_stdin(stdin),
+    )
+}
+
+/// A data directory with team `acme`.
+fn acme() -> TempDir {
+    let dir = tempfile::tempdir().expect("temp data dir");
+    ok(dir.path(), &["team", "add", "acme"]);
+    dir
+}
+
+/// A data directory with user `alice` in team `acme`.
+fn acme_with_alice() -> TempDir {
+    let dir = acme();
+    add_user(dir.path(), "alice", "acme");
+    dir
+}
+
+/// A data directory with teams `acme` and `other`, and user `alice` of
+/// `acme` who is a member of `other` too.
+fn alice_in_acme_and_other() -> TempDir {
+    let dir = acme();
+    ok(dir.path(), &["team", "add", "other"]);
+    add_user(dir.path(), "alice", "acme");
+    ok(dir.path(), &["team", "add-member", "other", "alice"]);
+    dir
+}
+
+fn start_server(dir: &Path) -> BackgroundServer {
+    BackgroundServer::start(&ServerConfig::for_data_dir(dir)).expect("server starts")
+}
+
 fn login_status(dir: &Path, username: &str) -> u16 {
-    let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir)).expect("server starts");
+    let server = start_server(dir);
     common::login(&common::agent(), &server.url, username, PASSWORD).status
 }
 
@@ -61,9 +94,7 @@ fn team_add_and_list() {
 
 #[test]
 fn user_add_with_password_stdin_then_list_and_log_in() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    add_user(dir.path(), "alice", "acme");
+    let dir = acme_with_alice();
 
     let users = stdout_of(dir.path(), &["user", "list"]);
     assert_eq!(
@@ -81,16 +112,7 @@ fn user_add_with_password_stdin_then_list_and_log_in() {
 
 #[test]
 fn add_member_and_remove_member() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    cli(dir.path(), &["team", "add", "other"])
-        .assert()
-        .success();
-    add_user(dir.path(), "alice", "acme");
-
-    cli(dir.path(), &["team", "add-member", "other", "alice"])
-        .assert()
-        .success();
+    let dir = alice_in_acme_and_other();
     let users = stdout_of(dir.path(), &["user", "list"]);
     assert!(users.contains("acme, other\n"), "{users}");
     let teams = stdout_of(dir.path(), &["team", "list"]);
@@ -102,9 +124,7 @@ fn add_member_and_remove_member() {
     ));
     assert!(again.contains("already a member"), "{again}");
 
-    cli(dir.path(), &["team", "remove-member", "other", "alice"])
-        .assert()
-        .success();
+    ok(dir.path(), &["team", "remove-member", "other", "alice"]);
     let users = stdout_of(dir.path(), &["user", "list"]);
     assert!(users.contains("acme  acme\n"), "{users}");
     let teams = stdout_of(dir.path(), &["team", "list"]);
@@ -119,12 +139,8 @@ fn add_member_and_remove_member() {
 
 #[test]
 fn user_disable_refuses_log_in() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    add_user(dir.path(), "alice", "acme");
-    cli(dir.path(), &["user", "disable", "alice"])
-        .assert()
-        .success();
+    let dir = acme_with_alice();
+    ok(dir.path(), &["user", "disable", "alice"]);
     let users = stdout_of(dir.path(), &["user", "list"]);
     assert!(users.contains("alice  disabled"), "{users}");
     assert_eq!(login_status(dir.path(), "alice"), 401);
@@ -133,18 +149,15 @@ fn user_disable_refuses_log_in() {
 #[test]
 fn admin_commands_work_while_the_server_runs() {
     let dir = tempfile::tempdir().expect("temp data dir");
-    let server =
-        BackgroundServer::start(&ServerConfig::for_data_dir(dir.path())).expect("server starts");
+    let server = start_server(dir.path());
     let client = common::agent();
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    ok(dir.path(), &["team", "add", "acme"]);
     add_user(dir.path(), "alice", "acme");
     let (access, _) = common::login_ok(&client, &server.url, "alice", PASSWORD);
     let health = format!("{}/api/v1/sync/health/", server.url);
     assert_eq!(common::get(&client, &health, Some(&access)).status, 200);
 
-    cli(dir.path(), &["user", "disable", "alice"])
-        .assert()
-        .success();
+    ok(dir.path(), &["user", "disable", "alice"]);
     assert_eq!(
         common::get(&client, &health, Some(&access)).status,
         401,
@@ -154,8 +167,7 @@ fn admin_commands_work_while_the_server_runs() {
 
 #[test]
 fn user_add_without_password_stdin_and_without_terminal_fails() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    let dir = acme();
     // assert_cmd gives the child a pipe, never a terminal, as stdin.
     let stderr = failure(
         cli(dir.path(), &["user", "add", "alice", "--team", "acme"])
@@ -168,41 +180,20 @@ fn user_add_without_password_stdin_and_without_terminal_fails() {
 
 #[test]
 fn user_add_to_a_missing_team_says_to_create_it_first() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    let stderr = failure(
-        cli(
-            dir.path(),
-            &[
-                "user",
-                "add",
-                "alice",
-                "--team",
-                "ghost",
-                "--password-stdin",
-            ],
-        )
-        .write_stdin(format!("{PASSWORD}\n")),
-    );
+    let dir = acme();
+    let stderr = add_user_fails(dir.path(), "alice", "ghost", &format!("{PASSWORD}\n"));
     assert!(stderr.contains("create it first"), "{stderr}");
     assert!(stderr.contains("team add ghost"), "{stderr}");
 }
 
 #[test]
 fn duplicate_team_and_user_are_clear_errors() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    let dir = acme();
     let stderr = failure(&mut cli(dir.path(), &["team", "add", "acme"]));
     assert!(stderr.contains("team 'acme' already exists"), "{stderr}");
 
     add_user(dir.path(), "alice", "acme");
-    let stderr = failure(
-        cli(
-            dir.path(),
-            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
-        )
-        .write_stdin(format!("{PASSWORD}\n")),
-    );
+    let stderr = add_user_fails(dir.path(), "alice", "acme", &format!("{PASSWORD}\n"));
     assert!(stderr.contains("user 'alice' already exists"), "{stderr}");
 }
 
@@ -211,22 +202,10 @@ fn invalid_names_and_short_passwords_are_refused() {
     let dir = tempfile::tempdir().expect("temp data dir");
     let stderr = failure(&mut cli(dir.path(), &["team", "add", "Not A Slug"]));
     assert!(stderr.contains("not a valid team slug"), "{stderr}");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    let stderr = failure(
-        cli(
-            dir.path(),
-            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
-        )
-        .write_stdin("short\n"),
-    );
+    ok(dir.path(), &["team", "add", "acme"]);
+    let stderr = add_user_fails(dir.path(), "alice", "acme", "short\n");
     assert!(stderr.contains("too short"), "{stderr}");
-    let stderr = failure(
-        cli(
-            dir.path(),
-            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
-        )
-        .write_stdin(""),
-    );
+    let stderr = add_user_fails(dir.path(), "alice", "acme", "");
     assert!(stderr.contains("no password"), "{stderr}");
 }
 
@@ -236,7 +215,7 @@ fn json_of(dir: &Path, args: &[&str]) -> serde_json::Value {
 
 /// The team a log-in announces (`team_slug`), or `None`.
 fn login_team(dir: &Path, username: &str) -> Option<String> {
-    let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir)).expect("server starts");
+    let server = start_server(dir);
     let reply = common::login(&common::agent(), &server.url, username, PASSWORD);
     assert_eq!(reply.status, 200, "{}", reply.text);
     reply.json()["team_slug"].as_str().map(str::to_string)
@@ -244,9 +223,7 @@ fn login_team(dir: &Path, username: &str) -> Option<String> {
 
 #[test]
 fn lists_have_json() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    add_user(dir.path(), "alice", "acme");
+    let dir = acme_with_alice();
     let teams = json_of(dir.path(), &["team", "list", "--json"]);
     assert_eq!(
         teams,
@@ -275,14 +252,13 @@ fn commands_other_than_team_add_refuse_a_missing_database() {
         assert!(stderr.contains("--data-dir"), "{args:?}: {stderr}");
     }
     assert!(!typo.exists(), "nothing was created");
-    cli(&typo, &["team", "add", "acme"]).assert().success();
+    ok(&typo, &["team", "add", "acme"]);
     assert!(typo.join("spec-kitty.db").exists(), "team add creates it");
 }
 
 #[test]
 fn usernames_are_case_insensitive() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
+    let dir = acme();
     let out = cli(
         dir.path(),
         &["user", "add", "Alice", "--team", "acme", "--password-stdin"],
@@ -297,32 +273,18 @@ fn usernames_are_case_insensitive() {
         String::from_utf8_lossy(&out).contains("Created user 'alice'"),
         "stored in lower case"
     );
-    let stderr = failure(
-        cli(
-            dir.path(),
-            &["user", "add", "alice", "--team", "acme", "--password-stdin"],
-        )
-        .write_stdin(format!("{PASSWORD}\n")),
-    );
+    let stderr = add_user_fails(dir.path(), "alice", "acme", &format!("{PASSWORD}\n"));
     assert!(stderr.contains("already exists"), "{stderr}");
     assert_eq!(login_status(dir.path(), "ALICE"), 200);
-    cli(dir.path(), &["user", "disable", "aLiCe"])
-        .assert()
-        .success();
+    ok(dir.path(), &["user", "disable", "aLiCe"]);
     assert_eq!(login_status(dir.path(), "alice"), 401);
 }
 
 #[test]
 fn user_enable_passwd_and_remove() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    add_user(dir.path(), "alice", "acme");
-    cli(dir.path(), &["user", "disable", "alice"])
-        .assert()
-        .success();
-    cli(dir.path(), &["user", "enable", "alice"])
-        .assert()
-        .success();
+    let dir = acme_with_alice();
+    ok(dir.path(), &["user", "disable", "alice"]);
+    ok(dir.path(), &["user", "enable", "alice"]);
     assert_eq!(login_status(dir.path(), "alice"), 200, "enabled again");
 
     cli(dir.path(), &["user", "passwd", "alice", "--password-stdin"])
@@ -330,8 +292,7 @@ fn user_enable_passwd_and_remove() {
         .assert()
         .success();
     assert_eq!(login_status(dir.path(), "alice"), 401, "old password");
-    let server =
-        BackgroundServer::start(&ServerConfig::for_data_dir(dir.path())).expect("server starts");
+    let server = start_server(dir.path());
     let reply = common::login(&common::agent(), &server.url, "alice", "a-new-password");
     assert_eq!(reply.status, 200, "{}", reply.text);
     drop(server);
@@ -340,9 +301,7 @@ fn user_enable_passwd_and_remove() {
     );
     assert!(stderr.contains("too short"), "{stderr}");
 
-    cli(dir.path(), &["user", "remove", "alice"])
-        .assert()
-        .success();
+    ok(dir.path(), &["user", "remove", "alice"]);
     assert!(stdout_of(dir.path(), &["user", "list"]).contains("No users yet"));
     let teams = json_of(dir.path(), &["team", "list", "--json"]);
     assert_eq!(teams[0]["members"], serde_json::json!([]));
@@ -352,9 +311,7 @@ fn user_enable_passwd_and_remove() {
 
 #[test]
 fn user_unlock_ends_a_log_in_lockout() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    add_user(dir.path(), "alice", "acme");
+    let dir = acme_with_alice();
     let mut config = ServerConfig::for_data_dir(dir.path());
     config.limits.login_max_failures = 2;
     let server = BackgroundServer::start(&config).expect("server starts");
@@ -366,9 +323,7 @@ fn user_unlock_ends_a_log_in_lockout() {
     let locked = common::login(&client, &server.url, "alice", PASSWORD);
     assert_eq!(locked.status, 429, "locked out: {}", locked.text);
 
-    cli(dir.path(), &["user", "unlock", "Alice"])
-        .assert()
-        .success();
+    ok(dir.path(), &["user", "unlock", "Alice"]);
     let reply = common::login(&client, &server.url, "alice", PASSWORD);
     assert_eq!(reply.status, 200, "unlocked: {}", reply.text);
     let stderr = failure(&mut cli(dir.path(), &["user", "unlock", "nobody"]));
@@ -377,24 +332,13 @@ fn user_unlock_ends_a_log_in_lockout() {
 
 #[test]
 fn team_remove_deletes_an_unused_team_and_refuses_one_with_projects() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    cli(dir.path(), &["team", "add", "other"])
-        .assert()
-        .success();
-    add_user(dir.path(), "alice", "acme");
-    cli(dir.path(), &["team", "add-member", "other", "alice"])
-        .assert()
-        .success();
-    cli(dir.path(), &["team", "remove", "other"])
-        .assert()
-        .success();
+    let dir = alice_in_acme_and_other();
+    ok(dir.path(), &["team", "remove", "other"]);
     let teams = json_of(dir.path(), &["team", "list", "--json"]);
     assert_eq!(teams.as_array().map(Vec::len), Some(1), "{teams}");
 
     {
-        let server = BackgroundServer::start(&ServerConfig::for_data_dir(dir.path()))
-            .expect("server starts");
+        let server = start_server(dir.path());
         let client = common::agent();
         let (access, _) = common::login_ok(&client, &server.url, "alice", PASSWORD);
         let reply = common::post_batch(
@@ -413,22 +357,10 @@ fn team_remove_deletes_an_unused_team_and_refuses_one_with_projects() {
 
 #[test]
 fn a_member_removed_from_their_team_no_longer_logs_in_with_it() {
-    let dir = tempfile::tempdir().expect("temp data dir");
-    cli(dir.path(), &["team", "add", "acme"]).assert().success();
-    cli(dir.path(), &["team", "add", "other"])
-        .assert()
-        .success();
-    add_user(dir.path(), "alice", "acme");
-    cli(dir.path(), &["team", "add-member", "other", "alice"])
-        .assert()
-        .success();
-    cli(dir.path(), &["team", "remove-member", "acme", "alice"])
-        .assert()
-        .success();
+    let dir = alice_in_acme_and_other();
+    ok(dir.path(), &["team", "remove-member", "acme", "alice"]);
     assert_eq!(login_team(dir.path(), "alice").as_deref(), Some("other"));
-    cli(dir.path(), &["team", "remove-member", "other", "alice"])
-        .assert()
-        .success();
+    ok(dir.path(), &["team", "remove-member", "other", "alice"]);
     assert_eq!(login_team(dir.path(), "alice"), None);
 }
 

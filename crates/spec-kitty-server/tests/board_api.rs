@@ -8,7 +8,8 @@ use crate::common;
 use std::collections::{BTreeMap, HashSet};
 
 use common::{
-    TestServer, board_event, feature_created, new_project, sse_open, wp_created, wp_status,
+    TestServer, assert_each_sender_in_order, board_event, feature_created, feed_race, ids_of,
+    new_project, sse_open, wp_created, wp_status,
 };
 use serde_json::{Value, json};
 
@@ -941,13 +942,6 @@ fn follow_feed(
     }
 }
 
-fn ids_of(events: &[Value]) -> Vec<String> {
-    events
-        .iter()
-        .map(|e| e["event_id"].as_str().expect("event_id").to_string())
-        .collect()
-}
-
 #[test]
 fn following_next_with_small_limits_returns_every_event_once_in_order() {
     let (t, alice) = acme();
@@ -1101,85 +1095,40 @@ fn the_feed_stays_exact_while_four_senders_post_concurrently() {
     const SENDERS: usize = 4;
     const BATCHES: usize = 12;
     const PER_BATCH: usize = 15;
-    let done = std::sync::atomic::AtomicUsize::new(0);
-    let (sent, seen) = std::thread::scope(|scope| {
-        let senders: Vec<_> = (0..SENDERS)
-            .map(|s| {
-                let (t, alice, p, done) = (&t, &alice, &p, &done);
-                scope.spawn(move || {
-                    let mut ids = Vec::new();
-                    for b in 0..BATCHES {
-                        let events: Vec<Value> = (0..PER_BATCH)
-                            .map(|i| {
-                                let wp = format!("WP{:02}", 10 + (s * 7 + b + i) % 40);
-                                wp_status(
-                                    p,
-                                    A,
-                                    &wp,
-                                    "doing",
-                                    (b * PER_BATCH + i) as i64,
-                                    &format!("sender-{s}"),
-                                )
-                            })
-                            .collect();
-                        t.post_ok(alice, &events);
-                        ids.extend(ids_of(&events));
-                    }
-                    done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    ids
+    let (sent, seen) = feed_race(
+        SENDERS,
+        BATCHES,
+        7,
+        |s, b| {
+            let events: Vec<Value> = (0..PER_BATCH)
+                .map(|i| {
+                    let wp = format!("WP{:02}", 10 + (s * 7 + b + i) % 40);
+                    wp_status(
+                        &p,
+                        A,
+                        &wp,
+                        "doing",
+                        (b * PER_BATCH + i) as i64,
+                        &format!("sender-{s}"),
+                    )
                 })
-            })
-            .collect();
-        let reader = scope.spawn(|| {
-            let mut cursor: Option<String> = None;
-            let mut seen = Vec::new();
-            loop {
-                // Read the flag before the page: once every sender is done,
-                // one more empty page proves the end was reached.
-                let finished = done.load(std::sync::atomic::Ordering::SeqCst) == SENDERS;
-                let path = match &cursor {
-                    Some(c) => format!("/api/v1/projects/{p}/events/?after={c}&limit=7"),
-                    None => format!("/api/v1/projects/{p}/events/?limit=7"),
-                };
-                let reply = t.get(&path, Some(&alice));
-                if reply.status == 404 && cursor.is_none() {
-                    continue; // the project is not there yet
-                }
-                assert_eq!(reply.status, 200, "{}", reply.text);
-                let page = reply.json();
-                let events = page["events"].as_array().expect("events").clone();
-                if events.is_empty() {
-                    if finished {
-                        return seen;
-                    }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
-                    continue;
-                }
-                seen.extend(ids_of(&events));
-                cursor = Some(page["next"].as_str().expect("next").to_string());
-            }
-        });
-        let sent: Vec<Vec<String>> = senders
-            .into_iter()
-            .map(|h| h.join().expect("sender thread"))
-            .collect();
-        (sent, reader.join().expect("reader thread"))
-    });
+                .collect();
+            t.post_ok(&alice, &events);
+            events
+        },
+        |_, query| {
+            t.get(
+                &format!("/api/v1/projects/{p}/events/{query}"),
+                Some(&alice),
+            )
+        },
+    );
     let unique: HashSet<&String> = seen.iter().collect();
     assert_eq!(unique.len(), seen.len(), "no event handed out twice");
     let all: HashSet<&String> = sent.iter().flatten().collect();
     assert_eq!(unique, all, "every stored event handed out (no gaps)");
     // Each sender's events come in the order that sender stored them.
-    for ids in &sent {
-        let positions: Vec<usize> = ids
-            .iter()
-            .map(|id| seen.iter().position(|s| s == id).expect("seen"))
-            .collect();
-        assert!(
-            positions.windows(2).all(|w| w[0] < w[1]),
-            "per-sender order"
-        );
-    }
+    assert_each_sender_in_order(&sent, &seen, "per-sender order");
 }
 
 // ---------------------------------------------------------------------------
@@ -1282,34 +1231,6 @@ fn rebuild_from_the_log_equals_the_live_board_and_repairs_a_corrupted_one() {
 // ---------------------------------------------------------------------------
 // Reading with a browser's session cookie
 
-/// Logs in through the web form and returns the session cookie pair.
-fn session_cookie(t: &TestServer, username: &str) -> String {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
-    let response = agent
-        .post(t.url("/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", &t.server.url)
-        .send(format!("username={username}&password={}", common::PASSWORD).as_bytes())
-        .expect("log-in form answered");
-    assert!(
-        response.status().is_redirection(),
-        "log-in redirects: {}",
-        response.status()
-    );
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sk_session="))
-        .expect("a session cookie is set");
-    cookie.split(';').next().unwrap_or_default().to_string()
-}
-
 fn get_with_cookie(t: &TestServer, path: &str, cookie: &str) -> (u16, String) {
     let mut response = t
         .agent
@@ -1327,7 +1248,7 @@ fn a_browser_session_cookie_reads_the_api_of_its_team_only() {
     let (t, alice, bob) = two_teams();
     let p = new_project();
     t.post_ok(&alice, &[wp_status(&p, A, "WP01", "doing", 1, "n1")]);
-    let alices = session_cookie(&t, "alice");
+    let alices = t.session_cookie("alice");
     let (status, text) = get_with_cookie(&t, "/api/v1/projects/", &alices);
     assert_eq!(status, 200, "{text}");
     assert!(text.contains(&p), "{text}");
@@ -1338,7 +1259,7 @@ fn a_browser_session_cookie_reads_the_api_of_its_team_only() {
     let (status, _) = get_with_cookie(&t, &format!("/api/v1/projects/{p}/events/"), &alices);
     assert_eq!(status, 200);
 
-    let bobs = session_cookie(&t, "bob");
+    let bobs = t.session_cookie("bob");
     let (status, text) = get_with_cookie(&t, &format!("/api/v1/projects/{p}/board/"), &bobs);
     assert_eq!(status, 404, "{text}");
     let _ = bob;

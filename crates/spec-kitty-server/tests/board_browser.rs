@@ -371,6 +371,19 @@ impl Browser {
         path
     }
 
+    /// Full-page shots `NAME-light` and `NAME-dark`, then `NAME-narrow-light`
+    /// of a narrow window, which `page` must fit.
+    fn page_shots(&self, name: &str, page: &str) {
+        self.full_page_shot(&format!("{name}-light"), WIDE.0);
+        self.color_scheme("dark");
+        self.full_page_shot(&format!("{name}-dark"), WIDE.0);
+        self.color_scheme("light");
+        self.size(NARROW);
+        self.assert_fits_width(&format!("{page}, narrow"));
+        self.shot(&format!("{name}-narrow-light"));
+        self.size(WIDE);
+    }
+
     /// Dark or light `prefers-color-scheme`, through the DevTools protocol
     /// (chromedriver's `goog/cdp/execute`). It holds for this tab until
     /// changed, across navigations.
@@ -521,6 +534,8 @@ fn stamp(minutes_ago: i64) -> String {
     .expect("timestamp formats")
 }
 
+/// The event of `event_type` on `aggregate` (type, id) with `payload`, in
+/// the protocol's own envelope, made `minutes_ago`.
 fn envelope(
     project: &str,
     event_type: &str,
@@ -529,25 +544,28 @@ fn envelope(
     lamport: u64,
     minutes_ago: i64,
 ) -> Value {
-    json!({
-        "event_id": ulid::Ulid::new().to_string(),
-        "event_type": event_type,
-        "aggregate_id": aggregate.1,
-        "aggregate_type": aggregate.0,
-        "payload": payload,
-        "timestamp": stamp(minutes_ago),
-        "node_id": "3f2a9c1b7d4e",
-        "lamport_clock": lamport,
-        "causation_id": null,
-        "correlation_id": ulid::Ulid::new().to_string(),
-        "project_uuid": project,
-        "project_slug": "my-project",
-        "schema_version": "1.0.0",
-        "data_tier": 0,
-        "git_branch": "main",
-        "head_commit_sha": null,
-        "repo_slug": null
-    })
+    let event = spec_kitty_protocol::Event {
+        event_id: ulid::Ulid::new().to_string(),
+        event_type: event_type.to_string(),
+        aggregate_id: aggregate.1.to_string(),
+        aggregate_type: Some(aggregate.0.to_string()),
+        payload,
+        timestamp: stamp(minutes_ago),
+        node_id: "3f2a9c1b7d4e".to_string(),
+        lamport_clock: lamport,
+        causation_id: None,
+        correlation_id: Some(ulid::Ulid::new().to_string()),
+        project_uuid: project.to_string(),
+        project_slug: Some("my-project".to_string()),
+        team_slug: None,
+        schema_version: spec_kitty_protocol::event::DEFAULT_SCHEMA_VERSION.to_string(),
+        data_tier: 0,
+        git_branch: Some("main".to_string()),
+        head_commit_sha: None,
+        repo_slug: None,
+        extra: serde_json::Map::new(),
+    };
+    serde_json::to_value(event).expect("an Event always serializes")
 }
 
 fn feature_created(project: &str, slug: &str, wp_count: u64) -> Value {
@@ -645,6 +663,36 @@ fn seed_project(server: &TestServer, token: &str) -> String {
     p.to_string()
 }
 
+/// For the browser test `test`: a server (with the configuration `tweak`
+/// makes) and team `team`; `None` when the browser tests are skipped.
+fn browser_server(
+    test: &str,
+    team: &str,
+    tweak: impl FnOnce(&mut spec_kitty_server::ServerConfig),
+) -> Option<TestServer> {
+    if !browser_wanted(test) {
+        return None;
+    }
+    let server = TestServer::start_with(tweak);
+    server.add_team(team);
+    Some(server)
+}
+
+/// User `alice` in the existing team `acme`: her access token, and the
+/// project of [`seed_project`].
+fn seed_alice(server: &TestServer) -> (String, String) {
+    let (token, _) = server.user_with_tokens("alice", "acme");
+    let project = seed_project(server, &token);
+    (token, project)
+}
+
+/// A browser on `server`, logged in as `username`.
+fn logged_in(server: &TestServer, username: &str) -> Browser {
+    let browser = Browser::start(&server.server.url);
+    browser.log_in(username);
+    browser
+}
+
 // ---------------------------------------------------------------------------
 // the tests
 
@@ -652,13 +700,10 @@ fn seed_project(server: &TestServer, token: &str) -> String {
 /// filter, history, dark mode, log-out.
 #[test]
 fn board_in_a_browser() {
-    if !browser_wanted("board_in_a_browser") {
+    let Some(server) = browser_server("board_in_a_browser", "acme", |_| {}) else {
         return;
-    }
-    let server = TestServer::start();
-    server.add_team("acme");
-    let (token, _) = server.user_with_tokens("alice", "acme");
-    let project = seed_project(&server, &token);
+    };
+    let (token, project) = seed_alice(&server);
     let board_path = format!("/projects/{project}");
 
     let browser = Browser::start(&server.server.url);
@@ -734,18 +779,15 @@ fn board_in_a_browser() {
     // A move arrives from the stream and moves the card, without a reload.
     browser.js("window.__marker = 1; return true;", vec![]);
     let x = Some("039-x");
-    post(
-        &server,
-        &token,
-        &[status(
-            &project,
-            x,
-            "WP01",
-            ("planned", "doing", "alice"),
-            10,
-            0,
-        )],
-    );
+    // A lane change of 039-x/WP01, made now.
+    let move_wp01 = |change: (&str, &str, &str), lamport: u64| {
+        post(
+            &server,
+            &token,
+            &[status(&project, x, "WP01", change, lamport, 0)],
+        );
+    };
+    move_wp01(("planned", "doing", "alice"), 10);
     browser.wait_js(
         "039-x/WP01 in doing",
         "return !!document.querySelector('[data-lane=\"doing\"] [data-wp=\"039-x/WP01\"]');",
@@ -770,18 +812,7 @@ fn board_in_a_browser() {
     );
 
     // Blocked: still in doing, with a badge that says so.
-    post(
-        &server,
-        &token,
-        &[status(
-            &project,
-            x,
-            "WP01",
-            ("doing", "blocked", "bob"),
-            11,
-            0,
-        )],
-    );
+    move_wp01(("doing", "blocked", "bob"), 11);
     browser.wait_js(
         "a blocked badge on 039-x/WP01",
         "const b = document.querySelector(\
@@ -792,11 +823,7 @@ fn board_in_a_browser() {
     assert_eq!(browser.text("[data-wp=\"039-x/WP01\"] .actor"), "bob");
     assert_eq!(browser.js("return window.__marker;", vec![]), json!(1));
     // An event that loses to the winner (older Lamport clock) changes nothing.
-    post(
-        &server,
-        &token,
-        &[status(&project, x, "WP01", ("doing", "done", "eve"), 5, 0)],
-    );
+    move_wp01(("doing", "done", "eve"), 5);
     browser.assert_no_overlap("the board after live moves");
     browser.shot("board-wide-live-light");
     browser.size(NARROW);
@@ -926,13 +953,8 @@ fn board_in_a_browser() {
 fn board_renders_without_javascript() {
     let server = TestServer::start();
     server.add_team("acme");
-    let (token, _) = server.user_with_tokens("alice", "acme");
-    let project = seed_project(&server, &token);
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent();
+    let (_, project) = seed_alice(&server);
+    let agent = common::no_redirects();
 
     // Without a session the board sends the browser to the log-in form.
     let response = agent
@@ -1026,11 +1048,9 @@ fn board_renders_without_javascript() {
 /// no work packages, and 200 cards across 4 features (light and dark).
 #[test]
 fn empty_and_full_boards_in_a_browser() {
-    if !browser_wanted("empty_and_full_boards_in_a_browser") {
+    let Some(server) = browser_server("empty_and_full_boards_in_a_browser", "big", |_| {}) else {
         return;
-    }
-    let server = TestServer::start();
-    server.add_team("big");
+    };
     let (token, _) = server.user_with_tokens("erin", "big");
     let browser = Browser::start(&server.server.url);
 
@@ -1151,14 +1171,11 @@ fn empty_and_full_boards_in_a_browser() {
 /// refused and changes nothing.
 #[test]
 fn tokens_page_in_a_browser() {
-    if !browser_wanted("tokens_page_in_a_browser") {
+    let Some(server) = browser_server("tokens_page_in_a_browser", "acme", |_| {}) else {
         return;
-    }
-    let server = TestServer::start();
-    server.add_team("acme");
+    };
     server.add_user("alice", "acme");
-    let browser = Browser::start(&server.server.url);
-    browser.log_in("alice");
+    let browser = logged_in(&server, "alice");
     browser.click(".topbar a[href='/tokens']");
     browser.wait_for("form.tokenform");
     assert_eq!(browser.location(), "/tokens");
@@ -1175,14 +1192,7 @@ fn tokens_page_in_a_browser() {
         browser.text("#tokens tbody tr td:first-child"),
         "ci on build-3"
     );
-    browser.full_page_shot("tokens-created-light", WIDE.0);
-    browser.color_scheme("dark");
-    browser.full_page_shot("tokens-created-dark", WIDE.0);
-    browser.color_scheme("light");
-    browser.size(NARROW);
-    browser.assert_fits_width("the Tokens page, narrow");
-    browser.shot("tokens-created-narrow-light");
-    browser.size(WIDE);
+    browser.page_shots("tokens-created", "the Tokens page");
 
     let health = server.get("/api/v1/sync/health/", Some(&token));
     assert_eq!(health.status, 200, "{}", health.text);
@@ -1250,25 +1260,13 @@ fn tokens_page_in_a_browser() {
 /// Approve hands the polling client its session.
 #[test]
 fn device_page_in_a_browser() {
-    if !browser_wanted("device_page_in_a_browser") {
+    let Some(server) = browser_server("device_page_in_a_browser", "acme", |c| {
+        c.limits.device_poll_interval = 1
+    }) else {
         return;
-    }
-    let server = TestServer::start_with(|c| c.limits.device_poll_interval = 1);
-    server.add_team("acme");
-    server.add_user("alice", "acme");
-    let post = |path: &str, body: Value| {
-        let mut response = common::agent()
-            .post(server.url(path))
-            .header("Content-Type", "application/json")
-            .send(body.to_string().as_bytes())
-            .expect("answered");
-        let status = response.status().as_u16();
-        let text = response.body_mut().read_to_string().unwrap_or_default();
-        (
-            status,
-            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
-        )
     };
+    server.add_user("alice", "acme");
+    let post = |path: &str, body: Value| server.post_json(path, &body);
     let (status, code) = post(
         "/api/v1/device/code/",
         json!({"client_name": "spec-kitty 0.1.0 on build-3"}),
@@ -1343,15 +1341,12 @@ fn device_page_in_a_browser() {
 /// everywhere" ends the rest and the page's own session.
 #[test]
 fn sessions_page_in_a_browser() {
-    if !browser_wanted("sessions_page_in_a_browser") {
+    let Some(server) = browser_server("sessions_page_in_a_browser", "acme", |_| {}) else {
         return;
-    }
-    let server = TestServer::start();
-    server.add_team("acme");
+    };
     let (_, laptop) = server.user_with_tokens("alice", "acme");
     let (_, desktop) = common::login_ok(&server.agent, &server.server.url, "alice", PASSWORD);
-    let browser = Browser::start(&server.server.url);
-    browser.log_in("alice");
+    let browser = logged_in(&server, "alice");
     browser.click(".topbar a[href='/sessions']");
     browser.wait_for("#sessions");
     assert_eq!(
@@ -1364,16 +1359,9 @@ fn sessions_page_in_a_browser() {
             .text("#sessions tbody tr td:nth-child(2)")
             .contains("127.0.0.1")
     );
-    browser.full_page_shot("sessions-light", WIDE.0);
-    browser.color_scheme("dark");
-    browser.full_page_shot("sessions-dark", WIDE.0);
-    browser.color_scheme("light");
+    browser.page_shots("sessions", "the Sessions page");
 
     // Revoke the newest (the desktop's log-in): its refresh is refused.
-    browser.size(NARROW);
-    browser.assert_fits_width("the Sessions page, narrow");
-    browser.shot("sessions-narrow-light");
-    browser.size(WIDE);
     browser.click("#sessions tbody tr form button");
     browser.wait_js(
         "one session left",

@@ -40,6 +40,28 @@ fn stream_path(project: &str) -> String {
     format!("/api/v1/projects/{project}/stream/")
 }
 
+/// The stream of `project`: live from now, or resumed after
+/// `last_event_id`.
+fn watch(t: &TestServer, token: &str, project: &str, last_event_id: Option<&str>) -> SseClient {
+    match last_event_id {
+        Some(id) => sse_connect(
+            &t.addr(),
+            &stream_path(project),
+            token,
+            &[("Last-Event-ID", id)],
+        ),
+        None => sse_connect(&t.addr(), &stream_path(project), token, &[]),
+    }
+}
+
+/// The board's cursor now.
+fn board_cursor(t: &TestServer, token: &str, project: &str) -> String {
+    t.board(token, project)["cursor"]
+        .as_str()
+        .expect("cursor")
+        .to_string()
+}
+
 /// The number inside a `c1.N` id (the tests read it only to check order).
 fn seq_of(id: &str) -> u64 {
     id.strip_prefix("c1.")
@@ -82,7 +104,7 @@ fn a_change_posted_after_connecting_arrives_as_a_wp_message() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
     let other = project(&t, &alice);
-    let mut stream = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let mut stream = watch(&t, &alice, &p, None);
 
     let moved = wp_status(&p, Some("001-x"), "WP07", "blocked", 10, "n1");
     t.post_ok(&alice, std::slice::from_ref(&moved));
@@ -176,7 +198,7 @@ fn reconnecting_with_last_event_id_first_gets_every_change_after_it() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
     let f = Some("001-x");
-    let mut stream = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let mut stream = watch(&t, &alice, &p, None);
     for wp_id in ["WP02", "WP03", "WP04"] {
         t.post_ok(&alice, &[wp_status(&p, f, wp_id, "doing", 1, "n1")]);
     }
@@ -192,12 +214,7 @@ fn reconnecting_with_last_event_id_first_gets_every_change_after_it() {
     let first = seen[0].0.clone();
     for (header, query) in [(true, ""), (false, "?after=")] {
         let mut stream = if header {
-            sse_connect(
-                &t.addr(),
-                &stream_path(&p),
-                &alice,
-                &[("Last-Event-ID", &first)],
-            )
+            watch(&t, &alice, &p, Some(&first))
         } else {
             sse_connect(
                 &t.addr(),
@@ -234,28 +251,15 @@ fn reconnecting_with_last_event_id_first_gets_every_change_after_it() {
     }
 
     // The board's cursor resumes the stream right after what the board shows.
-    let cursor = t.board(&alice, &p)["cursor"]
-        .as_str()
-        .expect("cursor")
-        .to_string();
+    let cursor = board_cursor(&t, &alice, &p);
     t.post_ok(&alice, &[wp_status(&p, f, "WP08", "doing", 1, "n1")]);
-    let mut stream = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &cursor)],
-    );
+    let mut stream = watch(&t, &alice, &p, Some(&cursor));
     let next = read_cards(&mut stream, 1);
     assert_eq!(next[0].1, "001-x/WP08", "only what came after the board");
     // And a cursor from the stream is as good as the board's.
     t.post_ok(&alice, &[wp_status(&p, f, "WP09", "doing", 1, "n1")]);
     drop(stream);
-    let mut stream = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &next[0].0)],
-    );
+    let mut stream = watch(&t, &alice, &p, Some(&next[0].0));
     assert_eq!(read_cards(&mut stream, 1)[0].1, "001-x/WP09");
 }
 
@@ -267,22 +271,12 @@ fn watchers_at_different_cursors_each_get_every_change_once() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
     let f = Some("001-x");
-    let old = t.board(&alice, &p)["cursor"]
-        .as_str()
-        .expect("cursor")
-        .to_string();
+    let old = board_cursor(&t, &alice, &p);
     for wp_id in ["WP02", "WP03"] {
         t.post_ok(&alice, &[wp_status(&p, f, wp_id, "doing", 1, "n1")]);
     }
-    let mut live: Vec<SseClient> = (0..3)
-        .map(|_| sse_connect(&t.addr(), &stream_path(&p), &alice, &[]))
-        .collect();
-    let mut resumed = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &old)],
-    );
+    let mut live: Vec<SseClient> = (0..3).map(|_| watch(&t, &alice, &p, None)).collect();
+    let mut resumed = watch(&t, &alice, &p, Some(&old));
     let names = |cards: Vec<(String, String, Value)>| -> Vec<String> {
         cards.into_iter().map(|(_, n, _)| n).collect()
     };
@@ -355,7 +349,7 @@ fn a_bad_last_event_id_or_after_is_400_and_a_foreign_stream_404() {
 fn an_idle_stream_gets_a_keep_alive_comment() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
-    let mut stream = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let mut stream = watch(&t, &alice, &p, None);
     // Nothing changes: the first line to come is a comment (the server
     // sends one every 10 s; the read gives up after 40 s).
     loop {
@@ -399,7 +393,7 @@ fn a_watcher_that_never_reads_blocks_neither_ingest_nor_other_watchers() {
     let p = project(&t, &alice);
     // Opened and answered, then never read again.
     let stalled = sse_open(&t.addr(), &stream_path(&p), Some(&alice), &[]).expect_stream();
-    let mut reader = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let mut reader = watch(&t, &alice, &p, None);
 
     const BATCHES: usize = 30;
     const PER_BATCH: usize = 100;
@@ -453,11 +447,8 @@ fn a_watcher_that_never_reads_blocks_neither_ingest_nor_other_watchers() {
 fn a_watcher_more_than_500_changes_behind_gets_reload() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
-    let before = t.board(&alice, &p)["cursor"]
-        .as_str()
-        .expect("cursor")
-        .to_string();
-    let mut live = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let before = board_cursor(&t, &alice, &p);
+    let mut live = watch(&t, &alice, &p, None);
     t.post_ok(&alice, &many_cards(&p, 1, 501, 10));
     let reload = live.expect_message();
     assert_eq!(reload.event.as_deref(), Some("reload"), "{reload:?}");
@@ -471,23 +462,13 @@ fn a_watcher_more_than_500_changes_behind_gets_reload() {
     drop(live);
 
     // Resuming from the reload's cursor gets only what came after it.
-    let mut resumed = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &reload_id)],
-    );
+    let mut resumed = watch(&t, &alice, &p, Some(&reload_id));
     let (_, card) = wp(&resumed.expect_message());
     assert_eq!(card["wp_id"], "WP02", "{card}");
     drop(resumed);
 
     // Resuming from a cursor more than 500 changes back: reload first.
-    let mut behind = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &before)],
-    );
+    let mut behind = watch(&t, &alice, &p, Some(&before));
     let message = behind.expect_message();
     assert_eq!(message.event.as_deref(), Some("reload"), "{message:?}");
 }
@@ -496,11 +477,8 @@ fn a_watcher_more_than_500_changes_behind_gets_reload() {
 fn exactly_500_changes_behind_are_sent_one_by_one() {
     let (t, alice) = acme();
     let p = project(&t, &alice);
-    let before = t.board(&alice, &p)["cursor"]
-        .as_str()
-        .expect("cursor")
-        .to_string();
-    let mut live = sse_connect(&t.addr(), &stream_path(&p), &alice, &[]);
+    let before = board_cursor(&t, &alice, &p);
+    let mut live = watch(&t, &alice, &p, None);
     t.post_ok(&alice, &many_cards(&p, 1, 500, 10));
     let expect_all = |stream: &mut SseClient| {
         let got = read_cards(stream, 500);
@@ -512,11 +490,6 @@ fn exactly_500_changes_behind_are_sent_one_by_one() {
     };
     expect_all(&mut live);
     drop(live);
-    let mut resumed = sse_connect(
-        &t.addr(),
-        &stream_path(&p),
-        &alice,
-        &[("Last-Event-ID", &before)],
-    );
+    let mut resumed = watch(&t, &alice, &p, Some(&before));
     expect_all(&mut resumed);
 }

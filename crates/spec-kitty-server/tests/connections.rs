@@ -188,7 +188,7 @@ fn connections_over_the_cap_are_closed_and_served_once_one_ends() {
 #[cfg(unix)]
 fn running_out_of_file_descriptors_never_stops_the_server() {
     use std::io::BufRead;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     struct Child(std::process::Child);
     impl Drop for Child {
@@ -204,33 +204,12 @@ fn running_out_of_file_descriptors_never_stops_the_server() {
         env!("CARGO_BIN_EXE_spec-kitty-server"),
         dir.path().display()
     );
-    let mut child = Child(
-        Command::new("sh")
-            .args(["-c", &script])
-            .env_remove("RUST_LOG")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the server starts"),
-    );
+    let mut child = Child(common::spawn_logging(
+        Command::new("sh").args(["-c", &script]),
+    ));
     let stderr = child.0.stderr.take().expect("stderr");
     let mut log = std::io::BufReader::new(stderr);
-    let url = loop {
-        let mut line = String::new();
-        assert!(
-            log.read_line(&mut line).expect("log reads") > 0,
-            "the server ended before listening"
-        );
-        if line.contains("listening") {
-            break line
-                .split_whitespace()
-                .find_map(|f| f.strip_prefix("url="))
-                .expect("url= in the listening line")
-                .to_string();
-        }
-    };
+    let url = common::read_url(&mut log);
     // Keep reading the log so the server never blocks on a full pipe.
     let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let sink = std::sync::Arc::clone(&lines);
@@ -255,11 +234,7 @@ fn running_out_of_file_descriptors_never_stops_the_server() {
     );
     drop(flood);
 
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(2)))
-        .build()
-        .new_agent();
+    let agent = common::agent_with_timeout(Duration::from_secs(2));
     let healthy = (0..100).any(|_| {
         let ok = agent
             .get(format!("{url}/healthz"))

@@ -8,50 +8,10 @@ use crate::common;
 
 use serde_json::{Value, json};
 
-use common::{PASSWORD, TestServer};
+use common::{TestServer, no_redirects};
 
 const CODE: &str = "/api/v1/device/code/";
 const TOKEN: &str = "/api/v1/device/token/";
-
-fn no_redirects() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .new_agent()
-}
-
-fn post_json(t: &TestServer, path: &str, body: &Value) -> (u16, Value) {
-    let mut response = t
-        .agent
-        .post(t.url(path))
-        .header("Content-Type", "application/json")
-        .send(body.to_string().as_bytes())
-        .expect("answered");
-    let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Logs in through the web form; the session cookie pair.
-fn session_cookie(t: &TestServer, username: &str) -> String {
-    let response = no_redirects()
-        .post(t.url("/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .header("Origin", &t.server.url)
-        .send(format!("username={username}&password={PASSWORD}").as_bytes())
-        .expect("log-in form answered");
-    assert!(response.status().is_redirection(), "{}", response.status());
-    let cookie = response
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("sk_session="))
-        .expect("a session cookie")
-        .to_string();
-    cookie.split(';').next().unwrap_or_default().to_string()
-}
 
 fn get_page(t: &TestServer, path: &str, cookie: Option<&str>) -> (u16, String) {
     let mut request = no_redirects().get(t.url(path));
@@ -85,13 +45,13 @@ fn decide(t: &TestServer, cookie: Option<&str>, code: &str, decision: &str) -> (
 }
 
 fn new_code(t: &TestServer) -> Value {
-    let (status, body) = post_json(t, CODE, &json!({"client_name": "spec-kitty on laptop"}));
+    let (status, body) = t.post_json(CODE, &json!({"client_name": "spec-kitty on laptop"}));
     assert_eq!(status, 200, "{body}");
     body
 }
 
 fn poll(t: &TestServer, code: &Value) -> (u16, Value) {
-    post_json(t, TOKEN, &json!({"device_code": code["device_code"]}))
+    t.post_json(TOKEN, &json!({"device_code": code["device_code"]}))
 }
 
 fn server() -> TestServer {
@@ -144,7 +104,7 @@ fn approved_on_the_page_the_poll_gets_a_session_once() {
         "{html}"
     );
 
-    let cookie = session_cookie(&t, "alice");
+    let cookie = t.session_cookie("alice");
     let (status, html) = get_page(
         &t,
         &format!("/device?code={}", user_code.to_lowercase()),
@@ -190,7 +150,7 @@ fn denied_polled_too_fast_unknown_and_malformed() {
     // At once again: faster than the interval.
     assert_eq!(poll(&t, &code), (400, json!({"error": "slow_down"})));
 
-    let cookie = session_cookie(&t, "alice");
+    let cookie = t.session_cookie("alice");
     let (status, html) = decide(&t, Some(&cookie), &user_code, "deny");
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("Request denied"), "{html}");
@@ -201,11 +161,11 @@ fn denied_polled_too_fast_unknown_and_malformed() {
     assert_eq!(poll(&t, &code), (400, json!({"error": "access_denied"})));
 
     assert_eq!(
-        post_json(&t, TOKEN, &json!({"device_code": "0".repeat(64)})),
+        t.post_json(TOKEN, &json!({"device_code": "0".repeat(64)})),
         (400, json!({"error": "invalid_grant"}))
     );
     assert_eq!(
-        post_json(&t, TOKEN, &json!({"nothing": 1})),
+        t.post_json(TOKEN, &json!({"nothing": 1})),
         (400, json!({"error": "invalid_request"}))
     );
 }
@@ -227,7 +187,7 @@ fn an_expired_code_says_so() {
         .expect("timeout");
     assert_eq!(conn.execute(sql, [&device_hash]).expect("updated"), 1);
     assert_eq!(poll(&t, &code), (400, json!({"error": "expired_token"})));
-    let cookie = session_cookie(&t, "alice");
+    let cookie = t.session_cookie("alice");
     let (status, _) = get_page(
         &t,
         &format!(
@@ -254,7 +214,7 @@ fn the_page_refuses_a_form_without_a_session_and_throttles_guessing() {
     );
 
     // Wrong codes count; after the limit, even the right one waits.
-    let cookie = session_cookie(&t, "alice");
+    let cookie = t.session_cookie("alice");
     let mut statuses = Vec::new();
     for _ in 0..11 {
         statuses.push(get_page(&t, "/device?code=BBBB-BBBB", Some(&cookie)).0);

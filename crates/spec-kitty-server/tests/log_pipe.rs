@@ -4,8 +4,10 @@
 //! SIGTERM, whether or not its log lines can be written.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use crate::common;
+
+use std::io::BufReader;
+use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to stop before the test calls it hung.
@@ -22,25 +24,6 @@ impl Drop for Server {
         if let Ok(None) = self.0.try_wait() {
             let _ = self.0.kill();
             let _ = self.0.wait();
-        }
-    }
-}
-
-/// Reads the server's log until the "listening" line and answers the URL
-/// in it (`url=http://127.0.0.1:PORT`; the port was chosen by the system).
-fn read_url(reader: &mut impl BufRead) -> String {
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("the server's log reads");
-        assert!(n > 0, "the server's log ended before it listened:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("listening") {
-            let url = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("url="))
-                .unwrap_or_else(|| panic!("no url= in the listening line: {line}"));
-            return url.to_string();
         }
     }
 }
@@ -68,30 +51,21 @@ fn healthz(agent: &ureq::Agent, url: &str) -> Result<u16, String> {
 #[test]
 fn server_keeps_serving_and_stops_on_sigterm_after_its_log_pipe_closes() {
     let dir = tempfile::tempdir().expect("temp data dir");
-    let child = Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env_remove("RUST_LOG")
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the server starts");
+    let child = common::spawn_logging(
+        Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"]),
+    );
     let mut server = Server(child);
     let stderr = server.0.stderr.take().expect("stderr is piped");
     let mut reader = BufReader::new(stderr);
-    let url = read_url(&mut reader);
+    let url = common::read_url(&mut reader);
 
     // `tee` is gone: nobody reads the server's log any more.
     drop(reader);
 
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(10)))
-        .build()
-        .new_agent();
+    let agent = common::agent_with_timeout(Duration::from_secs(10));
     // Each request logs a line, and each line meets the closed pipe.
     for attempt in 0..5 {
         assert_eq!(

@@ -5,33 +5,18 @@
 //! PostgreSQL, on every instance.
 
 use crate::common;
-use crate::pg_support;
 
 use std::path::Path;
 
-use assert_cmd::Command;
 use serde_json::{Value, json};
 use spec_kitty_server::config::ServerConfig;
 use spec_kitty_server::{BackgroundServer, admin};
 
-use common::{PASSWORD, TestServer, event, new_project};
+use common::{PASSWORD, TestServer, cli, event, new_project};
 
 const HEALTH: &str = "/api/v1/sync/health/";
 const PROJECTS: &str = "/api/v1/projects/";
 const REFUSED: &str = "Token expired or invalid";
-
-/// `spec-kitty-server ARGS... --data-dir DIR`, isolated from the caller's
-/// environment.
-fn cli(dir: &Path, args: &[&str]) -> Command {
-    let mut cmd = Command::cargo_bin("spec-kitty-server").expect("binary built");
-    cmd.args(args)
-        .arg("--data-dir")
-        .arg(dir)
-        .env_remove("SPEC_KITTY_SERVER_DATA_DIR")
-        .env_remove("SPEC_KITTY_SERVER_DATABASE_URL")
-        .env_remove("RUST_LOG");
-    cmd
-}
 
 fn run_ok(dir: &Path, args: &[&str]) -> (String, String) {
     let output = cli(dir, args).assert().success().get_output().clone();
@@ -262,31 +247,15 @@ fn expired_disabled_and_removed_members_are_refused_at_once() {
 /// through one is accepted, then refused, by the other at once.
 #[test]
 fn postgres_a_token_revoked_on_one_instance_is_refused_on_the_other() {
-    let Some(db) = pg_support::TempDb::create() else {
-        eprintln!(
-            "skipped: set {} to run the PostgreSQL tests",
-            pg_support::ENV
-        );
+    let Some(p) = common::pg_pair(|_| {}) else {
         return;
     };
-    let start = |dir: &tempfile::TempDir| {
-        let mut config = ServerConfig::for_data_dir(dir.path());
-        config.storage.database_url = db.url.clone();
-        BackgroundServer::start(&config).expect("instance starts")
-    };
-    let (da, dbb) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let (a, b) = (start(&da), start(&dbb));
-    a.block_on(admin::add_team(&a.store, "acme")).expect("team");
-    a.block_on(admin::add_user(&a.store, "alice", PASSWORD, "acme"))
-        .expect("user");
+    let (a, b) = (&p.a, &p.b);
     let created = a
         .block_on(admin::create_token(&a.store, "alice", "ci", None))
         .expect("token");
     let agent = common::agent();
-    for server in [&a, &b] {
+    for server in [a, b] {
         let batch = common::post_batch(
             &agent,
             &server.url,
@@ -297,7 +266,7 @@ fn postgres_a_token_revoked_on_one_instance_is_refused_on_the_other() {
     }
     a.block_on(admin::revoke_token(&a.store, created.id))
         .expect("revoked");
-    for server in [&b, &a] {
+    for server in [b, a] {
         let health = common::get(
             &agent,
             &format!("{}{HEALTH}", server.url),

@@ -3,60 +3,24 @@
 //! These tests need `SPEC_KITTY_TEST_DATABASE_URL` (CI always sets it, see
 //! `scripts/test`); without it they say so and return.
 
-use crate::pg_support;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use common::{PASSWORD, PgPair};
 use serde_json::{Value, json};
-use spec_kitty_server::{BackgroundServer, ServerConfig, admin};
+use spec_kitty_server::{BackgroundServer, admin};
 
-struct Pair {
-    a: BackgroundServer,
-    b: BackgroundServer,
-    _dirs: (tempfile::TempDir, tempfile::TempDir),
-    _db: pg_support::TempDb,
-}
-
-fn pair() -> Option<Pair> {
-    let Some(db) = pg_support::TempDb::create() else {
-        eprintln!(
-            "skipped: set {} to run the PostgreSQL tests",
-            pg_support::ENV
-        );
-        return None;
-    };
-    let start = |dir: &tempfile::TempDir| {
-        let mut config = ServerConfig::for_data_dir(dir.path());
-        config.storage.database_url = db.url.clone();
-        // No refresh grace window: a retired token is a replay at once, so
-        // reuse detection across instances is what the tests see.
-        config.limits.refresh_grace = 0;
-        BackgroundServer::start(&config).expect("instance starts")
-    };
-    let (da, dbb) = (
-        tempfile::tempdir().expect("dir"),
-        tempfile::tempdir().expect("dir"),
-    );
-    let a = start(&da);
-    let b = start(&dbb);
-    a.block_on(admin::add_team(&a.store, "acme")).expect("team");
-    a.block_on(admin::add_user(&a.store, "alice", "password123", "acme"))
-        .expect("user");
-    Some(Pair {
-        a,
-        b,
-        _dirs: (da, dbb),
-        _db: db,
-    })
+/// Two instances on one database, with alice in team `acme`. No refresh
+/// grace window: a retired token is a replay at once, so reuse detection
+/// across instances is what the tests see.
+fn pair() -> Option<PgPair> {
+    common::pg_pair(|config| config.limits.refresh_grace = 0)
 }
 
 fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .new_agent()
+    common::agent_with_timeout(Duration::from_secs(30))
 }
 
 fn post(url: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
@@ -74,7 +38,7 @@ fn login(server: &BackgroundServer, user: &str) -> Value {
     let (status, body) = post(
         &format!("{}/api/v1/token/", server.url),
         None,
-        &json!({"username": user, "password": "password123"}),
+        &json!({"username": user, "password": PASSWORD}),
     );
     assert_eq!(status, 200, "{body}");
     body
@@ -118,7 +82,7 @@ fn log_in_on_one_refresh_on_the_other_and_reuse_revokes_the_family_everywhere() 
 #[test]
 fn users_added_through_one_are_seen_by_the_other() {
     let Some(p) = pair() else { return };
-    p.a.block_on(admin::add_user(&p.a.store, "carol", "password123", "acme"))
+    p.a.block_on(admin::add_user(&p.a.store, "carol", PASSWORD, "acme"))
         .expect("user");
     let tokens = login(&p.b, "carol");
     assert_eq!(tokens["team_slug"], "acme");
@@ -127,7 +91,7 @@ fn users_added_through_one_are_seen_by_the_other() {
     let (status, _) = post(
         &format!("{}/api/v1/token/", p.a.url),
         None,
-        &json!({"username": "carol", "password": "password123"}),
+        &json!({"username": "carol", "password": PASSWORD}),
     );
     assert_eq!(status, 401);
 }

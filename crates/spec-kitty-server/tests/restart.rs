@@ -17,17 +17,7 @@ fn restart_keeps_users_events_and_signing_key() {
 
     let (access, key_before) = {
         let server = BackgroundServer::start(&config).expect("first start");
-        server
-            .block_on(spec_kitty_server::admin::add_team(&server.store, "acme"))
-            .expect("team");
-        server
-            .block_on(spec_kitty_server::admin::add_user(
-                &server.store,
-                "alice",
-                PASSWORD,
-                "acme",
-            ))
-            .expect("user");
+        common::add_acme_alice(&server);
         let (access, _) = login_ok(&client, &server.url, "alice", PASSWORD);
         let reply = post_batch(&client, &server.url, &access, &batch);
         assert_eq!(reply.statuses(), ["success"; 20], "{}", reply.text);

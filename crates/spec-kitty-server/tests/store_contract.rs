@@ -182,97 +182,66 @@ fn teams_and_users() {
     });
 }
 
+/// A refresh token `jti` of `family` for `user_id`, expiring at `expires_at`.
+fn refresh_token(jti: &str, family: &str, user_id: i64, expires_at: i64) -> NewRefresh {
+    NewRefresh {
+        jti: jti.into(),
+        family: family.into(),
+        user_id,
+        expires_at,
+    }
+}
+
 #[test]
 fn refresh_rotation_and_reuse() {
     for_each_backend(|store| async move {
         let uid = team_and_user(&store, "acme", "alice").await;
-        let token = |jti: &str, expires_at: i64| NewRefresh {
-            jti: jti.into(),
-            family: "fam".into(),
-            user_id: uid,
-            expires_at,
+        let token =
+            |jti: &str, family: &str, expires_at: i64| refresh_token(jti, family, uid, expires_at);
+        // Presents `old` to be replaced by `new`, at time 1000 without a
+        // grace window; `what` names the step if the store fails.
+        let rotate = |old: &'static str, new: NewRefresh, what: &'static str| {
+            let store = Arc::clone(&store);
+            async move { store.rotate_refresh(old, new, 1_000, 0).await.expect(what) }
         };
         store
-            .insert_refresh(token("r1", 2_000))
+            .insert_refresh(token("r1", "fam", 2_000))
+            .await
+            .expect("insert");
+        for (old, new, what, outcome) in [
+            ("r1", "r2", "rotate", RotateOutcome::Rotated),
+            ("r2", "r3", "rotate", RotateOutcome::Rotated),
+            // r1 was retired: presenting it again revokes the family, r3
+            // included.
+            ("r1", "x", "reuse", RotateOutcome::Reused),
+            ("r3", "r4", "revoked", RotateOutcome::Revoked),
+            ("nope", "r5", "unknown", RotateOutcome::Unknown),
+        ] {
+            assert_eq!(
+                rotate(old, token(new, "fam", 2_000), what).await,
+                outcome,
+                "{old} -> {new}"
+            );
+        }
+
+        // Expired.
+        store
+            .insert_refresh(token("e1", "fam2", 500))
             .await
             .expect("insert");
         assert_eq!(
-            store
-                .rotate_refresh("r1", token("r2", 2_000), 1_000, 0)
-                .await
-                .expect("rotate"),
-            RotateOutcome::Rotated
-        );
-        assert_eq!(
-            store
-                .rotate_refresh("r2", token("r3", 2_000), 1_000, 0)
-                .await
-                .expect("rotate"),
-            RotateOutcome::Rotated
-        );
-        // r1 was retired: presenting it again revokes the family, r3 included.
-        assert_eq!(
-            store
-                .rotate_refresh("r1", token("x", 2_000), 1_000, 0)
-                .await
-                .expect("reuse"),
-            RotateOutcome::Reused
-        );
-        assert_eq!(
-            store
-                .rotate_refresh("r3", token("r4", 2_000), 1_000, 0)
-                .await
-                .expect("revoked"),
-            RotateOutcome::Revoked
-        );
-        assert_eq!(
-            store
-                .rotate_refresh("nope", token("r5", 2_000), 1_000, 0)
-                .await
-                .expect("unknown"),
-            RotateOutcome::Unknown
-        );
-
-        let other = NewRefresh {
-            jti: "e1".into(),
-            family: "fam2".into(),
-            user_id: uid,
-            expires_at: 500,
-        };
-        store.insert_refresh(other).await.expect("insert");
-        let next = NewRefresh {
-            jti: "e2".into(),
-            family: "fam2".into(),
-            user_id: uid,
-            expires_at: 3_000,
-        };
-        assert_eq!(
-            store
-                .rotate_refresh("e1", next, 1_000, 0)
-                .await
-                .expect("expired"),
+            rotate("e1", token("e2", "fam2", 3_000), "expired").await,
             RotateOutcome::Revoked
         );
 
-        let live = NewRefresh {
-            jti: "d1".into(),
-            family: "fam3".into(),
-            user_id: uid,
-            expires_at: 5_000,
-        };
-        store.insert_refresh(live).await.expect("insert");
+        // Its user disabled.
+        store
+            .insert_refresh(token("d1", "fam3", 5_000))
+            .await
+            .expect("insert");
         store.disable_user("alice").await.expect("disable");
-        let after = NewRefresh {
-            jti: "d2".into(),
-            family: "fam3".into(),
-            user_id: uid,
-            expires_at: 5_000,
-        };
         assert_eq!(
-            store
-                .rotate_refresh("d1", after, 1_000, 0)
-                .await
-                .expect("disabled"),
+            rotate("d1", token("d2", "fam3", 5_000), "disabled").await,
             RotateOutcome::Revoked
         );
     });
@@ -282,16 +251,11 @@ fn refresh_rotation_and_reuse() {
 fn a_just_retired_refresh_token_is_regranted_within_the_grace_window() {
     for_each_backend(|store| async move {
         let uid = team_and_user(&store, "acme", "alice").await;
-        let token = |jti: &str| NewRefresh {
-            jti: jti.into(),
-            family: "fam".into(),
-            user_id: uid,
-            expires_at: 5_000,
-        };
-        store.insert_refresh(token("g1")).await.expect("insert");
-        let rotate = |old: &'static str, new: &'static str, now: i64| {
+        // Presents `old` of `family`, to be replaced by `new`, at `now`
+        // with a grace window of 30 s.
+        let rotate = |family: &'static str, old: &'static str, new: &'static str, now: i64| {
             let store = Arc::clone(&store);
-            let new = token(new);
+            let new = refresh_token(new, family, uid, 5_000);
             async move {
                 store
                     .rotate_refresh(old, new, now, 30)
@@ -299,39 +263,29 @@ fn a_just_retired_refresh_token_is_regranted_within_the_grace_window() {
                     .expect("rotate")
             }
         };
-        assert_eq!(rotate("g1", "g2", 1_000).await, RotateOutcome::Rotated);
-        // The answer was lost: g1 again, 10 s later, gets a new token and
-        // revokes nothing.
-        assert_eq!(rotate("g1", "g2b", 1_010).await, RotateOutcome::Regranted);
-        assert_eq!(rotate("g2", "g3", 1_011).await, RotateOutcome::Rotated);
-        // g2 is used now, so g1 is no longer the latest retired: a replay.
-        assert_eq!(rotate("g1", "x", 1_012).await, RotateOutcome::Reused);
-        assert_eq!(rotate("g3", "y", 1_013).await, RotateOutcome::Revoked);
-
         store
-            .insert_refresh(NewRefresh {
-                family: "fam2".into(),
-                ..token("h1")
-            })
+            .insert_refresh(refresh_token("g1", "fam", uid, 5_000))
             .await
             .expect("insert");
-        let rotate2 = |old: &'static str, new: &'static str, now: i64| {
-            let store = Arc::clone(&store);
-            let new = NewRefresh {
-                family: "fam2".into(),
-                ..token(new)
-            };
-            async move {
-                store
-                    .rotate_refresh(old, new, now, 30)
-                    .await
-                    .expect("rotate")
-            }
-        };
-        assert_eq!(rotate2("h1", "h2", 2_000).await, RotateOutcome::Rotated);
+        let fam = |old, new, now| rotate("fam", old, new, now);
+        assert_eq!(fam("g1", "g2", 1_000).await, RotateOutcome::Rotated);
+        // The answer was lost: g1 again, 10 s later, gets a new token and
+        // revokes nothing.
+        assert_eq!(fam("g1", "g2b", 1_010).await, RotateOutcome::Regranted);
+        assert_eq!(fam("g2", "g3", 1_011).await, RotateOutcome::Rotated);
+        // g2 is used now, so g1 is no longer the latest retired: a replay.
+        assert_eq!(fam("g1", "x", 1_012).await, RotateOutcome::Reused);
+        assert_eq!(fam("g3", "y", 1_013).await, RotateOutcome::Revoked);
+
+        store
+            .insert_refresh(refresh_token("h1", "fam2", uid, 5_000))
+            .await
+            .expect("insert");
+        let fam2 = |old, new, now| rotate("fam2", old, new, now);
+        assert_eq!(fam2("h1", "h2", 2_000).await, RotateOutcome::Rotated);
         // Past the window: reuse detection as ever.
-        assert_eq!(rotate2("h1", "h3", 2_030).await, RotateOutcome::Reused);
-        assert_eq!(rotate2("h2", "h4", 2_031).await, RotateOutcome::Revoked);
+        assert_eq!(fam2("h1", "h3", 2_030).await, RotateOutcome::Reused);
+        assert_eq!(fam2("h2", "h4", 2_031).await, RotateOutcome::Revoked);
     });
 }
 

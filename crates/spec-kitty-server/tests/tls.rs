@@ -56,17 +56,7 @@ fn serves_https_with_a_self_signed_certificate() {
     assert_eq!(reply.json()["status"], "ok");
 
     // The whole flow works over TLS: log in, then an authenticated probe.
-    server
-        .block_on(spec_kitty_server::admin::add_team(&server.store, "acme"))
-        .expect("team");
-    server
-        .block_on(spec_kitty_server::admin::add_user(
-            &server.store,
-            "alice",
-            PASSWORD,
-            "acme",
-        ))
-        .expect("user");
+    common::add_acme_alice(&server);
     let (access, _) = common::login_ok(&client, &server.url, "alice", PASSWORD);
     let reply = common::get(
         &client,

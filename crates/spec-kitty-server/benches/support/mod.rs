@@ -1,16 +1,21 @@
-//! What both ingest benchmarks share: the events, their gzip batches and
-//! the figures' constants, so the SQLite and PostgreSQL runs measure the
-//! very same load.
+//! What the benchmarks share: the ingest benchmarks' events, their gzip
+//! batches and the figures' constants, so the SQLite and PostgreSQL runs
+//! measure the very same load; the concurrent senders; the store's input
+//! for a checked event; percentiles.
 
 #![allow(dead_code)]
 
 use std::error::Error;
 use std::io::Write;
-use std::time::Duration;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use serde_json::{Value, json};
+use spec_kitty_protocol::fast::CheckedEvent;
+use spec_kitty_server::BackgroundServer;
+use spec_kitty_server::store::{IncomingEvent, Sender};
 
 pub type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
@@ -170,4 +175,111 @@ pub fn send_all(
         successes += text.matches("\"status\":\"success\"").count();
     }
     Ok(successes)
+}
+
+/// Sends the batches split evenly over `senders` (base URL, access token),
+/// one thread each, all started at once; returns how many events came back
+/// `success` and the seconds from the start to the last answer.
+pub fn send_concurrently(
+    senders: &[(String, String)],
+    batches: &[Vec<u8>],
+) -> BoxResult<(usize, f64)> {
+    let count = senders.len();
+    let per_sender = batches.len() / count;
+    if per_sender * count != batches.len() {
+        return Err("the batches do not split evenly over the senders".into());
+    }
+    let barrier = Barrier::new(count + 1);
+    std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
+        let handles: Vec<_> = senders
+            .iter()
+            .enumerate()
+            .map(|(i, (base, token))| {
+                let barrier = &barrier;
+                let mine = &batches[i * per_sender..(i + 1) * per_sender];
+                scope.spawn(move || -> BoxResult<usize> {
+                    let client = agent();
+                    barrier.wait();
+                    send_all(&client, base, token, mine)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut successes = 0;
+        for handle in handles {
+            successes += handle.join().map_err(|_| "a sender thread panicked")??;
+        }
+        Ok((successes, started.elapsed().as_secs_f64()))
+    })
+}
+
+/// The events of an ingest run and their gzip batches, after printing the
+/// line that describes them: `bench` names the benchmark, `at` says where
+/// it stores (after a comma, or empty).
+pub fn ingest_load(
+    bench: &str,
+    count: usize,
+    full: bool,
+    at: &str,
+) -> BoxResult<(Vec<Prepared>, Vec<Vec<u8>>)> {
+    let events = build_events(count)?;
+    let json_bytes: usize = events.iter().map(|e| e.body.len()).sum();
+    let batches = events
+        .chunks(BATCH)
+        .map(gzip_batch)
+        .collect::<BoxResult<Vec<_>>>()?;
+    let gzip_bytes: usize = batches.iter().map(Vec::len).sum();
+    println!(
+        "{bench}: {count} WPStatusChanged events, {} bytes of JSON each on average, {} gzip batches of {BATCH} ({} KiB each on average){at}{}",
+        json_bytes / count,
+        batches.len(),
+        gzip_bytes / batches.len() / 1024,
+        if full {
+            ""
+        } else {
+            " [smoke run: pass --bench for the full run]"
+        }
+    );
+    Ok((events, batches))
+}
+
+/// What the store is given for a checked event, as the batch route makes
+/// it: owned fields, no team named, and the body kept as sent.
+pub fn incoming_event(c: CheckedEvent<'_>, body: String) -> IncomingEvent {
+    IncomingEvent {
+        event_id: c.event_id.into_owned(),
+        event_type: c.event_type.into_owned(),
+        aggregate_id: c.aggregate_id.into_owned(),
+        project_uuid: c.project_uuid.into_owned(),
+        project_slug: c.project_slug.map(|s| s.into_owned()),
+        team: None,
+        node_id: c.node_id.into_owned(),
+        lamport: c.lamport_clock as i64,
+        timestamp: c.timestamp.into_owned(),
+        lane: c.lane.map(|l| l.as_str()),
+        body,
+        fact: c.fact,
+    }
+}
+
+/// The value at quantile `p` (0 to 1) of `sorted`; 0 when it is empty.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// The store's sender for the existing user `username`, in their own team.
+pub fn sender(server: &BackgroundServer, username: &str) -> BoxResult<Sender> {
+    let user = server
+        .block_on(server.store.find_user(username))?
+        .ok_or_else(|| format!("bench user {username} missing"))?;
+    Ok(Sender {
+        user_id: user.id,
+        username: user.username,
+        team: user.team,
+    })
 }

@@ -266,38 +266,19 @@ pub fn event(project_uuid: &str) -> Value {
     event_with_lane(project_uuid, "doing")
 }
 
-/// Like [`event`], moving the work package to `to_lane` (valid or not).
+/// Like [`event`], moving the work package to `to_lane` (valid or not):
+/// the protocol's fixture (`039-cli-2x-readiness/WP03`, Lamport clock 3,
+/// from `planned`, by `alice`).
 pub fn event_with_lane(project_uuid: &str, to_lane: &str) -> Value {
-    json!({
-        "event_id": ulid::Ulid::new().to_string(),
-        "event_type": "WPStatusChanged",
-        "aggregate_id": "039-cli-2x-readiness/WP03",
-        "aggregate_type": "WorkPackage",
-        "payload": {
-            "feature_slug": "039-cli-2x-readiness",
-            "wp_id": "WP03",
-            "from_lane": "planned",
-            "to_lane": to_lane,
-            "actor": "alice",
-            "force": false,
-            "reason": null,
-            "execution_mode": "worktree",
-            "review_ref": null,
-            "evidence": null
-        },
-        "timestamp": "2026-02-12T10:15:00.123456+00:00",
-        "node_id": "3f2a9c1b7d4e",
-        "lamport_clock": 7,
-        "causation_id": null,
-        "correlation_id": ulid::Ulid::new().to_string(),
-        "project_uuid": project_uuid,
-        "project_slug": "my-project",
-        "schema_version": "1.0.0",
-        "data_tier": 0,
-        "git_branch": "main",
-        "head_commit_sha": null,
-        "repo_slug": null
-    })
+    let at = spec_kitty_protocol::timestamp::parse("2026-02-12T10:15:00.123456+00:00")
+        .expect("fixture timestamp");
+    spec_kitty_protocol::fixtures::status_event_json(
+        project_uuid,
+        "my-project",
+        3,
+        ("planned", to_lane),
+        at,
+    )
 }
 
 /// `n` valid events for one project.
@@ -716,20 +697,248 @@ impl SseClient {
     }
 }
 
-/// A fresh PostgreSQL database for tests that start several instances on
-/// it themselves; `None` when `SPEC_KITTY_TEST_DATABASE_URL` is not set.
-pub struct SharedPostgres {
-    pub url: String,
+/// Adds team `acme` and user `alice` (password [`PASSWORD`]) to `server`.
+pub fn add_acme_alice(server: &BackgroundServer) {
+    server
+        .block_on(admin::add_team(&server.store, "acme"))
+        .expect("team");
+    server
+        .block_on(admin::add_user(&server.store, "alice", PASSWORD, "acme"))
+        .expect("user");
+}
+
+/// Two server instances on one fresh PostgreSQL database, with team `acme`
+/// and user `alice` added through the first. Field order matters: the
+/// instances stop before their directories and the database go.
+pub struct PgPair {
+    pub a: BackgroundServer,
+    pub b: BackgroundServer,
+    _dirs: (TempDir, TempDir),
     _db: pg_support::TempDb,
 }
 
-pub fn shared_postgres() -> Option<SharedPostgres> {
-    let db = pg_support::TempDb::create()?;
-    Some(SharedPostgres {
-        url: db.url.clone(),
+/// A [`PgPair`] whose configurations `tweak` may change; `None` (after
+/// saying the test is skipped) when no PostgreSQL server is named.
+pub fn pg_pair(tweak: impl Fn(&mut ServerConfig)) -> Option<PgPair> {
+    let Some(db) = pg_support::TempDb::create() else {
+        eprintln!(
+            "skipped: set {} to run the PostgreSQL tests",
+            pg_support::ENV
+        );
+        return None;
+    };
+    let start = |dir: &TempDir| {
+        let mut config = ServerConfig::for_data_dir(dir.path());
+        config.storage.database_url = db.url.clone();
+        tweak(&mut config);
+        BackgroundServer::start(&config).expect("instance starts")
+    };
+    let (da, dbb) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let a = start(&da);
+    let b = start(&dbb);
+    add_acme_alice(&a);
+    Some(PgPair {
+        a,
+        b,
+        _dirs: (da, dbb),
         _db: db,
     })
 }
 
-/// The variable that names the PostgreSQL server for tests.
-pub const PG_ENV: &str = pg_support::ENV;
+/// `spec-kitty-server ARGS... --data-dir DIR`, isolated from the caller's
+/// environment.
+pub fn cli(dir: &Path, args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("spec-kitty-server").expect("binary built");
+    cmd.args(args)
+        .arg("--data-dir")
+        .arg(dir)
+        .env_remove("SPEC_KITTY_SERVER_DATA_DIR")
+        .env_remove("SPEC_KITTY_SERVER_DATABASE_URL")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// A blocking client that does not follow redirects (and hands back 4xx
+/// and 5xx answers instead of errors).
+pub fn no_redirects() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .new_agent()
+}
+
+/// A blocking client like [`agent`] whose every request gives up after
+/// `timeout`.
+pub fn agent_with_timeout(timeout: std::time::Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .new_agent()
+}
+
+impl TestServer {
+    /// Logs in through the web form and returns the session cookie pair.
+    pub fn session_cookie(&self, username: &str) -> String {
+        let response = no_redirects()
+            .post(self.url("/login"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Origin", &self.server.url)
+            .send(format!("username={username}&password={PASSWORD}").as_bytes())
+            .expect("log-in form answered");
+        assert!(
+            response.status().is_redirection(),
+            "log-in redirects: {}",
+            response.status()
+        );
+        let cookie = response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("sk_session="))
+            .expect("a session cookie is set");
+        cookie.split(';').next().unwrap_or_default().to_string()
+    }
+
+    /// Posts `body` as JSON to `path`; the status and the answer as JSON
+    /// (`null` when it is not JSON).
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let mut response = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", "application/json")
+            .send(body.to_string().as_bytes())
+            .expect("answered");
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// The server binary (`cmd`) started with its log on a pipe: no colour,
+/// no `RUST_LOG` of the caller, stdin and stdout closed.
+pub fn spawn_logging(cmd: &mut std::process::Command) -> std::process::Child {
+    use std::process::Stdio;
+    cmd.env_remove("RUST_LOG")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the server starts")
+}
+
+/// Reads the server's log until the "listening" line and answers the URL
+/// in it (`url=http://127.0.0.1:PORT`; the port was chosen by the system).
+pub fn read_url(reader: &mut impl std::io::BufRead) -> String {
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).expect("the server's log reads");
+        assert!(n > 0, "the server's log ended before it listened:\n{seen}");
+        seen.push_str(&line);
+        if line.contains("listening") {
+            let url = line
+                .split_whitespace()
+                .find_map(|field| field.strip_prefix("url="))
+                .unwrap_or_else(|| panic!("no url= in the listening line: {line}"));
+            return url.to_string();
+        }
+    }
+}
+
+/// The ids (`event_id`) of `events`, in order.
+pub fn ids_of(events: &[Value]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e["event_id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+/// A race of `senders` threads against one feed reader: sender `s` calls
+/// `send(s, b)` for each batch `b` in `0..batches` (it posts a batch and
+/// returns its events), while the reader asks `read(n, query)` for page
+/// `n` of the feed (`query` is `?after=CURSOR&limit=LIMIT`, or `?limit=LIMIT`
+/// at first) until every sender is done and a page comes back empty. A 404
+/// before the first page means the project is not there yet. Returns the
+/// ids each sender stored, in order, and the ids the reader saw, in order.
+pub fn feed_race(
+    senders: usize,
+    batches: usize,
+    limit: usize,
+    send: impl Fn(usize, usize) -> Vec<Value> + Sync,
+    read: impl Fn(usize, &str) -> Reply + Send,
+) -> (Vec<Vec<String>>, Vec<String>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let done = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..senders)
+            .map(|s| {
+                let (send, done) = (&send, &done);
+                scope.spawn(move || {
+                    let mut ids = Vec::new();
+                    for b in 0..batches {
+                        ids.extend(ids_of(&send(s, b)));
+                    }
+                    done.fetch_add(1, Ordering::SeqCst);
+                    ids
+                })
+            })
+            .collect();
+        let done = &done;
+        let reader = scope.spawn(move || {
+            let mut cursor: Option<String> = None;
+            let mut seen = Vec::new();
+            let mut page = 0usize;
+            loop {
+                // Read the flag before the page: once every sender is done,
+                // one more empty page proves the end was reached.
+                let finished = done.load(Ordering::SeqCst) == senders;
+                let query = match &cursor {
+                    Some(c) => format!("?after={c}&limit={limit}"),
+                    None => format!("?limit={limit}"),
+                };
+                let reply = read(page, &query);
+                page += 1;
+                if reply.status == 404 && cursor.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue; // the project is not there yet
+                }
+                assert_eq!(reply.status, 200, "{}", reply.text);
+                let body = reply.json();
+                let events = body["events"].as_array().expect("events").clone();
+                if events.is_empty() {
+                    if finished {
+                        return seen;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                    continue;
+                }
+                seen.extend(ids_of(&events));
+                cursor = Some(body["next"].as_str().expect("next").to_string());
+            }
+        });
+        let sent: Vec<Vec<String>> = handles
+            .into_iter()
+            .map(|h| h.join().expect("sender thread"))
+            .collect();
+        (sent, reader.join().expect("reader thread"))
+    })
+}
+
+/// Asserts that each sender's ids come in `seen` in the order that sender
+/// stored them.
+pub fn assert_each_sender_in_order(sent: &[Vec<String>], seen: &[String], message: &str) {
+    for ids in sent {
+        let positions: Vec<usize> = ids
+            .iter()
+            .map(|id| seen.iter().position(|s| s == id).expect("seen"))
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{message}");
+    }
+}
