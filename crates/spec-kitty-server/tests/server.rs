@@ -9,6 +9,7 @@
 mod common;
 mod pg_support;
 
+mod accept_queue;
 mod admin_cli;
 mod auth;
 mod backup;

@@ -330,8 +330,7 @@ impl MetricsServer {
         connections: OpenConnections,
     ) -> Result<MetricsServer, ServeError> {
         let bind_error = |source| ServeError::Bind { addr, source };
-        let listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
-        listener.set_nonblocking(true).map_err(bind_error)?;
+        let listener = super::listener::bind(addr).map_err(bind_error)?;
         let bound = listener.local_addr().map_err(bind_error)?;
         let app = router(Sources {
             metrics,

@@ -6,6 +6,7 @@ pub mod api_error;
 pub mod app;
 pub mod body;
 pub mod conn;
+pub mod listener;
 pub mod metrics;
 pub mod routes;
 pub mod self_signed;

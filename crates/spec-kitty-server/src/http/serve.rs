@@ -16,6 +16,7 @@ use crate::config::{ServerConfig, Tls};
 use crate::http::app::{AppState, router};
 use crate::http::body::BodyBudget;
 use crate::http::conn::{Guard, OpenConnections};
+use crate::http::listener;
 use crate::http::metrics::{Metrics, MetricsServer};
 use crate::http::self_signed::{self, SelfSignedError};
 use crate::store::{self, Store, StoreError};
@@ -238,8 +239,7 @@ fn bind(config: &ServerConfig) -> Result<(std::net::TcpListener, SocketAddr), Se
         addr: config.listen,
         source,
     };
-    let listener = std::net::TcpListener::bind(config.listen).map_err(bind_error)?;
-    listener.set_nonblocking(true).map_err(bind_error)?;
+    let listener = listener::bind(config.listen).map_err(bind_error)?;
     let addr = listener.local_addr().map_err(bind_error)?;
     Ok((listener, addr))
 }

@@ -76,6 +76,75 @@ pub struct User {
     pub team: Option<String>,
 }
 
+/// A user's columns, as both backends select and read them (like
+/// `tokens::AccessTokenColumns`): the mapping lives once, below.
+pub const USER_SELECT: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id";
+
+/// The columns of [`USER_SELECT`], in order.
+pub type UserColumns = (i64, String, String, bool, Option<String>);
+
+impl From<UserColumns> for User {
+    fn from(c: UserColumns) -> User {
+        User {
+            id: c.0,
+            username: c.1,
+            password_hash: c.2,
+            disabled: c.3,
+            team: c.4,
+        }
+    }
+}
+
+/// The user and team of a live page session (`$1` the id's hash, `$2`
+/// now): [`USER_SELECT`]'s columns, then the session's team.
+pub const WEB_SESSION_SQL: &str =
+    "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug, s.team
+     FROM web_sessions s JOIN users u ON u.id = s.user_id
+     LEFT JOIN teams t ON t.id = u.team_id
+     WHERE s.id_hash = $1 AND s.expires_at > $2";
+
+/// The columns of [`WEB_SESSION_SQL`], in order.
+pub type WebSessionColumns = (i64, String, String, bool, Option<String>, String);
+
+/// The user and the session's team, from [`WebSessionColumns`].
+pub fn web_session_of(c: WebSessionColumns) -> (User, String) {
+    (User::from((c.0, c.1, c.2, c.3, c.4)), c.5)
+}
+
+/// A change to one user's row, the same on both backends.
+#[derive(Debug, Clone, Copy)]
+pub enum UserChange<'a> {
+    Disable,
+    Enable,
+    Password(&'a str),
+}
+
+impl UserChange<'_> {
+    /// The statement: `$1` is the user's id, `$2` [`UserChange::value`].
+    pub fn sql(self) -> &'static str {
+        match self {
+            UserChange::Disable => "UPDATE users SET disabled = TRUE WHERE id = $1",
+            UserChange::Enable => "UPDATE users SET disabled = FALSE WHERE id = $1",
+            UserChange::Password(_) => "UPDATE users SET password_hash = $2 WHERE id = $1",
+        }
+    }
+
+    /// The value bound to `$2`, if the statement has one.
+    pub fn value(self) -> Option<String> {
+        match self {
+            UserChange::Password(hash) => Some(hash.to_string()),
+            UserChange::Disable | UserChange::Enable => None,
+        }
+    }
+
+    /// Whether the change ends the user's sessions ([`END_USER_SESSIONS_SQL`]):
+    /// a disabled user's sessions end now, not when their tokens expire, and
+    /// a password changed because it leaked locks the holder out at once.
+    pub fn ends_sessions(self) -> bool {
+        !matches!(self, UserChange::Enable)
+    }
+}
+
 /// A user as `user list` shows it (and `--json` prints it).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserSummary {
@@ -301,13 +370,24 @@ pub trait Store:
     -> StoreResult<()>;
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>>;
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>>;
-    async fn disable_user(&self, username: &str) -> StoreResult<()>;
+    /// Applies one change to the user `username`, with the sessions it ends,
+    /// in one transaction.
+    async fn change_user(&self, username: &str, change: UserChange<'_>) -> StoreResult<()>;
+    /// Stops a user from logging in and ends their sessions.
+    async fn disable_user(&self, username: &str) -> StoreResult<()> {
+        self.change_user(username, UserChange::Disable).await
+    }
     /// Lets a disabled user log in again; tokens revoked on disabling stay
     /// revoked.
-    async fn enable_user(&self, username: &str) -> StoreResult<()>;
+    async fn enable_user(&self, username: &str) -> StoreResult<()> {
+        self.change_user(username, UserChange::Enable).await
+    }
     /// Replaces a user's password hash and ends their sessions, so a
     /// password changed because it leaked locks the holder out at once.
-    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()>;
+    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
+        self.change_user(username, UserChange::Password(password_hash))
+            .await
+    }
     /// Deletes a user with their memberships, tokens and page sessions.
     /// Events they uploaded stay: they belong to the team's history.
     async fn remove_user(&self, username: &str) -> StoreResult<()>;

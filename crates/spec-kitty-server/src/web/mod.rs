@@ -309,14 +309,7 @@ pub async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if let Some(refused) = refuse_cross_site(&headers) {
         return refused;
     }
-    match session::end(&headers, &state).await {
-        Ok(cookie) => {
-            let mut response = Redirect::to("/").into_response();
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
-            response
-        }
-        Err(e) => e.into_response(),
-    }
+    session::end_and_go_home(&headers, &state).await
 }
 
 #[derive(Deserialize)]

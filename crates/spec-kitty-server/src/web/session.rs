@@ -5,6 +5,7 @@
 //! when the user is no longer a member of its team.
 
 use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
 use sha2::{Digest, Sha256};
 
 use crate::http::api_error::ApiError;
@@ -80,6 +81,19 @@ pub async fn end(headers: &HeaderMap, state: &AppState) -> Result<HeaderValue, A
         "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
     ))
     .unwrap_or_else(|_| HeaderValue::from_static("sk_session=; Path=/; Max-Age=0")))
+}
+
+/// Ends the session and sends the browser to the start page, without
+/// its cookie (log-out, and "sign out everywhere" for this browser).
+pub async fn end_and_go_home(headers: &HeaderMap, state: &AppState) -> Response {
+    match end(headers, state).await {
+        Ok(cookie) => {
+            let mut response = Redirect::to("/").into_response();
+            response.headers_mut().insert(header::SET_COOKIE, cookie);
+            response
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 #[cfg(test)]

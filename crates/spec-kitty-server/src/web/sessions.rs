@@ -5,7 +5,7 @@
 //! without a session; a user only sees and revokes their own.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::views::{SessionRow, SessionsPage};
@@ -77,12 +77,5 @@ pub async fn sign_out_everywhere(State(state): State<AppState>, headers: HeaderM
         return ApiError::from(e).into_response();
     }
     tracing::info!(user = %viewer.user.username, "signed out everywhere");
-    match session::end(&headers, &state).await {
-        Ok(cookie) => {
-            let mut response = Redirect::to("/").into_response();
-            response.headers_mut().insert(header::SET_COOKIE, cookie);
-            response
-        }
-        Err(e) => e.into_response(),
-    }
+    session::end_and_go_home(&headers, &state).await
 }

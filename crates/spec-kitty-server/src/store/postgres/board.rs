@@ -22,7 +22,9 @@ use crate::store::board::{
     PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
 };
 use crate::store::sqlite::board::projection_diff;
-use crate::store::{BoardStore, StoreError, StoreResult, User};
+use crate::store::{
+    BoardStore, StoreError, StoreResult, User, WEB_SESSION_SQL, WebSessionColumns, web_session_of,
+};
 
 type PgResult<T> = Result<T, sqlx::Error>;
 
@@ -332,29 +334,12 @@ pub async fn web_session(
     id_hash: &str,
     now: i64,
 ) -> PgResult<Option<(User, String)>> {
-    let row = sqlx::query(
-        "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug, s.team
-         FROM web_sessions s JOIN users u ON u.id = s.user_id
-         LEFT JOIN teams t ON t.id = u.team_id
-         WHERE s.id_hash = $1 AND s.expires_at > $2",
-    )
-    .bind(id_hash)
-    .bind(now)
-    .fetch_optional(pool)
-    .await?;
-    row.map(|r| {
-        Ok((
-            User {
-                id: r.try_get(0)?,
-                username: r.try_get(1)?,
-                password_hash: r.try_get(2)?,
-                disabled: r.try_get(3)?,
-                team: r.try_get(4)?,
-            },
-            r.try_get(5)?,
-        ))
-    })
-    .transpose()
+    let row: Option<WebSessionColumns> = sqlx::query_as(WEB_SESSION_SQL)
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(web_session_of))
 }
 
 pub async fn delete_web_session(pool: &PgPool, id_hash: &str) -> PgResult<()> {

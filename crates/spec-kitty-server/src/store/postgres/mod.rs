@@ -23,12 +23,12 @@ use ingest::IngestFailure;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgPool;
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Row, Transaction};
 
 use super::{
     END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
-    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
-    UserSummary, fold_username,
+    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, USER_SELECT,
+    User, UserChange, UserColumns, UserSummary, fold_username,
 };
 use crate::auth::signing_key;
 use crate::clock::now_secs;
@@ -76,19 +76,6 @@ async fn user_id(tx: &mut Transaction<'_, Postgres>, username: &str) -> StoreRes
         .fetch_optional(&mut **tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
-}
-
-const USER_BY_NAME: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.username = $1";
-const USER_BY_ID: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id WHERE u.id = $1";
-
-fn user_from_row(row: &sqlx::postgres::PgRow) -> Result<User, sqlx::Error> {
-    Ok(User {
-        id: row.try_get(0)?,
-        username: row.try_get(1)?,
-        password_hash: row.try_get(2)?,
-        disabled: row.try_get(3)?,
-        team: row.try_get(4)?,
-    })
 }
 
 fn lines(joined: Option<String>) -> Vec<String> {
@@ -198,58 +185,34 @@ impl Store for PostgresStore {
     }
 
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
-        let row = sqlx::query(USER_BY_NAME)
+        let sql = format!("{USER_SELECT} WHERE u.username = $1");
+        let row: Option<UserColumns> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(fold_username(username))
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(user_from_row)
-            .transpose()
-            .map_err(StoreError::from)
+        Ok(row.map(User::from))
     }
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
-        let row = sqlx::query(USER_BY_ID)
+        let sql = format!("{USER_SELECT} WHERE u.id = $1");
+        let row: Option<UserColumns> = sqlx::query_as(AssertSqlSafe(sql))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.as_ref()
-            .map(user_from_row)
-            .transpose()
-            .map_err(StoreError::from)
+        Ok(row.map(User::from))
     }
 
-    async fn disable_user(&self, username: &str) -> StoreResult<()> {
+    async fn change_user(&self, username: &str, change: UserChange<'_>) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         let uid = user_id(&mut tx, username).await?;
-        sqlx::query("UPDATE users SET disabled = TRUE WHERE id = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        // A disabled user's sessions end now, not when their tokens expire.
-        end_user_sessions(&mut tx, uid).await?;
-        tx.commit().await.map_err(StoreError::from)
-    }
-
-    async fn enable_user(&self, username: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let uid = user_id(&mut tx, username).await?;
-        sqlx::query("UPDATE users SET disabled = FALSE WHERE id = $1")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await.map_err(StoreError::from)
-    }
-
-    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
-        let uid = user_id(&mut tx, username).await?;
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        end_user_sessions(&mut tx, uid).await?;
+        let mut update = sqlx::query(change.sql()).bind(uid);
+        if let Some(value) = change.value() {
+            update = update.bind(value);
+        }
+        update.execute(&mut *tx).await?;
+        if change.ends_sessions() {
+            end_user_sessions(&mut tx, uid).await?;
+        }
         tx.commit().await.map_err(StoreError::from)
     }
 

@@ -16,7 +16,9 @@ use crate::board::{
 use crate::store::board::{
     PROJECT_COLUMNS, TEAM_LANE_COUNTS_SQL, TEAM_PROJECT_SQL, TEAM_PROJECTS_SQL, project_rows,
 };
-use crate::store::{BoardStore, StoreResult, User};
+use crate::store::{
+    BoardStore, StoreResult, User, WEB_SESSION_SQL, WebSessionColumns, web_session_of,
+};
 
 /// Events stored, board empty (both backends).
 pub const BOARD_MISSING: &str =
@@ -323,26 +325,10 @@ pub fn web_session(
     now: i64,
 ) -> StoreResult<Option<(User, String)>> {
     let found = conn
-        .prepare_cached(
-            "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug, s.team
-             FROM web_sessions s JOIN users u ON u.id = s.user_id
-             LEFT JOIN teams t ON t.id = u.team_id
-             WHERE s.id_hash = ?1 AND s.expires_at > ?2",
-        )?
-        .query_row(params![id_hash, now], |r| {
-            Ok((
-                User {
-                    id: r.get(0)?,
-                    username: r.get(1)?,
-                    password_hash: r.get(2)?,
-                    disabled: r.get(3)?,
-                    team: r.get(4)?,
-                },
-                r.get::<_, String>(5)?,
-            ))
-        })
+        .prepare_cached(&for_sqlite(WEB_SESSION_SQL))?
+        .query_row(params![id_hash, now], |r| WebSessionColumns::try_from(r))
         .optional()?;
-    Ok(found)
+    Ok(found.map(web_session_of))
 }
 
 pub fn delete_web_session(conn: &Connection, id_hash: &str) -> StoreResult<()> {

@@ -27,8 +27,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{
     END_USER_SESSIONS_SQL, IncomingEvent, IngestOutcome, NewRefresh, PoolUse, Reservation,
-    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, User,
-    UserSummary, fold_username,
+    RotateOutcome, Sender, Store, StoreError, StoreResult, TeamSummary, ThrottleKey, USER_SELECT,
+    User, UserChange, UserColumns, UserSummary, fold_username,
 };
 use crate::board::projection::for_sqlite;
 use crate::clock::now_secs;
@@ -60,16 +60,8 @@ fn user_id(conn: &Connection, username: &str) -> StoreResult<i64> {
     .ok_or_else(|| StoreError::NotFound(format!("no user '{username}'")))
 }
 
-const USER_COLUMNS: &str = "SELECT u.id, u.username, u.password_hash, u.disabled, t.slug FROM users u LEFT JOIN teams t ON t.id = u.team_id";
-
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
-    Ok(User {
-        id: row.get(0)?,
-        username: row.get(1)?,
-        password_hash: row.get(2)?,
-        disabled: row.get(3)?,
-        team: row.get(4)?,
-    })
+    UserColumns::try_from(row).map(User::from)
 }
 
 fn is_unique_violation(err: &rusqlite::Error) -> bool {
@@ -172,7 +164,7 @@ impl Store for SqliteStore {
     async fn find_user(&self, username: &str) -> StoreResult<Option<User>> {
         let username = fold_username(username);
         self.read(move |conn| {
-            let sql = format!("{USER_COLUMNS} WHERE u.username = ?1");
+            let sql = format!("{USER_SELECT} WHERE u.username = ?1");
             Ok(conn
                 .prepare_cached(&sql)?
                 .query_row([username], user_from_row)
@@ -183,7 +175,7 @@ impl Store for SqliteStore {
 
     async fn user_by_id(&self, id: i64) -> StoreResult<Option<User>> {
         self.read(move |conn| {
-            let sql = format!("{USER_COLUMNS} WHERE u.id = ?1");
+            let sql = format!("{USER_SELECT} WHERE u.id = ?1");
             Ok(conn
                 .prepare_cached(&sql)?
                 .query_row([id], user_from_row)
@@ -192,40 +184,23 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn disable_user(&self, username: &str) -> StoreResult<()> {
-        let username = username.to_string();
+    async fn change_user(&self, username: &str, change: UserChange<'_>) -> StoreResult<()> {
+        let (username, sql, value) = (
+            username.to_string(),
+            for_sqlite(change.sql()),
+            change.value(),
+        );
+        let ends_sessions = change.ends_sessions();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let uid = user_id(&tx, &username)?;
-            tx.execute("UPDATE users SET disabled = 1 WHERE id = ?1", [uid])?;
-            // A disabled user's sessions end now, not when their tokens expire.
-            end_user_sessions(&tx, uid)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn enable_user(&self, username: &str) -> StoreResult<()> {
-        let username = username.to_string();
-        self.write(move |conn| {
-            let uid = user_id(conn, &username)?;
-            conn.execute("UPDATE users SET disabled = 0 WHERE id = ?1", [uid])?;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<()> {
-        let (username, hash) = (username.to_string(), password_hash.to_string());
-        self.write(move |conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let uid = user_id(&tx, &username)?;
-            tx.execute(
-                "UPDATE users SET password_hash = ?1 WHERE id = ?2",
-                params![hash, uid],
-            )?;
-            end_user_sessions(&tx, uid)?;
+            match &value {
+                Some(value) => tx.execute(&sql, params![uid, value])?,
+                None => tx.execute(&sql, [uid])?,
+            };
+            if ends_sessions {
+                end_user_sessions(&tx, uid)?;
+            }
             tx.commit()?;
             Ok(())
         })
