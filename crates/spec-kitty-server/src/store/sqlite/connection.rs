@@ -47,6 +47,16 @@ pub(super) fn prepare_private_file(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The page size of a new database. Events are rows of about 850 bytes
+/// (the event as sent and the columns read from it); 16 KiB pages hold
+/// about 19 of them against 4 for SQLite's default 4 KiB, so a batch
+/// touches fewer pages, splits fewer and writes fewer WAL frame headers.
+/// Measured on the ingest bench's rows (100,000 in 1000-row transactions,
+/// from Python's sqlite3, so the figures include its own overhead):
+/// 0.80-0.84 s with 4 KiB pages, 0.59-0.69 s with 16 KiB. A database made
+/// before keeps its page size (SQLite cannot change it in WAL mode).
+pub const PAGE_SIZE: i64 = 16 * 1024;
+
 /// Opens a connection with the pragmas every connection needs.
 pub fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(|e| StoreError::Open {
@@ -54,9 +64,11 @@ pub fn connect(path: &Path) -> StoreResult<Connection> {
         reason: e.to_string(),
     })?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )
+    // Before WAL mode: once the database has a header its page size is
+    // fixed, so this applies to a new (empty) database only.
+    conn.execute_batch(&format!(
+        "PRAGMA page_size = {PAGE_SIZE}; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+    ))
     .map_err(|e| StoreError::Open {
         path: path.display().to_string(),
         reason: e.to_string(),
@@ -84,5 +96,39 @@ mod tests {
         );
         assert!(path_from_url("mysql://x").is_err());
         assert!(path_from_url("sqlite://").is_err());
+    }
+
+    fn page_size(conn: &Connection) -> i64 {
+        conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+            .expect("page size")
+    }
+
+    #[test]
+    fn a_new_database_gets_large_pages_and_an_old_one_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let new = dir.path().join("new.db");
+        prepare_private_file(&new).expect("creates");
+        let conn = connect(&new).expect("opens");
+        conn.execute("CREATE TABLE t (x)", []).expect("writes");
+        assert_eq!(page_size(&conn), PAGE_SIZE);
+        drop(conn);
+        assert_eq!(page_size(&connect(&new).expect("opens again")), PAGE_SIZE);
+
+        // A database written with SQLite's default pages, in WAL mode, as
+        // every database before this change.
+        let old = dir.path().join("old.db");
+        {
+            let conn = Connection::open(&old).expect("opens");
+            conn.execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x); INSERT INTO t VALUES (1);",
+            )
+            .expect("writes");
+        }
+        let conn = connect(&old).expect("opens an old database");
+        assert_eq!(page_size(&conn), 4096);
+        let rows: i64 = conn
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("reads");
+        assert_eq!(rows, 1);
     }
 }
