@@ -171,30 +171,12 @@ mod tests {
     use crate::validate_event;
     use serde_json::{Value, json};
 
+    /// The validator's good event, with a team and an unknown field (kept).
     fn good() -> Value {
-        json!({
-            "event_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3P",
-            "event_type": "WPStatusChanged",
-            "aggregate_id": "039-cli/WP03",
-            "aggregate_type": "WorkPackage",
-            "payload": {"feature_slug": "039-cli", "wp_id": "WP03", "from_lane": "planned",
-                "to_lane": "doing", "actor": "alice", "force": false, "reason": null,
-                "execution_mode": "worktree", "review_ref": null, "evidence": null},
-            "timestamp": "2026-02-12T10:15:00+00:00",
-            "node_id": "3f2a9c1b7d4e",
-            "lamport_clock": 12,
-            "causation_id": null,
-            "correlation_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3Q",
-            "project_uuid": "550e8400-e29b-41d4-a716-446655440000",
-            "project_slug": "my-project",
-            "team_slug": "acme",
-            "schema_version": "1.0.0",
-            "data_tier": 0,
-            "git_branch": "main",
-            "head_commit_sha": null,
-            "repo_slug": null,
-            "extra": {"kept": true}
-        })
+        let mut event = crate::validate::tests::good_event();
+        event["team_slug"] = json!("acme");
+        event["extra"] = json!({"kept": true});
+        event
     }
 
     /// Every variant of the good event with one field removed or replaced

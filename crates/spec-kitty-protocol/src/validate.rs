@@ -357,11 +357,13 @@ fn is_semver(text: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn good_event() -> Value {
+    /// A valid `WPStatusChanged` with every optional field written out
+    /// (the fast path's tests start from it too).
+    pub(crate) fn good_event() -> Value {
         json!({
             "event_id": "01HV5Z3K8Y6Q2W9E4R7T1N0M3P",
             "event_type": "WPStatusChanged",
