@@ -262,19 +262,28 @@ pub fn login_help() -> String {
     )
 }
 
+/// How a request made with the user's session can fail, in the words of
+/// `sync now --help` and `board --help`.
+const SERVER_OUTCOMES: [(Outcome, &str); 6] = [
+    (Outcome::NotAuthenticated, "not logged in"),
+    (Outcome::SessionExpired, "session expired"),
+    (Outcome::AuthenticationFailed, "authentication failed"),
+    (Outcome::PermissionDenied, "permission denied"),
+    (Outcome::Unreachable, "unreachable"),
+    (Outcome::CertificateUntrusted, "certificate"),
+];
+
 /// `sync now --help`.
 pub fn sync_now_help() -> String {
     format!(
         "Exits non-zero when any event failed or the drain stopped early ({}, 1 some events failed), unless --no-strict.",
-        code_list(&[
-            (Outcome::NotAuthenticated, "not logged in"),
-            (Outcome::SessionExpired, "session expired"),
-            (Outcome::AuthenticationFailed, "authentication failed"),
-            (Outcome::PermissionDenied, "permission denied"),
-            (Outcome::Unreachable, "unreachable"),
-            (Outcome::CertificateUntrusted, "certificate"),
-            (Outcome::UnexpectedStatus, "server error"),
-        ])
+        code_list(
+            &[
+                SERVER_OUTCOMES.as_slice(),
+                &[(Outcome::UnexpectedStatus, "server error")]
+            ]
+            .concat()
+        )
     )
 }
 
@@ -288,15 +297,13 @@ pub fn board_help() -> String {
          spec-kitty board --json | jq .counts\n  \
          spec-kitty board --project 550e8400-e29b-41d4-a716-446655440000\n\n\
          Colour is used only when stdout is a terminal and NO_COLOR is not set.",
-        code_list(&[
-            (Outcome::NotAuthenticated, "not logged in"),
-            (Outcome::SessionExpired, "session expired"),
-            (Outcome::AuthenticationFailed, "authentication failed"),
-            (Outcome::PermissionDenied, "permission denied"),
-            (Outcome::Unreachable, "unreachable"),
-            (Outcome::CertificateUntrusted, "certificate"),
-            (Outcome::UnexpectedStatus, "other HTTP status"),
-        ])
+        code_list(
+            &[
+                SERVER_OUTCOMES.as_slice(),
+                &[(Outcome::UnexpectedStatus, "other HTTP status")]
+            ]
+            .concat()
+        )
     )
 }
 
@@ -310,6 +317,21 @@ mod tests {
             let json = serde_json::to_value(outcome).expect("serializes");
             assert_eq!(json, outcome.name());
         }
+    }
+
+    #[test]
+    fn server_outcomes_are_listed_alike_in_each_help() {
+        let listed = "3 not logged in, 4 session expired, 5 authentication failed, 6 permission denied, 7 unreachable, 8 certificate, 9";
+        assert!(
+            sync_now_help().contains(&format!("{listed} server error, 1 some")),
+            "{}",
+            sync_now_help()
+        );
+        assert!(
+            board_help().contains(&format!("{listed} other HTTP status, 1 the project")),
+            "{}",
+            board_help()
+        );
     }
 
     #[test]
