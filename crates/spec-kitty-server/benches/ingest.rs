@@ -6,10 +6,13 @@
 //!    projects) and pre-compresses them into 1000-event gzip batches.
 //! 2. Raw baseline: the same rows inserted straight into a fresh database
 //!    with the server's own schema and `INSERT_EVENT_SQL`, 1000 per
-//!    transaction.
+//!    transaction; once with SQLite's automatic checkpoint (the limit the
+//!    figures are given against), once checkpointed off the inserting
+//!    thread as the server does.
 //! 3. The server over HTTP on 127.0.0.1: every batch from one sender, then
-//!    on a fresh server and database four concurrent senders with 25,000
-//!    events each.
+//!    on a fresh server and database one sender keeping three batches in
+//!    flight (as `sync now` does), then four concurrent senders with
+//!    25,000 events each.
 //!
 //! Run without `--bench` (as `cargo test --benches` does) it is a quick
 //! smoke run over 4,000 events.
@@ -27,15 +30,25 @@ use spec_kitty_server::{BackgroundServer, admin};
 mod support;
 
 use support::{
-    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, agent, incoming_event, ingest_load, login,
-    send_all, send_concurrently,
+    BATCH, BoxResult, PASSWORD, Prepared, SENDERS, WINDOW, agent, incoming_event, ingest_load,
+    login, process_cpu_seconds, send_all, send_concurrently, send_windowed,
 };
 
-/// The same rows straight into SQLite, 1000 per transaction.
-fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
+/// The same rows straight into SQLite, 1000 per transaction; with
+/// `off_path`, checkpointed as the server does (on a thread of its own),
+/// else by SQLite's automatic checkpoint inside the commits.
+fn raw_baseline(dir: &Path, events: &[Prepared], off_path: bool) -> BoxResult<f64> {
+    use spec_kitty_server::store::sqlite::checkpoint;
+
     let path = dir.join("raw.db");
     let mut conn = sqlite::connect(&path)?;
     sqlite::migrate(&mut conn)?;
+    let checkpointer = if off_path {
+        checkpoint::watch_log(&conn);
+        Some(checkpoint::Checkpointer::start(path.clone())?)
+    } else {
+        None
+    };
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let started = Instant::now();
     let mut seq = 0_i64;
@@ -66,6 +79,11 @@ fn raw_baseline(dir: &Path, events: &[Prepared]) -> BoxResult<f64> {
             }
         }
         tx.commit()?;
+        if let Some(checkpointer) = &checkpointer
+            && checkpoint::take_log_pages() >= checkpoint::CHECKPOINT_PAGES
+        {
+            checkpointer.request();
+        }
     }
     let elapsed = started.elapsed().as_secs_f64();
     let stored: i64 = conn.query_row("SELECT count(*) FROM events", [], |r| r.get(0))?;
@@ -97,32 +115,68 @@ fn check_stored(server: &BackgroundServer, expected: usize) -> BoxResult<()> {
     Ok(())
 }
 
-fn one_sender(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
+/// An HTTP run's rate and the CPU seconds the process (senders and
+/// server) used meanwhile: CPU over wall time above 1 means the server's
+/// stages overlapped.
+struct Run {
+    rate: f64,
+    cpu: f64,
+    wall: f64,
+}
+
+impl Run {
+    fn new(events: usize, wall: f64, cpu_before: f64) -> Run {
+        Run {
+            rate: events as f64 / wall,
+            cpu: process_cpu_seconds() - cpu_before,
+            wall,
+        }
+    }
+}
+
+fn one_sender(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<Run> {
     let (server, tokens) = fresh_server(dir, 1)?;
     let token = tokens.first().ok_or("no token")?;
     let client = agent();
+    let cpu = process_cpu_seconds();
     let started = Instant::now();
     let successes = send_all(&client, &server.url, token, batches)?;
-    let elapsed = started.elapsed().as_secs_f64();
+    let run = Run::new(events, started.elapsed().as_secs_f64(), cpu);
     if successes != events {
         return Err(format!("{successes} of {events} events answered success").into());
     }
     check_stored(&server, events)?;
-    Ok(events as f64 / elapsed)
+    Ok(run)
 }
 
-fn concurrent_senders(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<f64> {
+/// One sender keeping [`WINDOW`] batches in flight, as `sync now` does.
+fn one_sender_windowed(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<Run> {
+    let (server, tokens) = fresh_server(dir, 1)?;
+    let token = tokens.first().ok_or("no token")?;
+    let cpu = process_cpu_seconds();
+    let (successes, elapsed) = send_windowed(&server.url, token, batches, WINDOW)?;
+    let run = Run::new(events, elapsed, cpu);
+    if successes != events {
+        return Err(format!("{successes} of {events} events answered success").into());
+    }
+    check_stored(&server, events)?;
+    Ok(run)
+}
+
+fn concurrent_senders(dir: &Path, batches: &[Vec<u8>], events: usize) -> BoxResult<Run> {
     let (server, tokens) = fresh_server(dir, SENDERS)?;
     let senders: Vec<(String, String)> = tokens
         .into_iter()
         .map(|token| (server.url.clone(), token))
         .collect();
+    let cpu = process_cpu_seconds();
     let (successes, elapsed) = send_concurrently(&senders, batches)?;
+    let run = Run::new(events, elapsed, cpu);
     if successes != events {
         return Err(format!("{successes} of {events} events answered success").into());
     }
     check_stored(&server, events)?;
-    Ok(events as f64 / elapsed)
+    Ok(run)
 }
 
 /// Where one batch's time goes, stage by stage, on one thread and without
@@ -205,24 +259,44 @@ fn run() -> BoxResult<()> {
     let (events, batches) = ingest_load("ingest", count, full, "")?;
 
     let raw_dir = tempfile::tempdir()?;
-    let raw = raw_baseline(raw_dir.path(), &events)?;
+    let raw = raw_baseline(raw_dir.path(), &events, false)?;
+    let raw_off_dir = tempfile::tempdir()?;
+    let raw_off = raw_baseline(raw_off_dir.path(), &events, true)?;
     let one_dir = tempfile::tempdir()?;
     let one = one_sender(one_dir.path(), &batches, count)?;
+    let window_dir = tempfile::tempdir()?;
+    let windowed = one_sender_windowed(window_dir.path(), &batches, count)?;
     let four_dir = tempfile::tempdir()?;
     let four = concurrent_senders(four_dir.path(), &batches, count)?;
 
     println!();
-    println!("| path                                  |   events/s | % of raw |");
-    println!("|---------------------------------------|-----------:|---------:|");
-    let row = |name: &str, rate: f64| {
+    println!("| path                                  |   events/s | % of raw | CPU s / wall s |");
+    println!("|---------------------------------------|-----------:|---------:|---------------:|");
+    println!(
+        "| {:<37} | {raw:>10.0} | {:>7.1}% | {:>14} |",
+        "raw SQLite INSERT, 1000 rows per tx", 100.0, "1 thread"
+    );
+    println!(
+        "| {:<37} | {raw_off:>10.0} | {:>7.1}% | {:>14} |",
+        "  the same, checkpoints off its path",
+        raw_off / raw * 100.0,
+        "2 threads"
+    );
+    let row = |name: &str, run: &Run| {
         println!(
-            "| {name:<37} | {rate:>10.0} | {:>7.1}% |",
-            rate / raw * 100.0
+            "| {name:<37} | {:>10.0} | {:>7.1}% | {:>6.2} / {:>5.2} |",
+            run.rate,
+            run.rate / raw * 100.0,
+            run.cpu,
+            run.wall
         );
     };
-    row("raw SQLite INSERT, 1000 rows per tx", raw);
-    row("HTTP ingest, 1 sender", one);
-    row(&format!("HTTP ingest, {SENDERS} concurrent senders"), four);
+    row("HTTP ingest, 1 sender", &one);
+    row(
+        &format!("HTTP ingest, 1 sender, {WINDOW} in flight"),
+        &windowed,
+    );
+    row(&format!("HTTP ingest, {SENDERS} concurrent senders"), &four);
 
     let stages_dir = tempfile::tempdir()?;
     let stages = breakdown(stages_dir.path(), &batches, count)?;
@@ -244,7 +318,7 @@ fn run() -> BoxResult<()> {
     println!(
         "| {:<37} | {:>8.2} |",
         "HTTP ingest, 1 sender (wall clock)",
-        per_batch(one)
+        per_batch(one.rate)
     );
     Ok(())
 }

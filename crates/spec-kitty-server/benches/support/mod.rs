@@ -22,6 +22,9 @@ pub type BoxResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 pub const BATCH: usize = 1000;
 pub const PROJECTS: usize = 5;
 pub const SENDERS: usize = 4;
+/// Batches one sender keeps on the wire at once: `sync now`'s window
+/// (`MAX_IN_FLIGHT` in the client's `sync` module).
+pub const WINDOW: usize = 3;
 pub const PASSWORD: &str = "bench-password-123";
 pub const LANES: [&str; 4] = ["planned", "doing", "for_review", "done"];
 
@@ -177,6 +180,48 @@ pub fn send_all(
     Ok(successes)
 }
 
+/// Sends the batches from one sender keeping up to `window` of them on the
+/// wire at once, each slot on a thread and connection of its own (as
+/// `sync now` does with its window); returns how many events came back
+/// `success` and the seconds from the start to the last answer.
+pub fn send_windowed(
+    base: &str,
+    token: &str,
+    batches: &[Vec<u8>],
+    window: usize,
+) -> BoxResult<(usize, f64)> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let next = AtomicUsize::new(0);
+    let barrier = Barrier::new(window + 1);
+    std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
+        let handles: Vec<_> = (0..window)
+            .map(|_| {
+                let (next, barrier) = (&next, &barrier);
+                scope.spawn(move || -> BoxResult<usize> {
+                    let client = agent();
+                    barrier.wait();
+                    let mut successes = 0;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(batch) = batches.get(i) else {
+                            return Ok(successes);
+                        };
+                        successes += send_all(&client, base, token, std::slice::from_ref(batch))?;
+                    }
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut successes = 0;
+        for handle in handles {
+            successes += handle.join().map_err(|_| "a sender thread panicked")??;
+        }
+        Ok((successes, started.elapsed().as_secs_f64()))
+    })
+}
+
 /// Sends the batches split evenly over `senders` (base URL, access token),
 /// one thread each, all started at once; returns how many events came back
 /// `success` and the seconds from the start to the last answer.
@@ -260,6 +305,24 @@ pub fn incoming_event(c: CheckedEvent<'_>, body: String) -> IncomingEvent {
         lane: c.lane.map(|l| l.as_str()),
         body,
         fact: c.fact,
+    }
+}
+
+/// CPU seconds this process (every thread: senders and server) has used,
+/// from `/proc/self/stat` (user and system time, in the kernel's 100 Hz
+/// `USER_HZ` ticks); 0 where it cannot be read.
+pub fn process_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => 0.0,
     }
 }
 

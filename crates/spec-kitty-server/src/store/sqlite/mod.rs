@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod board;
+pub mod checkpoint;
 mod connection;
 mod device;
 mod ingest;

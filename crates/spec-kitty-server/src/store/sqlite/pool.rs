@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::checkpoint::{CHECKPOINT_PAGES, Checkpointer, take_log_pages, watch_log};
 use super::connection::{connect, prepare_private_file};
 use super::migrate;
 use crate::store::{PoolUse, StoreError, StoreResult};
@@ -22,6 +23,9 @@ pub const READER_IDLE: Duration = Duration::from_secs(60);
 struct Inner {
     path: PathBuf,
     writer: Mutex<Connection>,
+    /// Copies the log into the database file when the writer's commits
+    /// have made it long, on a thread of its own.
+    checkpointer: Checkpointer,
     /// Idle reader handles and when each was last used.
     readers: Mutex<Vec<(Connection, Instant)>>,
     /// One permit per reader handle that may be open.
@@ -34,7 +38,12 @@ impl Inner {
             .writer
             .lock()
             .map_err(|_| StoreError::Task("writer connection poisoned".into()))?;
-        f(&mut conn)
+        let result = f(&mut conn);
+        // Every commit of the writer happens inside `f`, on this thread.
+        if take_log_pages() >= CHECKPOINT_PAGES {
+            self.checkpointer.request();
+        }
+        result
     }
 
     fn with_reader<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -81,10 +90,16 @@ impl SqliteStore {
         })?;
         let mut writer = connect(&path)?;
         migrate(&mut writer)?;
+        watch_log(&writer);
+        let checkpointer = Checkpointer::start(path.clone()).map_err(|e| StoreError::Open {
+            path: path.display().to_string(),
+            reason: format!("cannot start the checkpoint thread: {e}"),
+        })?;
         Ok(SqliteStore {
             inner: Arc::new(Inner {
                 path,
                 writer: Mutex::new(writer),
+                checkpointer,
                 readers: Mutex::new(Vec::new()),
                 reader_slots: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
             }),

@@ -1,0 +1,175 @@
+//! Checkpoints off the writer's path.
+//!
+//! SQLite's automatic checkpoint runs inside the commit that takes the
+//! write-ahead log past its threshold: that commit copies the log's pages
+//! into the database file and waits for them to reach the disk (an
+//! `fsync`), so one batch in about twenty paid for all of them. Profiled on
+//! the ingest bench, the checkpoint was a seventh of the writer's time, and
+//! more in wall-clock time, since the writer sat idle during the `fsync`.
+//!
+//! Here the writer only notes how long the log has grown (a WAL hook that
+//! replaces the automatic checkpoint), and a thread of its own with its own
+//! connection runs a `PASSIVE` checkpoint, which never blocks the writer
+//! or the readers, while the writer goes on with the next transaction.
+//! Durability is unchanged: with `synchronous = NORMAL` a commit never
+//! waited for the disk, and the checkpoint still syncs the log before it
+//! copies it. SQLite starts the log over from its beginning once a
+//! checkpoint has copied all of it, as before.
+
+use std::cell::Cell;
+use std::os::raw::c_int;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use rusqlite::Connection;
+use rusqlite::hooks::Wal;
+
+use super::connection::connect;
+
+/// Pages in the log after which a checkpoint is asked for: SQLite's own
+/// default for its automatic checkpoint.
+pub const CHECKPOINT_PAGES: c_int = 1000;
+
+thread_local! {
+    /// Pages in the log after the last commit on this thread, as the WAL
+    /// hook reported them; the writer reads (and clears) it right after
+    /// its work, on the same thread.
+    static LOG_PAGES: Cell<c_int> = const { Cell::new(0) };
+}
+
+fn note_log_pages(_wal: &Wal, pages: c_int) -> rusqlite::Result<()> {
+    LOG_PAGES.set(pages);
+    Ok(())
+}
+
+/// Makes `writer` note the log's length after each commit instead of
+/// checkpointing inline (the hook replaces SQLite's automatic checkpoint).
+pub fn watch_log(writer: &Connection) {
+    writer.wal_hook(Some(note_log_pages));
+}
+
+/// The log's length the last commit on this thread reported, cleared.
+pub fn take_log_pages() -> c_int {
+    LOG_PAGES.replace(0)
+}
+
+/// The checkpointing thread: asked to run, it checkpoints once; asks that
+/// come while it runs fold into one more run. It ends when the store (and
+/// with it the sending side) is dropped.
+pub struct Checkpointer {
+    ask: SyncSender<()>,
+}
+
+impl Checkpointer {
+    pub fn start(path: PathBuf) -> std::io::Result<Checkpointer> {
+        let (ask, asked) = sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || run(path, asked))?;
+        Ok(Checkpointer { ask })
+    }
+
+    /// Asks for a checkpoint; never waits.
+    pub fn request(&self) {
+        match self.ask.try_send(()) {
+            // Full: one is already asked for and will see these pages too.
+            Ok(()) | Err(TrySendError::Full(())) => {}
+            Err(TrySendError::Disconnected(())) => {
+                tracing::warn!("the checkpoint thread has ended; the log will grow")
+            }
+        }
+    }
+}
+
+fn run(path: PathBuf, asked: Receiver<()>) {
+    let conn = match connect(&path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            tracing::error!("checkpoints cannot open the database: {e}");
+            return;
+        }
+    };
+    while asked.recv().is_ok() {
+        // (busy, pages in the log, pages copied): busy only when another
+        // checkpoint ran at the same time, which the next ask retries.
+        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        });
+        match result {
+            Ok((busy, log, copied)) => {
+                tracing::debug!(busy, log, copied, "checkpoint")
+            }
+            Err(e) => tracing::warn!("checkpoint failed: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    fn log_pages(conn: &Connection) -> i64 {
+        // A passive checkpoint that copies nothing new reports the log.
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+            .expect("checkpoint")
+    }
+
+    /// The writer's commits no longer checkpoint: the hook only notes the
+    /// log's length, and the checkpointer copies the log and lets SQLite
+    /// start it over, so it stays bounded under a stream of commits.
+    #[test]
+    fn the_log_is_checkpointed_off_the_writer_and_starts_over() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let writer = connect(&path).expect("writer");
+        writer
+            .execute_batch("CREATE TABLE t (x BLOB)")
+            .expect("table");
+        watch_log(&writer);
+        let blob = vec![7_u8; 8000];
+        let commit = |n: usize| {
+            for _ in 0..n {
+                writer
+                    .execute("INSERT INTO t (x) VALUES (?1)", [&blob])
+                    .expect("insert");
+            }
+        };
+        commit(10);
+        let noted = take_log_pages();
+        assert!(noted > 0, "the hook noted {noted} pages");
+        assert_eq!(take_log_pages(), 0, "taking clears the note");
+
+        // Without the checkpointer, nothing copies the log: it only grows.
+        commit(3 * CHECKPOINT_PAGES as usize);
+        let grown = take_log_pages();
+        assert!(grown > CHECKPOINT_PAGES, "log at {grown} pages");
+
+        let checkpointer = Checkpointer::start(path.clone()).expect("start");
+        checkpointer.request();
+        // Once the log is all copied, the next commit starts it over.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut more = 0;
+        loop {
+            commit(1);
+            more += 1;
+            let pages = take_log_pages();
+            if pages < grown / 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the log never started over");
+            checkpointer.request();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let reader = connect(&path).expect("reader");
+        assert!(log_pages(&reader) < i64::from(grown));
+        let rows: i64 = reader
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(rows, 10 + 3 * i64::from(CHECKPOINT_PAGES) + more);
+    }
+}
