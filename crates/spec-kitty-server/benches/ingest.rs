@@ -81,8 +81,9 @@ fn raw_baseline(dir: &Path, events: &[Prepared], off_path: bool) -> BoxResult<f6
         tx.commit()?;
         if let Some(checkpointer) = &checkpointer
             && checkpoint::take_log_pages() >= checkpoint::CHECKPOINT_PAGES
+            && !checkpointer.request()
         {
-            checkpointer.request();
+            return Err("the checkpoint thread ended".into());
         }
     }
     let elapsed = started.elapsed().as_secs_f64();

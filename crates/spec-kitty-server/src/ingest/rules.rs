@@ -7,10 +7,11 @@
 //! when the answer is [`IngestOutcome::Stored`]; on a refusal it drops the
 //! transaction, so nothing of a refused batch (not even a project) stays.
 
-use std::collections::HashMap;
 use std::future::Future;
 
 use spec_kitty_protocol::board::Fact;
+
+use foldhash::{HashMap, HashMapExt};
 
 use crate::board::hub::Advance;
 use crate::board::projection::{Projected, Reduced};

@@ -69,16 +69,31 @@ impl Checkpointer {
         Ok(Checkpointer { ask })
     }
 
-    /// Asks for a checkpoint; never waits.
-    pub fn request(&self) {
+    /// Asks for a checkpoint; never waits. `false` when the thread has
+    /// ended (it could not open the database): the caller checkpoints
+    /// itself, so the log stays bounded.
+    pub fn request(&self) -> bool {
         match self.ask.try_send(()) {
             // Full: one is already asked for and will see these pages too.
-            Ok(()) | Err(TrySendError::Full(())) => {}
-            Err(TrySendError::Disconnected(())) => {
-                tracing::warn!("the checkpoint thread has ended; the log will grow")
-            }
+            Ok(()) | Err(TrySendError::Full(())) => true,
+            Err(TrySendError::Disconnected(())) => false,
         }
     }
+}
+
+/// A checkpoint on the caller's connection, for when the thread is gone.
+pub fn checkpoint_here(conn: &Connection) {
+    if let Err(e) = checkpoint(conn) {
+        tracing::warn!("checkpoint failed: {e}");
+    }
+}
+
+/// (busy, pages in the log, pages copied): busy only when another
+/// checkpoint ran at the same time, which the next ask retries.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
 }
 
 fn run(path: PathBuf, asked: Receiver<()>) {
@@ -90,19 +105,8 @@ fn run(path: PathBuf, asked: Receiver<()>) {
         }
     };
     while asked.recv().is_ok() {
-        // (busy, pages in the log, pages copied): busy only when another
-        // checkpoint ran at the same time, which the next ask retries.
-        let result = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, i64>(2)?,
-            ))
-        });
-        match result {
-            Ok((busy, log, copied)) => {
-                tracing::debug!(busy, log, copied, "checkpoint")
-            }
+        match checkpoint(&conn) {
+            Ok((busy, log, copied)) => tracing::debug!(busy, log, copied, "checkpoint"),
             Err(e) => tracing::warn!("checkpoint failed: {e}"),
         }
     }
@@ -115,8 +119,7 @@ mod tests {
 
     fn log_pages(conn: &Connection) -> i64 {
         // A passive checkpoint that copies nothing new reports the log.
-        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
-            .expect("checkpoint")
+        checkpoint(conn).expect("checkpoint").1
     }
 
     /// The writer's commits no longer checkpoint: the hook only notes the
@@ -150,7 +153,7 @@ mod tests {
         assert!(grown > CHECKPOINT_PAGES, "log at {grown} pages");
 
         let checkpointer = Checkpointer::start(path.clone()).expect("start");
-        checkpointer.request();
+        assert!(checkpointer.request(), "the checkpoint thread ended");
         // Once the log is all copied, the next commit starts it over.
         let deadline = Instant::now() + Duration::from_secs(30);
         let mut more = 0;
@@ -162,7 +165,7 @@ mod tests {
                 break;
             }
             assert!(Instant::now() < deadline, "the log never started over");
-            checkpointer.request();
+            assert!(checkpointer.request(), "the checkpoint thread ended");
             std::thread::sleep(Duration::from_millis(10));
         }
         let reader = connect(&path).expect("reader");
@@ -171,5 +174,19 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
             .expect("count");
         assert_eq!(rows, 10 + 3 * i64::from(CHECKPOINT_PAGES) + more);
+    }
+
+    /// A checkpoint thread that cannot open the database ends, and says so
+    /// to whoever asks, so the writer checkpoints itself instead.
+    #[test]
+    fn a_thread_that_cannot_open_the_database_says_it_is_gone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let checkpointer =
+            Checkpointer::start(dir.path().join("missing/db.sqlite")).expect("start");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while checkpointer.request() {
+            assert!(Instant::now() < deadline, "the thread never ended");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
