@@ -88,3 +88,54 @@ fn restore_refuses_a_file_that_is_not_a_backup() {
     assert!(!out.status.success(), "{}", describe(&out));
     assert!(!data.path().join("spec-kitty.db").exists());
 }
+
+/// `restore` tells a stopped server from a running one by the `-wal` file
+/// SQLite removes when the last connection closes: a server stopped with
+/// SIGTERM must close every connection it opened (the checkpoint thread's
+/// too), or every restore after a clean stop would need `--force`.
+#[test]
+fn a_cleanly_stopped_server_leaves_no_log_behind() {
+    if std::env::var(common::BACKEND_ENV).ok().as_deref() == Some("postgres") {
+        return; // SQLite only.
+    }
+    let dir = tempfile::tempdir().expect("temp data dir");
+    let child = common::spawn_logging(
+        Command::new(env!("CARGO_BIN_EXE_spec-kitty-server"))
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env_remove("SPEC_KITTY_SERVER_DATABASE_URL"),
+    );
+    let mut server = common::ChildServer(child);
+    let stderr = server.0.stderr.take().expect("stderr is piped");
+    let mut reader = std::io::BufReader::new(stderr);
+    let url = common::read_url(&mut reader);
+    // Keep reading the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+
+    let wal = dir.path().join("spec-kitty.db-wal");
+    // A write (a refused log-in is recorded for the throttle).
+    let agent = common::agent_with_timeout(std::time::Duration::from_secs(10));
+    let refused = agent
+        .post(format!("{url}/api/v1/token/"))
+        .header("Content-Type", "application/json")
+        .send(r#"{"username": "nobody", "password": "wrong-password"}"#.as_bytes())
+        .expect("log-in answered");
+    assert_eq!(refused.status().as_u16(), 401);
+    assert!(wal.exists(), "a running server has its log");
+
+    let pid = server.0.id().to_string();
+    let kill = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success(), "SIGTERM sent to our own child {pid}");
+    let status = common::wait_for_exit(&mut server.0)
+        .unwrap_or_else(|| panic!("the server ignored SIGTERM for {:?}", common::HANG_GUARD));
+    assert!(status.success(), "the server stops cleanly: {status}");
+    assert!(
+        !wal.exists(),
+        "a cleanly stopped server left {} behind",
+        wal.display()
+    );
+}

@@ -7,38 +7,10 @@
 use crate::common;
 
 use std::io::BufReader;
-use std::process::{Child, Command, ExitStatus};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-/// How long the server may take to stop before the test calls it hung.
-/// A guard against a hang, not a performance bound: a clean stop takes
-/// well under a second.
-const HANG_GUARD: Duration = Duration::from_secs(20);
-
-/// Kills the server if the test ends before it has stopped, so a failing
-/// run leaves no process behind.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-/// Waits for the process to end, at most [`HANG_GUARD`].
-fn wait_for_exit(child: &mut Child) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < HANG_GUARD {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
+use common::{ChildServer as Server, HANG_GUARD, wait_for_exit};
 
 fn healthz(agent: &ureq::Agent, url: &str) -> Result<u16, String> {
     agent

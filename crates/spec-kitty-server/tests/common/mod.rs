@@ -942,3 +942,33 @@ pub fn assert_each_sender_in_order(sent: &[Vec<String>], seen: &[String], messag
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{message}");
     }
 }
+
+/// How long a server process may take to stop before a test calls it hung.
+/// A guard against a hang, not a performance bound: a clean stop takes
+/// well under a second.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A server process of the test's own; killed if the test ends before it
+/// has stopped, so a failing run leaves no process behind.
+pub struct ChildServer(pub std::process::Child);
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits for the process to end, at most [`HANG_GUARD`].
+pub fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::ExitStatus> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < HANG_GUARD {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            return Some(status);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    None
+}

@@ -20,6 +20,7 @@ use std::cell::Cell;
 use std::os::raw::c_int;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
 
 use rusqlite::Connection;
 use rusqlite::hooks::Wal;
@@ -54,29 +55,49 @@ pub fn take_log_pages() -> c_int {
 }
 
 /// The checkpointing thread: asked to run, it checkpoints once; asks that
-/// come while it runs fold into one more run. It ends when the store (and
-/// with it the sending side) is dropped.
+/// come while it runs fold into one more run. Dropping it (with the store)
+/// ends the thread and waits for it, so its connection is closed before
+/// the process goes: SQLite removes the `-wal` file when the last
+/// connection closes, which is how `restore` tells a cleanly stopped
+/// server from a running one.
 pub struct Checkpointer {
-    ask: SyncSender<()>,
+    ask: Option<SyncSender<()>>,
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
     pub fn start(path: PathBuf) -> std::io::Result<Checkpointer> {
         let (ask, asked) = sync_channel(1);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || run(path, asked))?;
-        Ok(Checkpointer { ask })
+        Ok(Checkpointer {
+            ask: Some(ask),
+            thread: Some(thread),
+        })
     }
 
     /// Asks for a checkpoint; never waits. `false` when the thread has
     /// ended (it could not open the database): the caller checkpoints
     /// itself, so the log stays bounded.
     pub fn request(&self) -> bool {
-        match self.ask.try_send(()) {
+        match self.ask.as_ref().map(|ask| ask.try_send(())) {
             // Full: one is already asked for and will see these pages too.
-            Ok(()) | Err(TrySendError::Full(())) => true,
-            Err(TrySendError::Disconnected(())) => false,
+            Some(Ok(()) | Err(TrySendError::Full(()))) => true,
+            Some(Err(TrySendError::Disconnected(()))) | None => false,
+        }
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop after the checkpoint
+        // it may be running.
+        drop(self.ask.take());
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::warn!("the checkpoint thread panicked");
         }
     }
 }
@@ -188,5 +209,25 @@ mod tests {
             assert!(Instant::now() < deadline, "the thread never ended");
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    /// Dropped, the checkpointer has closed its connection: once the
+    /// writer closes too, SQLite removes the log, as `restore` expects of
+    /// a cleanly stopped server.
+    #[test]
+    fn dropping_it_closes_its_connection_so_the_log_goes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("db.sqlite");
+        let writer = connect(&path).expect("writer");
+        writer
+            .execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1);")
+            .expect("write");
+        let checkpointer = Checkpointer::start(path.clone()).expect("start");
+        assert!(checkpointer.request(), "the checkpoint thread ended");
+        let wal = dir.path().join("db.sqlite-wal");
+        assert!(wal.exists(), "a database in WAL mode has a log while open");
+        drop(checkpointer);
+        drop(writer);
+        assert!(!wal.exists(), "the log outlived every connection");
     }
 }
