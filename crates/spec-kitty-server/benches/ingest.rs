@@ -14,8 +14,9 @@
 //!    flight (as `sync now` does), then four concurrent senders with
 //!    25,000 events each.
 //!
-//! Run without `--bench` (as `cargo test --benches` does) it is a quick
-//! smoke run over 4,000 events.
+//! Steps 2 and 3 take turns for three rounds and the figures are the
+//! medians. Run without `--bench` (as `cargo test --benches` does) it is a
+//! quick smoke run over 4,000 events, one round.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -253,24 +254,63 @@ fn breakdown(
         .collect())
 }
 
+/// The middle value (the upper one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn run() -> BoxResult<()> {
     let full = std::env::args().any(|a| a == "--bench");
     let count = if full { 100_000 } else { 4_000 };
 
     let (events, batches) = ingest_load("ingest", count, full, "")?;
 
-    let raw_dir = tempfile::tempdir()?;
-    let raw = raw_baseline(raw_dir.path(), &events, false)?;
-    let raw_off_dir = tempfile::tempdir()?;
-    let raw_off = raw_baseline(raw_off_dir.path(), &events, true)?;
-    let one_dir = tempfile::tempdir()?;
-    let one = one_sender(one_dir.path(), &batches, count)?;
-    let window_dir = tempfile::tempdir()?;
-    let windowed = one_sender_windowed(window_dir.path(), &batches, count)?;
-    let four_dir = tempfile::tempdir()?;
-    let four = concurrent_senders(four_dir.path(), &batches, count)?;
+    // The machine's speed drifts between runs by more than the gaps being
+    // measured, so the configurations take turns, round after round, and
+    // each figure is the median of its rounds; the ratio that matters is
+    // also given round by round (each windowed run against the raw run
+    // just before it).
+    let rounds = if full { 3 } else { 1 };
+    let mut raws = Vec::new();
+    let mut raw_offs = Vec::new();
+    let (mut ones, mut windoweds, mut fours) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        let raw_dir = tempfile::tempdir()?;
+        raws.push(raw_baseline(raw_dir.path(), &events, false)?);
+        let raw_off_dir = tempfile::tempdir()?;
+        raw_offs.push(raw_baseline(raw_off_dir.path(), &events, true)?);
+        let one_dir = tempfile::tempdir()?;
+        ones.push(one_sender(one_dir.path(), &batches, count)?);
+        let window_dir = tempfile::tempdir()?;
+        windoweds.push(one_sender_windowed(window_dir.path(), &batches, count)?);
+        let four_dir = tempfile::tempdir()?;
+        fours.push(concurrent_senders(four_dir.path(), &batches, count)?);
+    }
+    let per_round: Vec<String> = windoweds
+        .iter()
+        .zip(&raws)
+        .map(|(w, raw)| format!("{:.1}%", w.rate / raw * 100.0))
+        .collect();
+    let raw = median(raws.clone());
+    let raw_off = median(raw_offs);
+    let pick = |mut runs: Vec<Run>| -> BoxResult<Run> {
+        runs.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+        let middle = runs.len() / 2;
+        runs.into_iter()
+            .nth(middle)
+            .ok_or_else(|| "no rounds".into())
+    };
+    let (one, windowed, four) = (pick(ones)?, pick(windoweds)?, pick(fours)?);
 
     println!();
+    println!(
+        "median of {rounds} round(s); raw rates {}",
+        raws.iter()
+            .map(|r| format!("{r:.0}/s"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("| path                                  |   events/s | % of raw | CPU s / wall s |");
     println!("|---------------------------------------|-----------:|---------:|---------------:|");
     println!(
@@ -298,6 +338,10 @@ fn run() -> BoxResult<()> {
         &windowed,
     );
     row(&format!("HTTP ingest, {SENDERS} concurrent senders"), &four);
+    println!(
+        "1 sender, {WINDOW} in flight, against the raw run of the same round: {}",
+        per_round.join(", ")
+    );
 
     let stages_dir = tempfile::tempdir()?;
     let stages = breakdown(stages_dir.path(), &batches, count)?;
