@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::checkpoint::{
-    CHECKPOINT_PAGES, Checkpointer, checkpoint_here, take_log_pages, watch_log,
-};
+use super::checkpoint::{Checkpointer, after_writes, watch_log};
 use super::connection::{connect, prepare_private_file};
 use super::migrate;
 use crate::store::{PoolUse, StoreError, StoreResult};
@@ -42,9 +40,7 @@ impl Inner {
             .map_err(|_| StoreError::Task("writer connection poisoned".into()))?;
         let result = f(&mut conn);
         // Every commit of the writer happens inside `f`, on this thread.
-        if take_log_pages() >= CHECKPOINT_PAGES && !self.checkpointer.request() {
-            checkpoint_here(&conn);
-        }
+        after_writes(&conn, &self.checkpointer);
         result
     }
 
