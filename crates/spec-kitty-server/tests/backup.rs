@@ -124,13 +124,7 @@ fn a_cleanly_stopped_server_leaves_no_log_behind() {
     assert_eq!(refused.status().as_u16(), 401);
     assert!(wal.exists(), "a running server has its log");
 
-    let pid = server.0.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success(), "SIGTERM sent to our own child {pid}");
-    let status = common::wait_for_exit(&mut server.0)
+    let status = common::stop_with_sigterm(&mut server)
         .unwrap_or_else(|| panic!("the server ignored SIGTERM for {:?}", common::HANG_GUARD));
     assert!(status.success(), "the server stops cleanly: {status}");
     assert!(

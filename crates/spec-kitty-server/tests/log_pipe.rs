@@ -10,7 +10,7 @@ use std::io::BufReader;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{ChildServer as Server, HANG_GUARD, wait_for_exit};
+use common::{ChildServer as Server, HANG_GUARD};
 
 fn healthz(agent: &ureq::Agent, url: &str) -> Result<u16, String> {
     agent
@@ -47,14 +47,7 @@ fn server_keeps_serving_and_stops_on_sigterm_after_its_log_pipe_closes() {
         );
     }
 
-    let pid = server.0.id().to_string();
-    let kill = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success(), "SIGTERM sent to our own child {pid}");
-
-    let status = wait_for_exit(&mut server.0);
+    let status = common::stop_with_sigterm(&mut server);
     let status = status.unwrap_or_else(|| {
         panic!(
             "the server ignored SIGTERM after its log pipe closed (still running after {HANG_GUARD:?})"

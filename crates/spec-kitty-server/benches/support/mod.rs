@@ -180,6 +180,36 @@ pub fn send_all(
     Ok(successes)
 }
 
+/// Runs `threads` sender threads, each with its own agent, started
+/// together; `send(i, agent)` is thread `i`'s work and answers how many
+/// events came back `success`. Returns their sum and the seconds from the
+/// start to the last answer.
+fn race<F>(threads: usize, send: F) -> BoxResult<(usize, f64)>
+where
+    F: Fn(usize, &ureq::Agent) -> BoxResult<usize> + Sync,
+{
+    let barrier = Barrier::new(threads + 1);
+    std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (barrier, send) = (&barrier, &send);
+                scope.spawn(move || -> BoxResult<usize> {
+                    let client = agent();
+                    barrier.wait();
+                    send(i, &client)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let started = Instant::now();
+        let mut successes = 0;
+        for handle in handles {
+            successes += handle.join().map_err(|_| "a sender thread panicked")??;
+        }
+        Ok((successes, started.elapsed().as_secs_f64()))
+    })
+}
+
 /// Sends the batches from one sender keeping up to `window` of them on the
 /// wire at once, each slot on a thread and connection of its own (as
 /// `sync now` does with its window); returns how many events came back
@@ -193,32 +223,12 @@ pub fn send_windowed(
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     let next = AtomicUsize::new(0);
-    let barrier = Barrier::new(window + 1);
-    std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
-        let handles: Vec<_> = (0..window)
-            .map(|_| {
-                let (next, barrier) = (&next, &barrier);
-                scope.spawn(move || -> BoxResult<usize> {
-                    let client = agent();
-                    barrier.wait();
-                    let mut successes = 0;
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(batch) = batches.get(i) else {
-                            return Ok(successes);
-                        };
-                        successes += send_all(&client, base, token, std::slice::from_ref(batch))?;
-                    }
-                })
-            })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
+    race(window, |_, client| {
         let mut successes = 0;
-        for handle in handles {
-            successes += handle.join().map_err(|_| "a sender thread panicked")??;
+        while let Some(batch) = batches.get(next.fetch_add(1, Ordering::Relaxed)) {
+            successes += send_all(client, base, token, std::slice::from_ref(batch))?;
         }
-        Ok((successes, started.elapsed().as_secs_f64()))
+        Ok(successes)
     })
 }
 
@@ -234,28 +244,14 @@ pub fn send_concurrently(
     if per_sender * count != batches.len() {
         return Err("the batches do not split evenly over the senders".into());
     }
-    let barrier = Barrier::new(count + 1);
-    std::thread::scope(|scope| -> BoxResult<(usize, f64)> {
-        let handles: Vec<_> = senders
-            .iter()
-            .enumerate()
-            .map(|(i, (base, token))| {
-                let barrier = &barrier;
-                let mine = &batches[i * per_sender..(i + 1) * per_sender];
-                scope.spawn(move || -> BoxResult<usize> {
-                    let client = agent();
-                    barrier.wait();
-                    send_all(&client, base, token, mine)
-                })
-            })
-            .collect();
-        barrier.wait();
-        let started = Instant::now();
-        let mut successes = 0;
-        for handle in handles {
-            successes += handle.join().map_err(|_| "a sender thread panicked")??;
-        }
-        Ok((successes, started.elapsed().as_secs_f64()))
+    race(count, |i, client| {
+        let (base, token) = &senders[i];
+        send_all(
+            client,
+            base,
+            token,
+            &batches[i * per_sender..(i + 1) * per_sender],
+        )
     })
 }
 

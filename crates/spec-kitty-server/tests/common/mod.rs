@@ -972,3 +972,15 @@ pub fn wait_for_exit(child: &mut std::process::Child) -> Option<std::process::Ex
     }
     None
 }
+
+/// Sends SIGTERM to our own server process and waits (at most
+/// [`HANG_GUARD`]) for it to end; `None` if it is still running.
+pub fn stop_with_sigterm(server: &mut ChildServer) -> Option<std::process::ExitStatus> {
+    let pid = server.0.id().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success(), "SIGTERM sent to our own child {pid}");
+    wait_for_exit(&mut server.0)
+}
