@@ -2,18 +2,12 @@
 //! `--listen` forms, `--color`, `--version`.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use crate::common;
 
-/// Kills the server this test started when the test ends.
-struct Server(Child);
+use std::io::BufReader;
+use std::process::{Command, Stdio};
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::ChildServer as Server;
 
 /// Starts `serve ARGS` on a fresh data directory and returns the server
 /// and its first log lines up to the "listening" one.
@@ -33,17 +27,8 @@ fn serve(dir: &std::path::Path, args: &[&str]) -> (Server, String) {
         .expect("the server starts");
     let stderr = child.stderr.take().expect("stderr piped");
     let server = Server(child);
-    let mut reader = BufReader::new(stderr);
-    let mut seen = String::new();
-    loop {
-        let mut line = String::new();
-        let n = reader.read_line(&mut line).expect("the log reads");
-        assert!(n > 0, "the log ended before the server listened:\n{seen}");
-        seen.push_str(&line);
-        if line.contains("listening") {
-            return (server, seen);
-        }
-    }
+    let log = common::read_until_listening(&mut BufReader::new(stderr));
+    (server, log)
 }
 
 #[test]

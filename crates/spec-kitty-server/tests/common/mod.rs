@@ -833,9 +833,9 @@ pub fn spawn_logging(cmd: &mut std::process::Command) -> std::process::Child {
         .expect("the server starts")
 }
 
-/// Reads the server's log until the "listening" line and answers the URL
-/// in it (`url=http://127.0.0.1:PORT`; the port was chosen by the system).
-pub fn read_url(reader: &mut impl std::io::BufRead) -> String {
+/// Reads the server's log up to and with its "listening" line, and
+/// answers what it read.
+pub fn read_until_listening(reader: &mut impl std::io::BufRead) -> String {
     let mut seen = String::new();
     loop {
         let mut line = String::new();
@@ -843,13 +843,20 @@ pub fn read_url(reader: &mut impl std::io::BufRead) -> String {
         assert!(n > 0, "the server's log ended before it listened:\n{seen}");
         seen.push_str(&line);
         if line.contains("listening") {
-            let url = line
-                .split_whitespace()
-                .find_map(|field| field.strip_prefix("url="))
-                .unwrap_or_else(|| panic!("no url= in the listening line: {line}"));
-            return url.to_string();
+            return seen;
         }
     }
+}
+
+/// Reads the server's log until the "listening" line and answers the URL
+/// in it (`url=http://127.0.0.1:PORT`; the port was chosen by the system).
+pub fn read_url(reader: &mut impl std::io::BufRead) -> String {
+    let seen = read_until_listening(reader);
+    let line = seen.lines().last().unwrap_or_default();
+    line.split_whitespace()
+        .find_map(|field| field.strip_prefix("url="))
+        .unwrap_or_else(|| panic!("no url= in the listening line: {line}"))
+        .to_string()
 }
 
 /// The ids (`event_id`) of `events`, in order.

@@ -63,7 +63,7 @@ pub fn watch_log(writer: &Connection) {
 }
 
 /// The log's length the last commit on this thread reported, cleared.
-pub fn take_log_pages() -> c_int {
+fn take_log_pages() -> c_int {
     LOG_PAGES.replace(0)
 }
 
@@ -129,7 +129,7 @@ pub fn after_writes(conn: &Connection, checkpointer: &Checkpointer) -> c_int {
 
 /// A checkpoint on the caller's connection. Busy (another checkpoint is
 /// running) is not an error: the next commit past the mark tries again.
-pub fn checkpoint_here(conn: &Connection) {
+fn checkpoint_here(conn: &Connection) {
     if let Err(e) = checkpoint(conn) {
         tracing::warn!("checkpoint failed: {e}");
     }
